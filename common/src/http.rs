@@ -1,0 +1,339 @@
+//! The HTTP server loop every service of the stack runs (HTTP/1.1 keep-alive and HTTP/2 cleartext
+//! through hyper-util's auto builder), with the limits a public server needs: a maximum number of
+//! connections, a header read timeout against slow clients, bounded header size and count, and
+//! graceful shutdown that lets in-flight requests finish. Also a minimal GET client for tools.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Error type carried by response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response body type of every handler: full buffers, file streams and proxied streams alike.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body holding `bytes` in full.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+/// Limits that protect a server from bad or slow clients.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Connections served at once; further clients wait in the accept backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head (HTTP/1).
+    pub header_read_timeout: Duration,
+    /// Bytes of request head hyper buffers (HTTP/1 read buffer; at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// Number of request header fields (HTTP/1).
+    pub max_headers: usize,
+    /// How long graceful shutdown waits for in-flight requests before closing connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Addresses of one accepted connection, handed to the request handler.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Optional hooks a server's metrics can attach to the connection loop.
+#[derive(Clone, Default)]
+pub struct ConnHooks {
+    /// Incremented while a connection is open.
+    pub open_connections: Option<prometheus::IntGauge>,
+}
+
+/// A running server: its address and the means to stop it.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (useful when it was bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops at once: the accept loop and every connection are dropped. Models a crash in tests.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` with a clear error naming it when it is in use.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is the address in use or not local?)"))
+}
+
+/// Serves `handler` on `listener` until [`ServerHandle::shutdown`] is called.
+pub fn serve<H, F>(
+    listener: TcpListener,
+    limits: ServerLimits,
+    hooks: ConnHooks,
+    handler: H,
+) -> Result<ServerHandle>
+where
+    H: Fn(Request<Incoming>, ConnInfo) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let local_addr = listener
+        .local_addr()
+        .context("listener has no local address")?;
+    let (stop, mut stopped) = watch::channel(false);
+    let handler = Arc::new(handler);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(256);
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let grace = limits.shutdown_grace;
+
+    let task = tokio::spawn(async move {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = stopped.changed() => break,
+            };
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stopped.changed() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let info = ConnInfo {
+                peer,
+                local: local_addr,
+            };
+            let handler = handler.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let fut = handler(req, info);
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn.into_owned());
+            let gauge = hooks.open_connections.clone();
+            tokio::spawn(async move {
+                if let Some(g) = &gauge {
+                    g.inc();
+                }
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                if let Some(g) = &gauge {
+                    g.dec();
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("graceful shutdown timed out; closing remaining connections");
+        }
+    });
+    Ok(ServerHandle {
+        local_addr,
+        stop,
+        task,
+    })
+}
+
+/// GETs an `http://` URL and returns the body of a 2xx response; anything else is an error
+/// naming the URL and the status.
+pub async fn get(url: &str) -> Result<Bytes> {
+    let uri: hyper::Uri = url
+        .parse()
+        .with_context(|| format!("invalid URL `{url}`"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("unsupported URL `{url}`: only http:// is supported here");
+    }
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.get(uri))
+        .await
+        .with_context(|| format!("GET {url}: timed out"))?
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
+        .await
+        .with_context(|| format!("GET {url}: body timed out"))?
+        .with_context(|| format!("GET {url}: reading body"))?
+        .to_bytes();
+    if !status.is_success() {
+        bail!("GET {url}: HTTP {status}");
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn hello_server(limits: ServerLimits) -> ServerHandle {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        serve(
+            listener,
+            limits,
+            ConnHooks::default(),
+            |req, info| async move {
+                let text = format!(
+                    "{} {} from {}",
+                    req.method(),
+                    req.uri().path(),
+                    info.peer.ip()
+                );
+                Response::new(full(text))
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn serves_and_gets() {
+        let server = hello_server(ServerLimits::default()).await;
+        let url = format!("http://{}/x", server.local_addr());
+        let body = get(&url).await.unwrap();
+        assert_eq!(&body[..], b"GET /x from 127.0.0.1");
+        server.shutdown().await;
+        assert!(
+            get(&url).await.is_err(),
+            "server still answering after shutdown"
+        );
+    }
+
+    #[tokio::test]
+    async fn bind_in_use_names_the_address() {
+        let l = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let err = bind(addr).await.unwrap_err();
+        assert!(format!("{err:#}").contains(&addr.to_string()));
+    }
+
+    #[tokio::test]
+    async fn slow_header_client_is_cut_off() {
+        let limits = ServerLimits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        let server = hello_server(limits).await;
+        let mut s = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(
+            read.is_ok(),
+            "connection was not closed after the header read timeout"
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn too_many_headers_is_rejected() {
+        let server = hello_server(ServerLimits {
+            max_headers: 8,
+            ..Default::default()
+        })
+        .await;
+        let mut s = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        let mut req = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..20 {
+            req.push_str(&format!("X-H{i}: v\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 431"), "got: {text}");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn h2_prior_knowledge_works() {
+        let server = hello_server(ServerLimits::default()).await;
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http::<Empty<Bytes>>();
+        let uri: hyper::Uri = format!("http://{}/h2", server.local_addr())
+            .parse()
+            .unwrap();
+        let resp = client.get(uri).await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"GET /h2 from 127.0.0.1");
+        server.shutdown().await;
+    }
+}

@@ -1,0 +1,2 @@
+//! The player: a headless DASH client (bandwidth estimation, ABR, playout buffer, QoE report) whose
+//! decision code runs the same against real HTTP and against network traces in virtual time.
