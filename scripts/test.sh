@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Installs first the system tools that the interop tests drive
+# (listed in scripts/apt-packages.txt and scripts/pip-packages.txt) when they are missing, and
+# fails loudly when one cannot be had: no test is ever skipped for want of a tool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+while read -r pkg; do
+  [ -z "$pkg" ] && continue
+  case "$pkg" in \#*) continue ;; esac
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done < <(sort -u scripts/apt-packages.txt)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test.sh: installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || { echo "test.sh: FAILED to install ${missing[*]}; the tests need them" >&2; exit 1; }
+fi
+
+pips=$(grep -v '^\s*\(#\|$\)' scripts/pip-packages.txt | sort -u || true)
+if [ -n "$pips" ]; then
+  # shellcheck disable=SC2086
+  python3 -m pip install -q --disable-pip-version-check $pips \
+    || { echo "test.sh: FAILED to install Python packages: $pips" >&2; exit 1; }
+fi
+
+if [ -f tests/js/package.json ]; then
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error) \
+    || { echo "test.sh: FAILED to install the npm packages of tests/js" >&2; exit 1; }
+fi
+
+cargo test --workspace --locked "$@"
