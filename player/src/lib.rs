@@ -1,2 +1,6 @@
 //! The player: a headless DASH client (bandwidth estimation, ABR, playout buffer, QoE report) whose
 //! decision code runs the same against real HTTP and against network traces in virtual time.
+
+pub mod buffer;
+pub mod estimator;
+pub mod trace;
