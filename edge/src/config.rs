@@ -1,0 +1,216 @@
+//! Edge configuration: TOML file and command-line flags, with defaults suited to video.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Deserializer};
+
+use crate::policy::PolicyConfig;
+
+/// A byte size written as a number or a string such as `"512MiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => common::units::parse_size(&t)
+                .map(ByteSize)
+                .map_err(|e| serde::de::Error::custom(format!("{e:#}"))),
+        }
+    }
+}
+
+/// Everything an edge needs to run. Durations are in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The origin (or next tier) base URL, `http://host:port[/prefix]`.
+    pub upstream: String,
+    /// Parent caches tried before the origin, chosen per key by rendezvous hashing.
+    pub parents: Vec<String>,
+    /// This edge's name in Cache-Status, Via and /health.
+    pub name: String,
+    /// Bytes of responses the cache may hold (bodies, headers and a per-entry overhead).
+    pub cache_size: ByteSize,
+    /// Largest single response stored.
+    pub max_object_size: ByteSize,
+    /// Bytes buffered at once by upstream fetches shared among waiting clients.
+    pub inflight_buffer: ByteSize,
+    /// Bearer token PURGE requests must carry; PURGE is refused when unset.
+    pub purge_token: Option<String>,
+    /// Query parameters left out of the cache key (e.g. session tokens).
+    pub ignore_query_params: Vec<String>,
+    pub connect_timeout_secs: f64,
+    /// Time allowed until the upstream's response head arrives.
+    pub first_byte_timeout_secs: f64,
+    /// Time allowed between two chunks of a body (upstream and client side).
+    pub idle_timeout_secs: f64,
+    /// How long a request waits for another request's upstream fetch before giving up.
+    pub coalesce_wait_secs: f64,
+    /// Connection attempts to one upstream for idempotent requests (connection failures only).
+    pub connect_attempts: u32,
+    pub default_stale_while_revalidate_secs: f64,
+    pub default_stale_if_error_secs: f64,
+    /// How long stale entries with validators are kept for conditional revalidation.
+    pub keep_secs: f64,
+    pub heuristic_fraction: f64,
+    pub heuristic_max_secs: f64,
+    /// Bytes per second this edge is sized for; `/health` reports load against it.
+    pub capacity_bytes_per_sec: ByteSize,
+    pub max_connections: usize,
+    pub header_read_timeout_secs: f64,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            upstream: "http://127.0.0.1:8000".to_string(),
+            parents: Vec::new(),
+            name: "edge".to_string(),
+            cache_size: ByteSize(512 << 20),
+            max_object_size: ByteSize(32 << 20),
+            inflight_buffer: ByteSize(128 << 20),
+            purge_token: None,
+            ignore_query_params: Vec::new(),
+            connect_timeout_secs: 2.0,
+            first_byte_timeout_secs: 10.0,
+            idle_timeout_secs: 10.0,
+            coalesce_wait_secs: 15.0,
+            connect_attempts: 2,
+            default_stale_while_revalidate_secs: 0.0,
+            default_stale_if_error_secs: 300.0,
+            keep_secs: 3600.0,
+            heuristic_fraction: 0.1,
+            heuristic_max_secs: 86400.0,
+            capacity_bytes_per_sec: ByteSize(125_000_000),
+            max_connections: 10_000,
+            header_read_timeout_secs: 10.0,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+        }
+    }
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration> {
+    if !v.is_finite() || v < 0.0 || v > 1e9 {
+        bail!("`{name}` must be a number of seconds between 0 and 1e9, got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys and bad values are errors naming the file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read edge config {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("invalid edge config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot and returns the policy part.
+    pub fn validate(&self) -> Result<PolicyConfig> {
+        if self.cache_size.0 == 0 {
+            bail!("`cache_size` must be greater than 0");
+        }
+        if self.max_object_size.0 == 0 || self.max_object_size.0 > u32::MAX as u64 / 2 {
+            bail!("`max_object_size` must be between 1 byte and 2 GiB");
+        }
+        if self.name.trim().is_empty() {
+            bail!("`name` must not be empty");
+        }
+        if !(0.0..=1.0).contains(&self.heuristic_fraction) {
+            bail!("`heuristic_fraction` must be between 0 and 1");
+        }
+        for t in [
+            ("connect_timeout_secs", self.connect_timeout_secs),
+            ("first_byte_timeout_secs", self.first_byte_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("coalesce_wait_secs", self.coalesce_wait_secs),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+        ] {
+            if secs(t.0, t.1)?.is_zero() {
+                bail!("`{}` must be greater than 0", t.0);
+            }
+        }
+        Ok(PolicyConfig {
+            heuristic_fraction: self.heuristic_fraction,
+            heuristic_max: secs("heuristic_max_secs", self.heuristic_max_secs)?,
+            default_stale_while_revalidate: secs(
+                "default_stale_while_revalidate_secs",
+                self.default_stale_while_revalidate_secs,
+            )?,
+            default_stale_if_error: secs(
+                "default_stale_if_error_secs",
+                self.default_stale_if_error_secs,
+            )?,
+            keep: secs("keep_secs", self.keep_secs)?,
+        })
+    }
+
+    pub(crate) fn duration(v: f64) -> Duration {
+        Duration::from_secs_f64(if v.is_finite() && v > 0.0 {
+            v.min(1e9)
+        } else {
+            0.0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml_with_sizes() {
+        let c: Config = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            upstream = "http://127.0.0.1:8000"
+            parents = ["http://127.0.0.1:9100", "http://127.0.0.1:9101"]
+            name = "edge-eu"
+            cache_size = "64MiB"
+            max_object_size = 1048576
+            purge_token = "s3cret"
+            default_stale_if_error_secs = 30
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.cache_size, ByteSize(64 << 20));
+        assert_eq!(c.max_object_size, ByteSize(1 << 20));
+        assert_eq!(c.parents.len(), 2);
+        let p = c.validate().unwrap();
+        assert_eq!(p.default_stale_if_error, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(toml::from_str::<Config>("cache_size = \"12 parsecs\"").is_err());
+        assert!(toml::from_str::<Config>("cache_sise = 1").is_err());
+        let c = Config {
+            connect_timeout_secs: -1.0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            cache_size: ByteSize(0),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}
