@@ -1,0 +1,254 @@
+//! Active health checks of the edges: one task per edge GETs its `/health` on an interval, and a
+//! rise/fall state machine turns results into up/down. The answer path reads the outcome from
+//! atomics (no locks).
+//!
+//! The `/health` body this router understands (all fields optional):
+//! `{"status": "up", "load": 12, "capacity": 1000}`. `status` other than `up`/`ok`/`pass`
+//! counts as a failed check; `active_connections` is accepted in place of `load`; `capacity`
+//! overrides the configured one. An empty or non-JSON body on a 2xx means up with load 0. A
+//! non-2xx status, a timeout, a refused connection or a malformed JSON object is a failure.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{GaugeVec, IntGaugeVec};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use crate::config::HealthConfig;
+use crate::steering::EdgeStatus;
+
+/// Live state of one edge.
+#[derive(Debug)]
+pub struct EdgeHealth {
+    pub name: String,
+    pub url: Option<String>,
+    up: AtomicBool,
+    load: AtomicU64,
+    capacity: AtomicU64,
+}
+
+impl EdgeHealth {
+    pub fn new(name: String, url: Option<String>, capacity: f64) -> Self {
+        EdgeHealth {
+            name,
+            url,
+            up: AtomicBool::new(true),
+            load: AtomicU64::new(0f64.to_bits()),
+            capacity: AtomicU64::new(capacity.to_bits()),
+        }
+    }
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+    pub fn load(&self) -> f64 {
+        f64::from_bits(self.load.load(Ordering::Relaxed))
+    }
+    pub fn capacity(&self) -> f64 {
+        f64::from_bits(self.capacity.load(Ordering::Relaxed))
+    }
+    pub fn status(&self) -> EdgeStatus {
+        EdgeStatus { up: self.is_up(), overloaded: self.load() >= self.capacity() }
+    }
+    fn set(&self, up: bool, load: f64, capacity: f64) {
+        self.load.store(load.to_bits(), Ordering::Relaxed);
+        self.capacity.store(capacity.to_bits(), Ordering::Relaxed);
+        self.up.store(up, Ordering::Relaxed);
+    }
+}
+
+/// The health of every edge of one configuration, indexed like its edges.
+#[derive(Debug, Default)]
+pub struct HealthTable {
+    pub edges: Vec<EdgeHealth>,
+}
+
+impl HealthTable {
+    /// Carries the current state over from `old` for edges with the same name and URL, so a
+    /// reload does not forget that an edge is down.
+    pub fn inherit(&self, old: &HealthTable) {
+        for e in &self.edges {
+            if let Some(o) = old.edges.iter().find(|o| o.name == e.name && o.url == e.url) {
+                e.set(o.is_up(), o.load(), e.capacity());
+            }
+        }
+    }
+}
+
+/// A parsed `/health` body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Report {
+    pub up: bool,
+    pub load: f64,
+    pub capacity: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct ReportJson {
+    status: Option<String>,
+    load: Option<f64>,
+    active_connections: Option<f64>,
+    capacity: Option<f64>,
+}
+
+/// Interprets a 2xx `/health` body (see the module docs for the shape).
+pub fn parse_report(body: &[u8]) -> Result<Report, String> {
+    let text = String::from_utf8_lossy(body);
+    let t = text.trim();
+    if !t.starts_with('{') {
+        return Ok(Report { up: true, load: 0.0, capacity: None });
+    }
+    let j: ReportJson = serde_json::from_str(t).map_err(|e| format!("malformed /health JSON: {e}"))?;
+    let up = match j.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("up" | "ok" | "pass" | "healthy") => true,
+        Some(_) => false,
+    };
+    let load = j.load.or(j.active_connections).unwrap_or(0.0);
+    if !load.is_finite() || j.capacity.is_some_and(|c| !c.is_finite()) {
+        return Err("non-finite load or capacity".into());
+    }
+    Ok(Report { up, load, capacity: j.capacity })
+}
+
+/// Rise/fall hysteresis: `fall` failures in a row take an up edge down, `rise` successes in a
+/// row bring a down edge up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracker {
+    pub up: bool,
+    streak: u32,
+}
+
+impl Tracker {
+    pub fn new(up: bool) -> Self {
+        Tracker { up, streak: 0 }
+    }
+    /// Records one check; returns the new state when it changed.
+    pub fn observe(&mut self, ok: bool, rise: u32, fall: u32) -> Option<bool> {
+        if ok == self.up {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = if self.up { fall } else { rise }.max(1);
+        if self.streak >= needed {
+            self.up = ok;
+            self.streak = 0;
+            Some(ok)
+        } else {
+            None
+        }
+    }
+}
+
+/// Gauges the checkers keep current.
+#[derive(Clone)]
+pub struct HealthGauges {
+    pub up: IntGaugeVec,
+    pub load: GaugeVec,
+}
+
+/// Runs the checker tasks of one health table; dropping or stopping it ends them.
+pub struct Checkers {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Checkers {
+    /// Starts one task per edge that has a health URL.
+    pub fn start(table: Arc<HealthTable>, cfg: &HealthConfig, gauges: HealthGauges) -> Checkers {
+        let mut tasks = Vec::new();
+        for i in 0..table.edges.len() {
+            let edge = &table.edges[i];
+            gauges.up.with_label_values(&[&edge.name]).set(edge.is_up() as i64);
+            gauges.load.with_label_values(&[&edge.name]).set(edge.load());
+            let Some(url) = edge.url.clone() else { continue };
+            let (table, cfg, gauges) = (table.clone(), cfg.clone(), gauges.clone());
+            tasks.push(tokio::spawn(async move {
+                let edge = &table.edges[i];
+                let configured_capacity = edge.capacity();
+                let mut tracker = Tracker::new(edge.is_up());
+                let mut tick = tokio::time::interval(Duration::from_millis(cfg.interval_ms.max(10)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+                    let result = match tokio::time::timeout(timeout, common::http::get(&url)).await {
+                        Ok(Ok(body)) => parse_report(&body),
+                        Ok(Err(e)) => Err(format!("{e:#}")),
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                    };
+                    let ok = matches!(result, Ok(Report { up: true, .. }));
+                    if let Some(now_up) = tracker.observe(ok, cfg.rise, cfg.fall) {
+                        match &result {
+                            Err(e) => tracing::warn!(edge = %edge.name, %url, up = now_up, error = %e, "edge health changed"),
+                            Ok(r) => tracing::warn!(edge = %edge.name, %url, up = now_up, load = r.load, "edge health changed"),
+                        }
+                    }
+                    let (load, capacity) = match result {
+                        Ok(r) => (r.load, r.capacity.unwrap_or(configured_capacity)),
+                        Err(_) => (edge.load(), edge.capacity()),
+                    };
+                    edge.set(tracker.up, load, capacity);
+                    gauges.up.with_label_values(&[&edge.name]).set(tracker.up as i64);
+                    gauges.load.with_label_values(&[&edge.name]).set(load);
+                }
+            }));
+        }
+        Checkers { tasks }
+    }
+
+    /// Stops every checker task.
+    pub fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Checkers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rise_and_fall() {
+        let mut t = Tracker::new(true);
+        assert_eq!(t.observe(false, 2, 3), None);
+        assert_eq!(t.observe(false, 2, 3), None);
+        assert_eq!(t.observe(true, 2, 3), None, "a success resets the failure streak");
+        assert_eq!(t.observe(false, 2, 3), None);
+        assert_eq!(t.observe(false, 2, 3), None);
+        assert_eq!(t.observe(false, 2, 3), Some(false));
+        assert!(!t.up);
+        assert_eq!(t.observe(true, 2, 3), None);
+        assert_eq!(t.observe(true, 2, 3), Some(true));
+    }
+
+    #[test]
+    fn report_shapes() {
+        assert_eq!(parse_report(b"").unwrap(), Report { up: true, load: 0.0, capacity: None });
+        assert_eq!(parse_report(b"OK\n").unwrap().load, 0.0);
+        let r = parse_report(br#"{"status":"up","load":0.3}"#).unwrap();
+        assert_eq!((r.up, r.load), (true, 0.3));
+        let r = parse_report(br#"{"active_connections":7,"capacity":5}"#).unwrap();
+        assert_eq!((r.up, r.load, r.capacity), (true, 7.0, Some(5.0)));
+        assert!(!parse_report(br#"{"status":"draining"}"#).unwrap().up);
+        assert!(parse_report(b"{not json").is_err());
+        assert!(parse_report(br#"{"load":"high"}"#).is_err());
+    }
+
+    #[test]
+    fn status_compares_load_with_capacity() {
+        let e = EdgeHealth::new("e".into(), None, 10.0);
+        assert_eq!(e.status(), EdgeStatus { up: true, overloaded: false });
+        e.set(true, 10.0, 10.0);
+        assert!(e.status().overloaded, "load at capacity spills");
+        e.set(false, 1.0, 10.0);
+        assert!(!e.status().up);
+    }
+}
