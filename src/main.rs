@@ -11,7 +11,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Parse an MPD file or URL and print a summary (--json for JSON).
+    Mpd(media::mpd::cli::Args),
+}
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -22,5 +25,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Mpd(args) => media::mpd::cli::run(args),
+    }
 }
