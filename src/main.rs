@@ -12,6 +12,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the geo-aware authoritative DNS router (SIGHUP reloads its config).
+    Dns(dns_router::cli::Args),
     /// Parse an MPD file or URL and print a summary (--json for JSON).
     Mpd(media::mpd::cli::Args),
 }
@@ -26,6 +28,7 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Dns(args) => dns_router::cli::run(args),
         Command::Mpd(args) => media::mpd::cli::run(args),
     }
 }

@@ -35,8 +35,17 @@ fn load(args: &Args) -> Result<Config> {
     Ok(cfg)
 }
 
+/// Runs the router on its own Tokio runtime until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?
+        .block_on(serve(args))
+}
+
 /// Runs the router in the current Tokio runtime.
-pub async fn run(args: Args) -> Result<()> {
+pub async fn serve(args: Args) -> Result<()> {
     let router = crate::spawn(load(&args)?)?;
     println!("dns router: udp+tcp {}  metrics http://{}/metrics", router.dns_addr(), router.metrics_addr());
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing the SIGHUP handler")?;
