@@ -4,3 +4,6 @@
 pub mod buffer;
 pub mod estimator;
 pub mod trace;
+pub mod abr;
+pub mod dash_folder;
+pub mod video;

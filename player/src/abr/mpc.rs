@@ -1,0 +1,239 @@
+//! robustMPC (Yin et al., SIGCOMM 2015), as in Pensieve's baseline: predict the throughput as
+//! the harmonic mean of the last 5 downloads divided by (1 + the largest relative prediction
+//! error of the last 5), then pick the first rung of the plan over the next 5 segments that
+//! maximises QoE_lin (bitrate - 4.3 x rebuffer - |switch|, Mb/s), with real segment sizes.
+
+use std::collections::VecDeque;
+
+use super::{start_rung, Abr, AbrContext, Decision, Download};
+use crate::estimator::{Estimator, HarmonicWindow, Weighting};
+use crate::video::Video;
+
+/// QoE_lin weights (Pensieve, MPC): per second of rebuffering, and per Mb/s of switch.
+pub const REBUF_PENALTY: f64 = 4.3;
+pub const SMOOTH_PENALTY: f64 = 1.0;
+
+#[derive(Debug, Clone)]
+pub struct RobustMpc {
+    pub horizon: usize,
+    window: HarmonicWindow,
+    errors: VecDeque<f64>,
+    last_prediction: Option<f64>,
+    prediction: Option<f64>,
+}
+
+impl Default for RobustMpc {
+    fn default() -> Self {
+        RobustMpc {
+            horizon: 5,
+            window: HarmonicWindow::new(Weighting::Equal, 5),
+            errors: VecDeque::with_capacity(5),
+            last_prediction: None,
+            prediction: None,
+        }
+    }
+}
+
+/// The plan search: the best first rung over `horizon` segments at a constant predicted rate.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    pub video: &'a Video,
+    pub first_segment: usize,
+    pub horizon: usize,
+    pub bps: f64,
+    /// Seconds added to every download (request latency).
+    pub latency_s: f64,
+    pub rebuf_penalty: f64,
+    pub smooth_penalty: f64,
+    /// The buffer is capped here in the plan (fetching pauses above it).
+    pub buffer_cap_s: f64,
+    /// Subtracted per second of buffer shortfall below this level at the plan's end.
+    pub end_buffer_s: f64,
+    pub end_weight: f64,
+}
+
+impl Plan<'_> {
+    /// Returns (best first rung, its plan's score).
+    pub fn best(&self, buffer_s: f64, last_rung: usize) -> (usize, f64) {
+        let steps = self
+            .horizon
+            .min(self.video.num_segments.saturating_sub(self.first_segment))
+            .max(1);
+        let mbps: Vec<f64> = self.video.bitrates_bps.iter().map(|b| b / 1e6).collect();
+        let top = mbps.last().copied().unwrap_or(0.0);
+        let mut best = (last_rung.min(self.video.top()), f64::NEG_INFINITY);
+        let mut st = Search {
+            plan: self,
+            mbps: &mbps,
+            top,
+            steps,
+            best_score: f64::NEG_INFINITY,
+        };
+        for r in 0..self.video.rungs() {
+            let s = st.step(0, r, last_rung, buffer_s, 0.0);
+            if s > best.1 {
+                best = (r, s);
+            }
+        }
+        best
+    }
+}
+
+struct Search<'a, 'b> {
+    plan: &'a Plan<'b>,
+    mbps: &'a [f64],
+    top: f64,
+    steps: usize,
+    best_score: f64,
+}
+
+impl Search<'_, '_> {
+    /// Score of the best plan that fetches rung `r` at depth `depth`.
+    fn step(&mut self, depth: usize, r: usize, last: usize, buffer: f64, acc: f64) -> f64 {
+        let p = self.plan;
+        let seg = p.first_segment + depth;
+        let dt = p.video.size(seg, r) as f64 * 8.0 / p.bps + p.latency_s;
+        let rebuf = (dt - buffer).max(0.0);
+        let buf = ((buffer - dt).max(0.0) + p.video.segment_duration_s).min(p.buffer_cap_s);
+        let acc = acc + self.mbps[r]
+            - p.rebuf_penalty * rebuf
+            - p.smooth_penalty * (self.mbps[r] - self.mbps[last]).abs();
+        if depth + 1 == self.steps {
+            let short = (p.end_buffer_s - buf).max(0.0);
+            let s = acc - p.end_weight * short;
+            if s > self.best_score {
+                self.best_score = s;
+            }
+            return s;
+        }
+        // Nothing below can beat the best plan found: every later step earns at most the top.
+        if acc + self.top * (self.steps - depth - 1) as f64 <= self.best_score {
+            return f64::NEG_INFINITY;
+        }
+        let mut best = f64::NEG_INFINITY;
+        for n in 0..self.mbps.len() {
+            best = best.max(self.step(depth + 1, n, r, buf, acc));
+        }
+        best
+    }
+}
+
+impl Abr for RobustMpc {
+    fn name(&self) -> &'static str {
+        "mpc"
+    }
+
+    fn choose(&mut self, ctx: &AbrContext) -> Decision {
+        let Some(h) = self.window.estimate_bps() else {
+            return Decision::now(start_rung(ctx.video));
+        };
+        let max_err = self.errors.iter().copied().fold(0.0, f64::max);
+        let bps = h / (1.0 + max_err);
+        self.last_prediction = Some(h);
+        self.prediction = Some(bps);
+        let plan = Plan {
+            video: ctx.video,
+            first_segment: ctx.segment,
+            horizon: self.horizon,
+            bps,
+            latency_s: 0.0,
+            rebuf_penalty: REBUF_PENALTY,
+            smooth_penalty: SMOOTH_PENALTY,
+            buffer_cap_s: f64::INFINITY,
+            end_buffer_s: 0.0,
+            end_weight: 0.0,
+        };
+        let last = ctx.last_rung.unwrap_or_else(|| start_rung(ctx.video));
+        Decision::now(plan.best(ctx.buffer_s, last).0)
+    }
+
+    fn on_download(&mut self, d: &Download) {
+        let Some(actual) = d.bps() else { return };
+        if let Some(pred) = self.last_prediction {
+            if self.errors.len() == 5 {
+                self.errors.pop_front();
+            }
+            self.errors.push_back((pred - actual).abs() / actual);
+        }
+        self.window.add(d.sample());
+    }
+
+    fn estimate_bps(&self) -> Option<f64> {
+        self.prediction.or_else(|| self.window.estimate_bps())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abr::testutil::pensieve_video;
+
+    #[test]
+    fn plan_matches_brute_force() {
+        let v = pensieve_video(10);
+        for &(bps, buffer, last) in &[(1e6, 2.0, 0), (3e6, 10.0, 5), (0.4e6, 20.0, 3), (5e6, 0.0, 1)] {
+            let plan = Plan {
+                video: &v,
+                first_segment: 0,
+                horizon: 3,
+                bps,
+                latency_s: 0.0,
+                rebuf_penalty: REBUF_PENALTY,
+                smooth_penalty: SMOOTH_PENALTY,
+                buffer_cap_s: f64::INFINITY,
+                end_buffer_s: 0.0,
+                end_weight: 0.0,
+            };
+            let (rung, score) = plan.best(buffer, last);
+            // Brute force over all 6^3 plans.
+            let mut best = (0, f64::NEG_INFINITY);
+            for c in 0..216usize {
+                let combo = [c / 36, (c / 6) % 6, c % 6];
+                let (mut b, mut l, mut s) = (buffer, last, 0.0);
+                for &r in &combo {
+                    let dt = v.size(0, r) as f64 * 8.0 / bps;
+                    let m = v.bitrates_bps[r] / 1e6;
+                    s += m - 4.3 * (dt - b).max(0.0) - (m - v.bitrates_bps[l] / 1e6).abs();
+                    b = (b - dt).max(0.0) + 4.0;
+                    l = r;
+                }
+                if s > best.1 {
+                    best = (combo[0], s);
+                }
+            }
+            assert!((score - best.1).abs() < 1e-9, "{score} vs {best:?}");
+            assert_eq!(rung, best.0);
+        }
+    }
+
+    #[test]
+    fn discounts_by_worst_recent_error() {
+        let v = pensieve_video(48);
+        let mut m = RobustMpc::default();
+        let ctx = AbrContext {
+            video: &v,
+            segment: 2,
+            now_s: 0.0,
+            buffer_s: 8.0,
+            buffer_max_s: 60.0,
+            last_rung: Some(1),
+            playing: true,
+            history: &[],
+        };
+        let dl = |bytes| Download {
+            segment: 0,
+            rung: 1,
+            bytes,
+            duration_s: 1.0,
+            end_s: 1.0,
+            abandoned: false,
+        };
+        m.on_download(&dl(500_000)); // 4 Mb/s
+        m.choose(&ctx);
+        assert!((m.estimate_bps().unwrap() - 4e6).abs() < 1.0);
+        m.on_download(&dl(250_000)); // 2 Mb/s: predicted 4, error 100%
+        m.choose(&ctx);
+        let h = 2.0 / (1.0 / 4e6 + 1.0 / 2e6);
+        assert!((m.estimate_bps().unwrap() - h / 2.0).abs() < 1.0);
+    }
+}
