@@ -16,6 +16,10 @@ enum Command {
     Dns(dns_router::cli::Args),
     /// Parse an MPD file or URL and print a summary (--json for JSON).
     Mpd(media::mpd::cli::Args),
+    /// Encode the test pattern (or --input FILE) into an H.264 DASH ladder with a manifest.
+    Package(media::package::cli::Args),
+    /// Serve packaged titles (VOD and live) over HTTP.
+    Origin(origin::cli::Args),
 }
 
 fn main() -> Result<()> {
@@ -30,5 +34,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Dns(args) => dns_router::cli::run(args),
         Command::Mpd(args) => media::mpd::cli::run(args),
+        Command::Package(args) => media::package::cli::run(args),
+        Command::Origin(args) => origin::cli::run(args),
     }
 }

@@ -1,2 +1,101 @@
 //! The origin: serves packaged titles (VOD and live) over HTTP with validators, conditional GET,
 //! Range and cache headers. It is the source of truth the edges revalidate against.
+//!
+//! Start one with [`spawn`] (binds and returns at once), read its address with
+//! [`Origin::local_addr`] and stop it with [`Origin::shutdown`]. Live channels run on a
+//! [`Clock`] that tests can replace ([`spawn_with_clock`]).
+
+pub mod body;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod kind;
+pub mod live;
+pub mod metrics;
+pub mod path;
+pub mod precondition;
+pub mod range;
+pub mod server;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use storage::{Object, ObjectMeta, Storage};
+
+/// A running origin.
+pub struct Origin {
+    server: common::http::ServerHandle,
+    state: Arc<server::State>,
+}
+
+impl Origin {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Its base URL, `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr())
+    }
+
+    /// Its metrics registry (the same figures `/metrics` serves).
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.state.metrics.registry
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), then returns.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await
+    }
+
+    /// Stops at once, dropping every connection (models a crash).
+    pub fn abort(self) {
+        self.server.abort()
+    }
+}
+
+/// Binds `config.listen` and serves, on the system clock. Must be called inside a tokio runtime.
+pub async fn spawn(config: Config) -> Result<Origin> {
+    spawn_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Like [`spawn`], with the clock live channels (and `/time`, and `Date`) run on.
+pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Origin> {
+    let storage = storage::from_config(&config)?;
+    spawn_with_storage(config, clock, storage).await
+}
+
+/// Like [`spawn_with_clock`], with a storage backend built by the caller.
+pub async fn spawn_with_storage(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    storage: Arc<dyn Storage>,
+) -> Result<Origin> {
+    config.validate()?;
+    let metrics = metrics::Metrics::new().context("registering origin metrics")?;
+    let listener = common::http::bind(config.listen).await?;
+    let limits = config.server_limits();
+    let hooks = common::http::ConnHooks {
+        open_connections: Some(metrics.open_connections.clone()),
+    };
+    let live = live::Live::new(&config);
+    let state = Arc::new(server::State {
+        config,
+        storage,
+        metrics,
+        clock,
+        live,
+    });
+    let handler_state = state.clone();
+    let server = common::http::serve(listener, limits, hooks, move |req, info| {
+        server::handle(handler_state.clone(), req, info)
+    })?;
+    tracing::info!(addr = %server.local_addr(), backend = state.storage.name(), "origin listening");
+    Ok(Origin { server, state })
+}

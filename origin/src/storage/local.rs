@@ -1,0 +1,276 @@
+//! The local filesystem backend. Opening canonicalizes the path and refuses anything that
+//! resolves outside the (canonical) root, so a symbolic link cannot leak a file from elsewhere.
+//! Reads are positional (`pread`) on a blocking thread, one bounded chunk at a time.
+//!
+//! The ETag is built from the file's size and modification time in nanoseconds: stable across
+//! restarts (and across machines that copy files with their times), cheap (one `fstat`), and
+//! strong in practice because writers that change a file also change its mtime.
+
+use std::fs::File;
+use std::future::Future as _;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use anyhow::Context as _;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::task::JoinHandle;
+
+use super::{etag_from, BoxFuture, ByteStream, Object, ObjectMeta, Storage, StorageError};
+
+/// Bytes read per blocking call.
+const CHUNK: u64 = 256 * 1024;
+
+/// Files under a root directory.
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Serves files under `root`, which must exist.
+    pub fn new(root: &Path) -> anyhow::Result<LocalStorage> {
+        let root = std::fs::canonicalize(root)
+            .with_context(|| format!("content root {} does not exist", root.display()))?;
+        if !root.is_dir() {
+            anyhow::bail!("content root {} is not a directory", root.display());
+        }
+        Ok(LocalStorage { root })
+    }
+
+    /// The canonical root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Storage for LocalStorage {
+    fn open<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn Object>>, StorageError>> {
+        let root = self.root.clone();
+        let key = key.to_string();
+        Box::pin(async move {
+            let k = key.clone();
+            let opened = tokio::task::spawn_blocking(move || open_blocking(&root, &k))
+                .await
+                .map_err(|e| StorageError::Io {
+                    key: key.clone(),
+                    source: io::Error::other(e),
+                })?;
+            match opened {
+                Ok(Some(obj)) => Ok(Some(Arc::new(obj) as Arc<dyn Object>)),
+                Ok(None) => Ok(None),
+                Err(source) => Err(StorageError::Io { key, source }),
+            }
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+}
+
+fn open_blocking(root: &Path, key: &str) -> io::Result<Option<LocalObject>> {
+    let full = root.join(key);
+    let canon = match std::fs::canonicalize(&full) {
+        Ok(p) => p,
+        Err(e) if is_missing(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !canon.starts_with(root) {
+        tracing::warn!(key, resolved = %canon.display(), "refusing a path that resolves outside the content root");
+        return Ok(None);
+    }
+    let file = match File::open(&canon) {
+        Ok(f) => f,
+        Err(e) if is_missing(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let md = file.metadata()?;
+    if !md.is_file() {
+        return Ok(None);
+    }
+    let modified = md.modified()?;
+    let meta = ObjectMeta {
+        len: md.len(),
+        modified,
+        etag: etag_from(md.len(), modified),
+    };
+    Ok(Some(LocalObject {
+        file: Arc::new(file),
+        meta,
+    }))
+}
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::PermissionDenied
+    ) || e.raw_os_error() == Some(40) // ELOOP: a symlink loop is simply not an object
+        || e.raw_os_error() == Some(36) // ENAMETOOLONG
+}
+
+/// An open file.
+pub struct LocalObject {
+    file: Arc<File>,
+    meta: ObjectMeta,
+}
+
+impl Object for LocalObject {
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    fn read(&self, range: Range<u64>) -> ByteStream {
+        Box::pin(FileStream {
+            file: self.file.clone(),
+            pos: range.start,
+            end: range.end.min(self.meta.len),
+            pending: None,
+        })
+    }
+}
+
+/// Reads `pos..end` of a file in chunks of at most [`CHUNK`] bytes, one blocking task per chunk,
+/// never more than one chunk in flight (the consumer's pace bounds memory).
+struct FileStream {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+    pending: Option<JoinHandle<io::Result<Bytes>>>,
+}
+
+impl Stream for FileStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.pending.is_none() {
+            if this.pos >= this.end {
+                return Poll::Ready(None);
+            }
+            let file = this.file.clone();
+            let pos = this.pos;
+            let want = (this.end - pos).min(CHUNK) as usize;
+            this.pending = Some(tokio::task::spawn_blocking(move || {
+                read_exact_at(&file, pos, want)
+            }));
+        }
+        let Some(handle) = this.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let result = match Pin::new(handle).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        this.pending = None;
+        match result {
+            Ok(Ok(bytes)) => {
+                this.pos += bytes.len() as u64;
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Ok(Err(e)) => {
+                this.pos = this.end;
+                Poll::Ready(Some(Err(e)))
+            }
+            Err(join) => {
+                this.pos = this.end;
+                Poll::Ready(Some(Err(io::Error::other(join))))
+            }
+        }
+    }
+}
+
+fn read_exact_at(file: &File, pos: u64, want: usize) -> io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(want);
+    let mut filled = 0;
+    while filled < want {
+        match file.read_at(&mut buf[filled..], pos + filled as u64) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being served",
+                ))
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::TryStreamExt;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "origin-local-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn reads_ranges_in_chunks() {
+        let dir = tempdir("ranges");
+        let data: Vec<u8> = (0..(CHUNK as usize * 2 + 1000))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(dir.join("big.bin"), &data).unwrap();
+        let store = LocalStorage::new(&dir).unwrap();
+        let obj = store.open("big.bin").await.unwrap().unwrap();
+        assert_eq!(obj.meta().len, data.len() as u64);
+        let chunks: Vec<Bytes> = obj.read(0..data.len() as u64).try_collect().await.unwrap();
+        assert_eq!(chunks.len(), 3, "three chunks of at most CHUNK bytes");
+        assert_eq!(chunks.concat(), data);
+        let mid: Vec<Bytes> = obj.read(10..20).try_collect().await.unwrap();
+        assert_eq!(mid.concat(), &data[10..20]);
+        assert!(store.open("missing").await.unwrap().is_none());
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        assert!(store.open("sub").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn etag_is_stable_across_opens_and_changes_with_content() {
+        let dir = tempdir("etag");
+        std::fs::write(dir.join("a"), b"one").unwrap();
+        let store = LocalStorage::new(&dir).unwrap();
+        let e1 = store.open("a").await.unwrap().unwrap().meta().etag.clone();
+        let store2 = LocalStorage::new(&dir).unwrap();
+        let e2 = store2.open("a").await.unwrap().unwrap().meta().etag.clone();
+        assert_eq!(e1, e2);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.join("a"), b"two!").unwrap();
+        let e3 = store.open("a").await.unwrap().unwrap().meta().etag.clone();
+        assert_ne!(e1, e3);
+        assert!(e1.starts_with('"') && e1.ends_with('"'));
+    }
+
+    #[tokio::test]
+    async fn symlinks_outside_the_root_are_not_found() {
+        let dir = tempdir("symlink");
+        let outside = tempdir("symlink-outside");
+        std::fs::write(outside.join("secret"), b"secret").unwrap();
+        std::fs::create_dir(dir.join("root")).unwrap();
+        std::fs::write(dir.join("root/inside"), b"ok").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), dir.join("root/leak")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("root/dirleak")).unwrap();
+        std::os::unix::fs::symlink(dir.join("root/inside"), dir.join("root/alias")).unwrap();
+        let store = LocalStorage::new(&dir.join("root")).unwrap();
+        assert!(store.open("leak").await.unwrap().is_none());
+        assert!(store.open("dirleak/secret").await.unwrap().is_none());
+        assert!(store.open("alias").await.unwrap().is_some());
+    }
+}
