@@ -25,13 +25,22 @@ struct Client {
 impl Client {
     fn of(q: &Query<'_>, src: SocketAddr) -> Client {
         match q.edns.and_then(|e| e.ecs) {
-            Some(ecs) if ecs.source > 0 => Client { addr: ecs.addr, known: ecs.source },
+            Some(ecs) if ecs.source > 0 => Client {
+                addr: ecs.addr,
+                known: ecs.source,
+            },
             _ => {
                 let ip = match src.ip() {
-                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+                    IpAddr::V6(v6) => v6
+                        .to_ipv4_mapped()
+                        .map(IpAddr::V4)
+                        .unwrap_or(IpAddr::V6(v6)),
                     v4 => v4,
                 };
-                Client { addr: ip, known: if ip.is_ipv4() { 32 } else { 128 } }
+                Client {
+                    addr: ip,
+                    known: if ip.is_ipv4() { 32 } else { 128 },
+                }
             }
         }
     }
@@ -40,19 +49,54 @@ impl Client {
 /// Answers `packet` from `src` into `out`, returning the response length (0: send nothing).
 /// `out` must hold at least 512 bytes; over UDP the response is limited to what the client can
 /// take (512 without EDNS), with TC set when the answer does not fit.
-pub fn handle(snap: &Snapshot, metrics: &Metrics, packet: &[u8], src: SocketAddr, proto: Proto, out: &mut [u8]) -> usize {
+pub fn handle(
+    snap: &Snapshot,
+    metrics: &Metrics,
+    packet: &[u8],
+    src: SocketAddr,
+    proto: Proto,
+    out: &mut [u8],
+) -> usize {
     let (to, reply, qtype) = match wire::parse(packet) {
         Parsed::Drop => {
             metrics.dropped.inc();
             return 0;
         }
-        Parsed::NotImp { id, flags, question } => {
-            let to = ReplyTo { id, flags, question, edns: None };
+        Parsed::NotImp {
+            id,
+            flags,
+            question,
+        } => {
+            let to = ReplyTo {
+                id,
+                flags,
+                question,
+                edns: None,
+            };
             (to, Reply::new(rcode::NOTIMP), 0)
         }
-        Parsed::FormErr { id, flags, question, edns } => {
-            let edns = edns.then_some(Edns { version: 0, udp_size: 512, dnssec_ok: false, ecs: None });
-            (ReplyTo { id, flags, question, edns }, Reply::new(rcode::FORMERR), 0)
+        Parsed::FormErr {
+            id,
+            flags,
+            question,
+            edns,
+        } => {
+            let edns = edns.then_some(Edns {
+                version: 0,
+                udp_size: 512,
+                dnssec_ok: false,
+                ecs: None,
+            });
+            (
+                ReplyTo {
+                    id,
+                    flags,
+                    question,
+                    edns,
+                },
+                Reply::new(rcode::FORMERR),
+                0,
+            )
         }
         Parsed::Query(q) => {
             let reply = answer(snap, &q, src);
@@ -164,15 +208,29 @@ fn subnet_key(addr: IpAddr, bits: u8) -> u64 {
 }
 
 /// Chooses edges for a service name and appends their records; sets the ECS scope.
-fn steer<'z>(snap: &'z Snapshot, svc: &'z Service, want: u16, q: &Query<'_>, src: SocketAddr, reply: &mut Reply<'z>) {
+fn steer<'z>(
+    snap: &'z Snapshot,
+    svc: &'z Service,
+    want: u16,
+    q: &Query<'_>,
+    src: SocketAddr,
+    reply: &mut Reply<'z>,
+) {
     let client = Client::of(q, src);
     let located = snap.geo.locate(client.addr, client.known);
     let cfg = &snap.config.geo;
-    let hash_bits = if client.addr.is_ipv4() { cfg.hash_prefix_v4 } else { cfg.hash_prefix_v6 }.min(client.known);
+    let hash_bits = if client.addr.is_ipv4() {
+        cfg.hash_prefix_v4
+    } else {
+        cfg.hash_prefix_v6
+    }
+    .min(client.known);
     let key = subnet_key(client.addr, hash_bits);
     let computed;
     let (ranking, location, geo_prefix) = match located {
-        Located::Zone { index, prefix } => (&snap.geo.locations[index].ranking, Some(index), prefix),
+        Located::Zone { index, prefix } => {
+            (&snap.geo.locations[index].ranking, Some(index), prefix)
+        }
         Located::Point { coords, prefix } => {
             computed = Ranking::new(coords, &snap.edge_coords, cfg.tie_km);
             (&computed, None, prefix)
@@ -181,10 +239,20 @@ fn steer<'z>(snap: &'z Snapshot, svc: &'z Service, want: u16, q: &Query<'_>, src
     let mut chosen = [0usize; MAX_EDGES];
     let n = svc.answer_count.min(MAX_EDGES).min(snap.edge_coords.len());
     let health = &snap.health;
-    let choice = steering::choose(ranking, |e| health.edges[e].status(), &snap.seeds, key, &mut chosen[..n]);
+    let choice = steering::choose(
+        ranking,
+        |e| health.edges[e].status(),
+        &snap.seeds,
+        key,
+        &mut chosen[..n],
+    );
     if choice.count == 0 {
         snap.count_steering(location, None);
-        let rrs: &'z [Rr] = if want == rtype::A { &svc.fallback_a } else { &svc.fallback_aaaa };
+        let rrs: &'z [Rr] = if want == rtype::A {
+            &svc.fallback_a
+        } else {
+            &svc.fallback_aaaa
+        };
         reply.answers.extend(rrs);
         // The fallback is the same for every client.
         reply.ecs_scope = 0;
@@ -192,10 +260,18 @@ fn steer<'z>(snap: &'z Snapshot, svc: &'z Service, want: u16, q: &Query<'_>, src
     }
     for &e in &chosen[..choice.count] {
         snap.count_steering(location, Some(e));
-        let rrs = if want == rtype::A { &svc.a[e] } else { &svc.aaaa[e] };
+        let rrs = if want == rtype::A {
+            &svc.a[e]
+        } else {
+            &svc.aaaa[e]
+        };
         reply.answers.extend(rrs);
     }
-    let depends_on = if choice.hashed { geo_prefix.max(hash_bits) } else { geo_prefix };
+    let depends_on = if choice.hashed {
+        geo_prefix.max(hash_bits)
+    } else {
+        geo_prefix
+    };
     reply.ecs_scope = if q.edns.and_then(|e| e.ecs).is_some_and(|e| e.source > 0) {
         depends_on.min(client.known)
     } else {

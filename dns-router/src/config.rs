@@ -197,7 +197,12 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { interval_ms: 1000, timeout_ms: 800, rise: 2, fall: 2 }
+        HealthConfig {
+            interval_ms: 1000,
+            timeout_ms: 800,
+            rise: 2,
+            fall: 2,
+        }
     }
 }
 
@@ -285,7 +290,8 @@ impl Config {
 
     /// Reads and parses a TOML file; relative paths inside resolve against its directory.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
         let mut cfg = Self::from_toml(&text, &path.display().to_string())?;
         cfg.base_dir = path.parent().map(Path::to_path_buf);
         Ok(cfg)
@@ -325,7 +331,8 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let err = Config::from_toml("[[zones]]\napex = \"a.test\"\nnameservers = 3\n", "x.toml").unwrap_err();
+        let err = Config::from_toml("[[zones]]\napex = \"a.test\"\nnameservers = 3\n", "x.toml")
+            .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.starts_with("x.toml line 3"), "{msg}");
     }

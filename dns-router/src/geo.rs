@@ -54,9 +54,17 @@ pub fn parse_coverage_zone(text: &str, origin: &str) -> Result<Vec<(String, Cove
 
 /// Parses `addr/len`, masking host bits.
 pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8)> {
-    let (a, l) = s.split_once('/').with_context(|| format!("`{s}` is not a CIDR (addr/len)"))?;
-    let addr: IpAddr = a.trim().parse().with_context(|| format!("`{s}`: bad address"))?;
-    let len: u8 = l.trim().parse().with_context(|| format!("`{s}`: bad prefix length"))?;
+    let (a, l) = s
+        .split_once('/')
+        .with_context(|| format!("`{s}` is not a CIDR (addr/len)"))?;
+    let addr: IpAddr = a
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}`: bad address"))?;
+    let len: u8 = l
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}`: bad prefix length"))?;
     let width = if addr.is_ipv4() { 32 } else { 128 };
     if len > width {
         bail!("`{s}`: prefix length {len} exceeds {width}");
@@ -99,7 +107,12 @@ impl Geo {
                 .with_context(|| format!("cannot read coverage-zone file {}", path.display()))?;
             entries.extend(parse_coverage_zone(&text, &path.display().to_string())?);
         }
-        entries.extend(cfg.geo.coverage_zones.iter().map(|(k, v)| (k.clone(), v.clone())));
+        entries.extend(
+            cfg.geo
+                .coverage_zones
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
 
         let mut locations = Vec::new();
         let mut v4: HashMap<u8, HashMap<u32, u16>> = HashMap::new();
@@ -129,7 +142,8 @@ impl Geo {
                 }
             };
             for cidr in loc.network.iter().chain(&loc.network6) {
-                let (addr, len) = parse_cidr(cidr).with_context(|| format!("coverage-zone location `{name}`"))?;
+                let (addr, len) =
+                    parse_cidr(cidr).with_context(|| format!("coverage-zone location `{name}`"))?;
                 match addr {
                     IpAddr::V4(a) => v4.entry(len).or_default().insert(u32::from(a), idx as u16),
                     IpAddr::V6(a) => v6.entry(len).or_default().insert(u128::from(a), idx as u16),
@@ -140,16 +154,24 @@ impl Geo {
             Some(DefaultLocation::Named(n)) => match locations.iter().position(|l| &l.name == n) {
                 Some(i) => i,
                 None => {
-                    let coords = coords_of(n, None)
-                        .with_context(|| format!("default_location `{n}` is not a coverage-zone location or edge"))?;
-                    locations.push(Location { name: n.clone(), coords, ranking: Ranking::new(coords, edges, cfg.geo.tie_km) });
+                    let coords = coords_of(n, None).with_context(|| {
+                        format!("default_location `{n}` is not a coverage-zone location or edge")
+                    })?;
+                    locations.push(Location {
+                        name: n.clone(),
+                        coords,
+                        ranking: Ranking::new(coords, edges, cfg.geo.tie_km),
+                    });
                     locations.len() - 1
                 }
             },
             other => {
                 let coords = match other {
                     Some(DefaultLocation::At(c)) => *c,
-                    _ => edges.first().copied().unwrap_or(Coordinates { latitude: 0.0, longitude: 0.0 }),
+                    _ => edges.first().copied().unwrap_or(Coordinates {
+                        latitude: 0.0,
+                        longitude: 0.0,
+                    }),
                 };
                 locations.push(Location {
                     name: "default".into(),
@@ -159,21 +181,27 @@ impl Geo {
                 locations.len() - 1
             }
         };
-        let mmdb = match &cfg.geo.mmdb {
-            Some(p) => {
-                let path = cfg.resolve(p);
-                Some(
-                    maxminddb::Reader::open_readfile(&path)
-                        .with_context(|| format!("cannot open MaxMind database {}", path.display()))?,
-                )
-            }
-            None => None,
-        };
+        let mmdb =
+            match &cfg.geo.mmdb {
+                Some(p) => {
+                    let path = cfg.resolve(p);
+                    Some(maxminddb::Reader::open_readfile(&path).with_context(|| {
+                        format!("cannot open MaxMind database {}", path.display())
+                    })?)
+                }
+                None => None,
+            };
         let mut v4: Vec<_> = v4.into_iter().collect();
-        v4.sort_by(|a, b| b.0.cmp(&a.0));
+        v4.sort_by_key(|e| std::cmp::Reverse(e.0));
         let mut v6: Vec<_> = v6.into_iter().collect();
-        v6.sort_by(|a, b| b.0.cmp(&a.0));
-        Ok(Geo { locations, v4, v6, mmdb, default })
+        v6.sort_by_key(|e| std::cmp::Reverse(e.0));
+        Ok(Geo {
+            locations,
+            v4,
+            v6,
+            mmdb,
+            default,
+        })
     }
 
     /// Places `ip`, of which only the first `known` bits are meaningful (the ECS source prefix,
@@ -188,7 +216,10 @@ impl Geo {
                         continue;
                     }
                     if let Some(&i) = table.get(&mask4(a, *len)) {
-                        return Located::Zone { index: i as usize, prefix: *len };
+                        return Located::Zone {
+                            index: i as usize,
+                            prefix: *len,
+                        };
                     }
                 }
             }
@@ -199,7 +230,10 @@ impl Geo {
                         continue;
                     }
                     if let Some(&i) = table.get(&mask6(a, *len)) {
-                        return Located::Zone { index: i as usize, prefix: *len };
+                        return Located::Zone {
+                            index: i as usize,
+                            prefix: *len,
+                        };
                     }
                 }
             }
@@ -207,7 +241,10 @@ impl Geo {
         if let Some(found) = self.mmdb_lookup(ip, known) {
             return found;
         }
-        Located::Zone { index: self.default, prefix: known }
+        Located::Zone {
+            index: self.default,
+            prefix: known,
+        }
     }
 
     fn mmdb_lookup(&self, ip: IpAddr, known: u8) -> Option<Located> {
@@ -215,8 +252,18 @@ impl Geo {
         let result = reader.lookup(ip).ok()?;
         let city: maxminddb::geoip2::City = result.decode().ok()??;
         let (lat, lon) = (city.location.latitude?, city.location.longitude?);
-        let prefix = result.network().map(|n| n.prefix()).unwrap_or(known).min(known);
-        Some(Located::Point { coords: Coordinates { latitude: lat, longitude: lon }, prefix })
+        let prefix = result
+            .network()
+            .map(|n| n.prefix())
+            .unwrap_or(known)
+            .min(known);
+        Some(Located::Point {
+            coords: Coordinates {
+                latitude: lat,
+                longitude: lon,
+            },
+            prefix,
+        })
     }
 }
 
@@ -334,8 +381,16 @@ mod tests {
         Config::from_toml(&text, "test").unwrap()
     }
 
-    const EDGES: [Coordinates; 2] =
-        [Coordinates { latitude: 48.86, longitude: 2.35 }, Coordinates { latitude: 35.68, longitude: 139.69 }];
+    const EDGES: [Coordinates; 2] = [
+        Coordinates {
+            latitude: 48.86,
+            longitude: 2.35,
+        },
+        Coordinates {
+            latitude: 35.68,
+            longitude: 139.69,
+        },
+    ];
 
     fn names() -> Vec<String> {
         vec!["near".into(), "far".into()]
@@ -350,11 +405,41 @@ mod tests {
         let g = Geo::build(&c, &EDGES, &names()).unwrap();
         let near = g.locations.iter().position(|l| l.name == "near").unwrap();
         let far = g.locations.iter().position(|l| l.name == "far").unwrap();
-        assert_eq!(g.locate("10.1.2.3".parse().unwrap(), 32), Located::Zone { index: far, prefix: 24 });
-        assert_eq!(g.locate("10.1.3.3".parse().unwrap(), 32), Located::Zone { index: near, prefix: 8 });
-        assert_eq!(g.locate("10.1.2.0".parse().unwrap(), 16), Located::Zone { index: near, prefix: 8 });
-        assert_eq!(g.locate("2001:db8::1".parse().unwrap(), 128), Located::Zone { index: near, prefix: 32 });
-        assert_eq!(g.locate("192.0.2.1".parse().unwrap(), 32), Located::Zone { index: g.default, prefix: 32 });
+        assert_eq!(
+            g.locate("10.1.2.3".parse().unwrap(), 32),
+            Located::Zone {
+                index: far,
+                prefix: 24
+            }
+        );
+        assert_eq!(
+            g.locate("10.1.3.3".parse().unwrap(), 32),
+            Located::Zone {
+                index: near,
+                prefix: 8
+            }
+        );
+        assert_eq!(
+            g.locate("10.1.2.0".parse().unwrap(), 16),
+            Located::Zone {
+                index: near,
+                prefix: 8
+            }
+        );
+        assert_eq!(
+            g.locate("2001:db8::1".parse().unwrap(), 128),
+            Located::Zone {
+                index: near,
+                prefix: 32
+            }
+        );
+        assert_eq!(
+            g.locate("192.0.2.1".parse().unwrap(), 32),
+            Located::Zone {
+                index: g.default,
+                prefix: 32
+            }
+        );
         assert_eq!(g.default, far);
         assert_eq!(g.locations[near].ranking.order[0], 0);
         assert_eq!(g.locations[far].ranking.order[0], 1);
@@ -377,7 +462,10 @@ mod tests {
     fn bad_cidr_and_unknown_location_are_errors() {
         assert!(parse_cidr("10.0.0.0/33").is_err());
         assert!(parse_cidr("10.0.0.0").is_err());
-        assert_eq!(parse_cidr("10.1.2.3/8").unwrap(), ("10.0.0.0".parse().unwrap(), 8));
+        assert_eq!(
+            parse_cidr("10.1.2.3/8").unwrap(),
+            ("10.0.0.0".parse().unwrap(), 8)
+        );
         let c = cfg("[geo.coverage_zones.nowhere]\nnetwork = [\"10.0.0.0/8\"]\n");
         let err = Geo::build(&c, &EDGES, &names()).err().unwrap();
         assert!(format!("{err:#}").contains("nowhere"));
@@ -388,18 +476,34 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dns-router-geo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("city.mmdb");
-        std::fs::write(&path, mmdb_writer::city_db(&[([203, 0, 113, 0], 24, 35.0, 139.0)])).unwrap();
+        std::fs::write(
+            &path,
+            mmdb_writer::city_db(&[([203, 0, 113, 0], 24, 35.0, 139.0)]),
+        )
+        .unwrap();
         let mut c = cfg("[geo.coverage_zones.near]\nnetwork = [\"10.0.0.0/8\"]\n");
         c.geo.mmdb = Some(path);
         let g = Geo::build(&c, &EDGES, &names()).unwrap();
         match g.locate("203.0.113.9".parse().unwrap(), 32) {
             Located::Point { coords, prefix } => {
-                assert_eq!((coords.latitude, coords.longitude, prefix), (35.0, 139.0, 24));
+                assert_eq!(
+                    (coords.latitude, coords.longitude, prefix),
+                    (35.0, 139.0, 24)
+                );
             }
             other => panic!("expected an mmdb point, got {other:?}"),
         }
-        assert!(matches!(g.locate("10.9.9.9".parse().unwrap(), 32), Located::Zone { prefix: 8, .. }));
-        assert_eq!(g.locate("198.51.100.1".parse().unwrap(), 32), Located::Zone { index: g.default, prefix: 32 });
+        assert!(matches!(
+            g.locate("10.9.9.9".parse().unwrap(), 32),
+            Located::Zone { prefix: 8, .. }
+        ));
+        assert_eq!(
+            g.locate("198.51.100.1".parse().unwrap(), 32),
+            Located::Zone {
+                index: g.default,
+                prefix: 32
+            }
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -49,7 +49,10 @@ impl EdgeHealth {
         f64::from_bits(self.capacity.load(Ordering::Relaxed))
     }
     pub fn status(&self) -> EdgeStatus {
-        EdgeStatus { up: self.is_up(), overloaded: self.load() >= self.capacity() }
+        EdgeStatus {
+            up: self.is_up(),
+            overloaded: self.load() >= self.capacity(),
+        }
     }
     fn set(&self, up: bool, load: f64, capacity: f64) {
         self.load.store(load.to_bits(), Ordering::Relaxed);
@@ -69,7 +72,11 @@ impl HealthTable {
     /// reload does not forget that an edge is down.
     pub fn inherit(&self, old: &HealthTable) {
         for e in &self.edges {
-            if let Some(o) = old.edges.iter().find(|o| o.name == e.name && o.url == e.url) {
+            if let Some(o) = old
+                .edges
+                .iter()
+                .find(|o| o.name == e.name && o.url == e.url)
+            {
                 e.set(o.is_up(), o.load(), e.capacity());
             }
         }
@@ -97,9 +104,14 @@ pub fn parse_report(body: &[u8]) -> Result<Report, String> {
     let text = String::from_utf8_lossy(body);
     let t = text.trim();
     if !t.starts_with('{') {
-        return Ok(Report { up: true, load: 0.0, capacity: None });
+        return Ok(Report {
+            up: true,
+            load: 0.0,
+            capacity: None,
+        });
     }
-    let j: ReportJson = serde_json::from_str(t).map_err(|e| format!("malformed /health JSON: {e}"))?;
+    let j: ReportJson =
+        serde_json::from_str(t).map_err(|e| format!("malformed /health JSON: {e}"))?;
     let up = match j.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("up" | "ok" | "pass" | "healthy") => true,
         Some(_) => false,
@@ -108,7 +120,11 @@ pub fn parse_report(body: &[u8]) -> Result<Report, String> {
     if !load.is_finite() || j.capacity.is_some_and(|c| !c.is_finite()) {
         return Err("non-finite load or capacity".into());
     }
-    Ok(Report { up, load, capacity: j.capacity })
+    Ok(Report {
+        up,
+        load,
+        capacity: j.capacity,
+    })
 }
 
 /// Rise/fall hysteresis: `fall` failures in a row take an up edge down, `rise` successes in a
@@ -159,9 +175,17 @@ impl Checkers {
         let mut tasks = Vec::new();
         for i in 0..table.edges.len() {
             let edge = &table.edges[i];
-            gauges.up.with_label_values(&[&edge.name]).set(edge.is_up() as i64);
-            gauges.load.with_label_values(&[&edge.name]).set(edge.load());
-            let Some(url) = edge.url.clone() else { continue };
+            gauges
+                .up
+                .with_label_values(&[&edge.name])
+                .set(edge.is_up() as i64);
+            gauges
+                .load
+                .with_label_values(&[&edge.name])
+                .set(edge.load());
+            let Some(url) = edge.url.clone() else {
+                continue;
+            };
             let (table, cfg, gauges) = (table.clone(), cfg.clone(), gauges.clone());
             tasks.push(tokio::spawn(async move {
                 let edge = &table.edges[i];
@@ -220,7 +244,11 @@ mod tests {
         let mut t = Tracker::new(true);
         assert_eq!(t.observe(false, 2, 3), None);
         assert_eq!(t.observe(false, 2, 3), None);
-        assert_eq!(t.observe(true, 2, 3), None, "a success resets the failure streak");
+        assert_eq!(
+            t.observe(true, 2, 3),
+            None,
+            "a success resets the failure streak"
+        );
         assert_eq!(t.observe(false, 2, 3), None);
         assert_eq!(t.observe(false, 2, 3), None);
         assert_eq!(t.observe(false, 2, 3), Some(false));
@@ -231,7 +259,14 @@ mod tests {
 
     #[test]
     fn report_shapes() {
-        assert_eq!(parse_report(b"").unwrap(), Report { up: true, load: 0.0, capacity: None });
+        assert_eq!(
+            parse_report(b"").unwrap(),
+            Report {
+                up: true,
+                load: 0.0,
+                capacity: None
+            }
+        );
         assert_eq!(parse_report(b"OK\n").unwrap().load, 0.0);
         let r = parse_report(br#"{"status":"up","load":0.3}"#).unwrap();
         assert_eq!((r.up, r.load), (true, 0.3));
@@ -245,7 +280,13 @@ mod tests {
     #[test]
     fn status_compares_load_with_capacity() {
         let e = EdgeHealth::new("e".into(), None, 10.0);
-        assert_eq!(e.status(), EdgeStatus { up: true, overloaded: false });
+        assert_eq!(
+            e.status(),
+            EdgeStatus {
+                up: true,
+                overloaded: false
+            }
+        );
         e.set(true, 10.0, 10.0);
         assert!(e.status().overloaded, "load at capacity spills");
         e.set(false, 1.0, 10.0);

@@ -56,7 +56,10 @@ pub struct Metrics {
 }
 
 fn qtype_index(t: u16) -> usize {
-    QTYPES.iter().position(|(c, _)| *c == t).unwrap_or(QTYPES.len())
+    QTYPES
+        .iter()
+        .position(|(c, _)| *c == t)
+        .unwrap_or(QTYPES.len())
 }
 
 fn rcode_index(r: u16) -> usize {
@@ -67,7 +70,10 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Metrics> {
         let registry = Registry::new();
         let qv = IntCounterVec::new(
-            Opts::new("dns_queries_total", "DNS queries answered, by query type, response code and protocol"),
+            Opts::new(
+                "dns_queries_total",
+                "DNS queries answered, by query type, response code and protocol",
+            ),
             &["qtype", "rcode", "protocol"],
         )?;
         registry.register(Box::new(qv.clone()))?;
@@ -80,30 +86,63 @@ impl Metrics {
                 }
             }
         }
-        let dropped = IntCounter::new("dns_dropped_total", "Packets dropped without an answer (too short, or not a query)")?;
+        let dropped = IntCounter::new(
+            "dns_dropped_total",
+            "Packets dropped without an answer (too short, or not a query)",
+        )?;
         registry.register(Box::new(dropped.clone()))?;
         let buckets = vec![
-            0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+            0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5,
+            0.005, 0.01, 0.05,
         ];
         let hv = prometheus::HistogramVec::new(
-            HistogramOpts::new("dns_answer_seconds", "Time from a query's arrival to its answer being ready")
-                .buckets(buckets),
+            HistogramOpts::new(
+                "dns_answer_seconds",
+                "Time from a query's arrival to its answer being ready",
+            )
+            .buckets(buckets),
             &["protocol"],
         )?;
         registry.register(Box::new(hv.clone()))?;
-        let latency = [hv.with_label_values(&["udp"]), hv.with_label_values(&["tcp"])];
+        let latency = [
+            hv.with_label_values(&["udp"]),
+            hv.with_label_values(&["tcp"]),
+        ];
         let steering = IntCounterVec::new(
-            Opts::new("dns_steering_decisions_total", "Edges chosen for CDN names, by client location and edge"),
+            Opts::new(
+                "dns_steering_decisions_total",
+                "Edges chosen for CDN names, by client location and edge",
+            ),
             &["location", "edge"],
         )?;
         registry.register(Box::new(steering.clone()))?;
-        let up = IntGaugeVec::new(Opts::new("dns_edge_up", "Edge health as the checks see it (1 up, 0 down)"), &["edge"])?;
+        let up = IntGaugeVec::new(
+            Opts::new(
+                "dns_edge_up",
+                "Edge health as the checks see it (1 up, 0 down)",
+            ),
+            &["edge"],
+        )?;
         registry.register(Box::new(up.clone()))?;
-        let load = GaugeVec::new(Opts::new("dns_edge_load", "Load last reported by the edge's /health"), &["edge"])?;
+        let load = GaugeVec::new(
+            Opts::new("dns_edge_load", "Load last reported by the edge's /health"),
+            &["edge"],
+        )?;
         registry.register(Box::new(load.clone()))?;
-        let reloads = IntCounterVec::new(Opts::new("dns_config_reloads_total", "Configuration reloads"), &["result"])?;
+        let reloads = IntCounterVec::new(
+            Opts::new("dns_config_reloads_total", "Configuration reloads"),
+            &["result"],
+        )?;
         registry.register(Box::new(reloads.clone()))?;
-        Ok(Metrics { registry, queries, dropped, latency, steering, health: HealthGauges { up, load }, reloads })
+        Ok(Metrics {
+            registry,
+            queries,
+            dropped,
+            latency,
+            steering,
+            health: HealthGauges { up, load },
+            reloads,
+        })
     }
 
     /// Counts one answered query.
@@ -130,7 +169,13 @@ mod tests {
         m.count(rtype::AAAA, rcode::NXDOMAIN, Proto::Tcp);
         m.count(99, rcode::REFUSED, Proto::Udp);
         let text = String::from_utf8(common::metrics::render(&m.registry)).unwrap();
-        assert!(text.contains(r#"dns_queries_total{protocol="tcp",qtype="AAAA",rcode="NXDOMAIN"} 1"#), "{text}");
-        assert!(text.contains(r#"dns_queries_total{protocol="udp",qtype="other",rcode="REFUSED"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"dns_queries_total{protocol="tcp",qtype="AAAA",rcode="NXDOMAIN"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dns_queries_total{protocol="udp",qtype="other",rcode="REFUSED"} 1"#),
+            "{text}"
+        );
     }
 }

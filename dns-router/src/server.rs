@@ -48,14 +48,19 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
     let listen = config.server.listen;
     let metrics_listen = config.server.metrics_listen;
     let workers = match config.server.udp_workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     };
     let tcp_timeout = Duration::from_millis(config.server.tcp_idle_timeout_ms.max(100));
     let health_cfg = config.health.clone();
     let snap = Snapshot::build(config, &metrics)?;
     let health = snap.health.clone();
-    let shared = Arc::new(Shared { snap: ArcSwap::from_pointee(snap), metrics });
+    let shared = Arc::new(Shared {
+        snap: ArcSwap::from_pointee(snap),
+        metrics,
+    });
 
     let (udp_sockets, tcp_listener) = bind_dns(listen, workers)?;
     let dns_addr = tcp_listener.local_addr()?;
@@ -72,8 +77,11 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
     }
 
     tcp_listener.set_nonblocking(true)?;
-    let tcp_listener = tokio::net::TcpListener::from_std(tcp_listener).context("registering the TCP listener")?;
-    let mut tcp = Server::new(TcpHandler { shared: shared.clone() });
+    let tcp_listener =
+        tokio::net::TcpListener::from_std(tcp_listener).context("registering the TCP listener")?;
+    let mut tcp = Server::new(TcpHandler {
+        shared: shared.clone(),
+    });
     tcp.register_listener(tcp_listener, tcp_timeout, 65_535);
 
     let http_listener = StdTcpListener::bind(metrics_listen)
@@ -120,22 +128,30 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
 fn bind_dns(listen: SocketAddr, workers: usize) -> Result<(Vec<UdpSocket>, StdTcpListener)> {
     let mut last_err = None;
     for _ in 0..20 {
-        let first = udp_socket(listen).with_context(|| format!("cannot bind UDP {listen} (in use?)"))?;
+        let first =
+            udp_socket(listen).with_context(|| format!("cannot bind UDP {listen} (in use?)"))?;
         let addr = first.local_addr()?;
         match StdTcpListener::bind(addr) {
             Ok(tcp) => {
                 let mut socks = vec![first];
                 for _ in 1..workers.max(1) {
-                    socks.push(udp_socket(addr).with_context(|| format!("cannot bind another UDP socket on {addr}"))?);
+                    socks
+                        .push(udp_socket(addr).with_context(|| {
+                            format!("cannot bind another UDP socket on {addr}")
+                        })?);
                 }
                 return Ok((socks, tcp));
             }
             Err(e) if listen.port() == 0 => last_err = Some(e),
-            Err(e) => return Err(e).with_context(|| format!("cannot listen on TCP {addr} (in use?)")),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot listen on TCP {addr} (in use?)"))
+            }
         }
     }
-    Err(last_err.map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("no free port")))
-        .context("no port free for both UDP and TCP")
+    Err(last_err
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow::anyhow!("no free port")))
+    .context("no port free for both UDP and TCP")
 }
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -155,7 +171,14 @@ fn udp_worker(sock: UdpSocket, shared: &Shared, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let (n, src) = match sock.recv_from(&mut inbuf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive failed");
                 continue;
@@ -165,13 +188,22 @@ fn udp_worker(sock: UdpSocket, shared: &Shared, stop: &AtomicBool) {
         if src.port() == 0 {
             continue;
         }
-        let len = answer::handle(snap.load(), &shared.metrics, &inbuf[..n], src, Proto::Udp, &mut out);
+        let len = answer::handle(
+            snap.load(),
+            &shared.metrics,
+            &inbuf[..n],
+            src,
+            Proto::Udp,
+            &mut out,
+        );
         if len > 0 {
             if let Err(e) = sock.send_to(&out[..len], src) {
                 tracing::debug!(error = %e, %src, "udp send failed");
             }
         }
-        shared.metrics.observe_latency(Proto::Udp, started.elapsed().as_secs_f64());
+        shared
+            .metrics
+            .observe_latency(Proto::Udp, started.elapsed().as_secs_f64());
     }
 }
 
@@ -186,16 +218,30 @@ fn empty_info(request: &Request, rcode: ResponseCode) -> ResponseInfo {
     let mut metadata = request.metadata;
     metadata.message_type = hickory_proto::op::MessageType::Response;
     metadata.response_code = rcode;
-    ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+    ResponseInfo::from(Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    })
 }
 
 #[async_trait::async_trait]
 impl RequestHandler for TcpHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
         let started = Instant::now();
         let mut out = vec![0u8; 65_535];
         let snap = self.shared.snap.load();
-        let n = answer::handle(&snap, &self.shared.metrics, request.as_slice(), request.src(), Proto::Tcp, &mut out);
+        let n = answer::handle(
+            &snap,
+            &self.shared.metrics,
+            request.as_slice(),
+            request.src(),
+            Proto::Tcp,
+            &mut out,
+        );
         if n == 0 {
             return empty_info(request, ResponseCode::NoError);
         }
@@ -203,8 +249,12 @@ impl RequestHandler for TcpHandler {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "could not re-read our own response");
-                let response = MessageResponseBuilder::from_message_request(request).error_msg(&request.metadata, ResponseCode::ServFail);
-                return response_handle.send_response(response).await.unwrap_or_else(|_| empty_info(request, ResponseCode::ServFail));
+                let response = MessageResponseBuilder::from_message_request(request)
+                    .error_msg(&request.metadata, ResponseCode::ServFail);
+                return response_handle
+                    .send_response(response)
+                    .await
+                    .unwrap_or_else(|_| empty_info(request, ResponseCode::ServFail));
             }
         };
         let mut builder = MessageResponseBuilder::from_message_request(request);
@@ -225,7 +275,9 @@ impl RequestHandler for TcpHandler {
                 empty_info(request, message.metadata.response_code)
             }
         };
-        self.shared.metrics.observe_latency(Proto::Tcp, started.elapsed().as_secs_f64());
+        self.shared
+            .metrics
+            .observe_latency(Proto::Tcp, started.elapsed().as_secs_f64());
         info
     }
 }
@@ -256,14 +308,21 @@ impl DnsRouter {
             let snap = Snapshot::build(config, &self.shared.metrics)?;
             snap.health.inherit(&self.shared.snap.load().health);
             let health = snap.health.clone();
-            let mut checkers = self.checkers.lock().map_err(|_| anyhow::anyhow!("health checker state poisoned"))?;
+            let mut checkers = self
+                .checkers
+                .lock()
+                .map_err(|_| anyhow::anyhow!("health checker state poisoned"))?;
             self.shared.snap.store(Arc::new(snap));
             checkers.stop();
             *checkers = Checkers::start(health, &health_cfg, self.shared.metrics.health.clone());
             Ok(())
         })();
         let label = if result.is_ok() { "ok" } else { "error" };
-        self.shared.metrics.reloads.with_label_values(&[label]).inc();
+        self.shared
+            .metrics
+            .reloads
+            .with_label_values(&[label])
+            .inc();
         result
     }
 

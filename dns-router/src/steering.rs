@@ -55,7 +55,10 @@ impl Ranking {
         if !by_dist.is_empty() {
             group_ends.push(by_dist.len() as u8);
         }
-        Ranking { order: by_dist.into_iter().map(|(_, i)| i).collect(), group_ends }
+        Ranking {
+            order: by_dist.into_iter().map(|(_, i)| i).collect(),
+            group_ends,
+        }
     }
 }
 
@@ -87,7 +90,9 @@ pub fn mix(mut x: u64) -> u64 {
 
 /// A stable 64-bit seed for an edge name (FNV-1a), so weights survive reloads and reordering.
 pub fn edge_seed(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Picks up to `out.len()` edges for a client whose subnet hashes to `key`.
@@ -163,13 +168,28 @@ pub fn choose(
 mod tests {
     use super::*;
 
-    const PARIS: Coordinates = Coordinates { latitude: 48.86, longitude: 2.35 };
-    const NYC: Coordinates = Coordinates { latitude: 40.71, longitude: -74.01 };
-    const TOKYO: Coordinates = Coordinates { latitude: 35.68, longitude: 139.69 };
-    const LONDON: Coordinates = Coordinates { latitude: 51.51, longitude: -0.13 };
+    const PARIS: Coordinates = Coordinates {
+        latitude: 48.86,
+        longitude: 2.35,
+    };
+    const NYC: Coordinates = Coordinates {
+        latitude: 40.71,
+        longitude: -74.01,
+    };
+    const TOKYO: Coordinates = Coordinates {
+        latitude: 35.68,
+        longitude: 139.69,
+    };
+    const LONDON: Coordinates = Coordinates {
+        latitude: 51.51,
+        longitude: -0.13,
+    };
 
     fn up(_: usize) -> EdgeStatus {
-        EdgeStatus { up: true, overloaded: false }
+        EdgeStatus {
+            up: true,
+            overloaded: false,
+        }
     }
 
     #[test]
@@ -188,7 +208,11 @@ mod tests {
         assert_eq!(r.order, vec![2, 3, 1, 0]);
         assert_eq!(r.group_ends, vec![2, 3, 4]);
         let r = Ranking::new(LONDON, &edges, 6_000.0);
-        assert_eq!(r.group_ends, vec![3, 4], "NYC is within 6000 km of Paris, seen from London");
+        assert_eq!(
+            r.group_ends,
+            vec![3, 4],
+            "NYC is within 6000 km of Paris, seen from London"
+        );
     }
 
     #[test]
@@ -199,10 +223,16 @@ mod tests {
         let mut out = [0usize; 1];
         let c = choose(&r, up, &seeds, 7, &mut out);
         assert_eq!((c.count, out[0], c.hashed), (1, 0, false));
-        let paris_down = |e: usize| EdgeStatus { up: e != 0, overloaded: false };
+        let paris_down = |e: usize| EdgeStatus {
+            up: e != 0,
+            overloaded: false,
+        };
         let c = choose(&r, paris_down, &seeds, 7, &mut out);
         assert_eq!((c.count, out[0]), (1, 1), "next nearest is New York");
-        let all_down = |_| EdgeStatus { up: false, overloaded: false };
+        let all_down = |_| EdgeStatus {
+            up: false,
+            overloaded: false,
+        };
         assert_eq!(choose(&r, all_down, &seeds, 7, &mut out).count, 0);
     }
 
@@ -212,12 +242,22 @@ mod tests {
         let seeds = [1, 2, 3];
         let r = Ranking::new(LONDON, &edges, 50.0);
         let mut out = [0usize; 2];
-        let paris_full = |e: usize| EdgeStatus { up: true, overloaded: e == 0 };
+        let paris_full = |e: usize| EdgeStatus {
+            up: true,
+            overloaded: e == 0,
+        };
         let c = choose(&r, paris_full, &seeds, 7, &mut out);
         assert_eq!((c.count, out), (2, [1, 2]));
-        let all_full = |_| EdgeStatus { up: true, overloaded: true };
+        let all_full = |_| EdgeStatus {
+            up: true,
+            overloaded: true,
+        };
         let c = choose(&r, all_full, &seeds, 7, &mut out);
-        assert_eq!((c.count, out), (2, [0, 1]), "nearest busy edges rather than none");
+        assert_eq!(
+            (c.count, out),
+            (2, [0, 1]),
+            "nearest busy edges rather than none"
+        );
     }
 
     #[test]
@@ -237,7 +277,10 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| n > 50), "spread: {seen:?}");
         // Removing one edge moves only the subnets that were on it (rendezvous property).
-        let minus_c = |e: usize| EdgeStatus { up: e != 2, overloaded: false };
+        let minus_c = |e: usize| EdgeStatus {
+            up: e != 2,
+            overloaded: false,
+        };
         for subnet in 0u64..400 {
             let (mut a, mut b) = ([0usize; 1], [0usize; 1]);
             choose(&r, up, &seeds, subnet, &mut a);

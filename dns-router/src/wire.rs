@@ -67,7 +67,10 @@ pub struct NameBuf {
 
 impl NameBuf {
     fn new() -> Self {
-        NameBuf { bytes: [0; MAX_NAME], len: 0 }
+        NameBuf {
+            bytes: [0; MAX_NAME],
+            len: 0,
+        }
     }
     /// The name in lowercase wire format, ending with the root label.
     pub fn as_slice(&self) -> &[u8] {
@@ -103,14 +106,25 @@ impl Query<'_> {
 }
 
 /// What the parser made of a packet.
+// The query variant holds its name inline on purpose: boxing it would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parsed<'a> {
     /// A well-formed standard query.
     Query(Query<'a>),
     /// An opcode other than QUERY: answer NOTIMP.
-    NotImp { id: u16, flags: u16, question: Option<&'a [u8]> },
+    NotImp {
+        id: u16,
+        flags: u16,
+        question: Option<&'a [u8]>,
+    },
     /// A malformed message with a readable header: answer FORMERR.
-    FormErr { id: u16, flags: u16, question: Option<&'a [u8]>, edns: bool },
+    FormErr {
+        id: u16,
+        flags: u16,
+        question: Option<&'a [u8]>,
+        edns: bool,
+    },
     /// Not worth an answer: shorter than a header, or a response.
     Drop,
 }
@@ -190,7 +204,10 @@ impl<'a> Reader<'a> {
 
 /// Parses a query packet. Never panics; every malformation maps to FORMERR or a drop.
 pub fn parse(packet: &[u8]) -> Parsed<'_> {
-    let mut r = Reader { buf: packet, pos: 0 };
+    let mut r = Reader {
+        buf: packet,
+        pos: 0,
+    };
     let (Some(id), Some(flags), Some(qd), Some(an), Some(ns), Some(ar)) =
         (r.u16(), r.u16(), r.u16(), r.u16(), r.u16(), r.u16())
     else {
@@ -212,9 +229,18 @@ pub fn parse(packet: &[u8]) -> Parsed<'_> {
     let q_bytes = question.map(|q| q.0);
     let opcode = (flags >> 11) & 0x0f;
     if opcode != 0 {
-        return Parsed::NotImp { id, flags, question: q_bytes };
+        return Parsed::NotImp {
+            id,
+            flags,
+            question: q_bytes,
+        };
     }
-    let formerr = |edns| Parsed::FormErr { id, flags, question: q_bytes, edns };
+    let formerr = |edns| Parsed::FormErr {
+        id,
+        flags,
+        question: q_bytes,
+        edns,
+    };
     let Some((question, qtype, qclass)) = question else {
         return formerr(false);
     };
@@ -224,12 +250,17 @@ pub fn parse(packet: &[u8]) -> Parsed<'_> {
     let mut edns: Option<Edns> = None;
     for _ in 0..ar {
         let owner_start = r.pos;
-        let Some(()) = r.skip_name() else { return formerr(edns.is_some()) };
-        let owner_root = r.pos == owner_start + 1;
-        let (Some(t), Some(class), Some(ttl), Some(rdlen)) = (r.u16(), r.u16(), r.u32(), r.u16()) else {
+        let Some(()) = r.skip_name() else {
             return formerr(edns.is_some());
         };
-        let Some(rdata) = r.take(rdlen as usize) else { return formerr(edns.is_some()) };
+        let owner_root = r.pos == owner_start + 1;
+        let (Some(t), Some(class), Some(ttl), Some(rdlen)) = (r.u16(), r.u16(), r.u32(), r.u16())
+        else {
+            return formerr(edns.is_some());
+        };
+        let Some(rdata) = r.take(rdlen as usize) else {
+            return formerr(edns.is_some());
+        };
         if t != rtype::OPT {
             continue;
         }
@@ -239,13 +270,28 @@ pub fn parse(packet: &[u8]) -> Parsed<'_> {
         }
         let version = ((ttl >> 16) & 0xff) as u8;
         let dnssec_ok = ttl & 0x8000 != 0;
-        let Some(ecs) = parse_options(rdata) else { return formerr(true) };
-        edns = Some(Edns { version, udp_size: class, dnssec_ok, ecs });
+        let Some(ecs) = parse_options(rdata) else {
+            return formerr(true);
+        };
+        edns = Some(Edns {
+            version,
+            udp_size: class,
+            dnssec_ok,
+            ecs,
+        });
     }
     if r.pos != packet.len() {
         return formerr(edns.is_some());
     }
-    Parsed::Query(Query { id, flags, question, qname, qtype, qclass, edns })
+    Parsed::Query(Query {
+        id,
+        flags,
+        question,
+        qname,
+        qtype,
+        qclass,
+        edns,
+    })
 }
 
 /// Walks the OPT options; returns the Client Subnet option when there is a valid one, `None`
@@ -288,7 +334,7 @@ fn parse_ecs(body: &[u8]) -> Option<Ecs> {
     if source > width || addr.len() != source.div_ceil(8) as usize {
         return None;
     }
-    if source % 8 != 0 {
+    if !source.is_multiple_of(8) {
         let last = addr[addr.len() - 1];
         let mask = 0xffu8 >> (source % 8);
         if last & mask != 0 {
@@ -304,7 +350,11 @@ fn parse_ecs(body: &[u8]) -> Option<Ecs> {
         o[..addr.len()].copy_from_slice(addr);
         IpAddr::V6(Ipv6Addr::from(o))
     };
-    Some(Ecs { family, source, addr: ip })
+    Some(Ecs {
+        family,
+        source,
+        addr: ip,
+    })
 }
 
 /// A precomputed resource record: owner and RDATA in uncompressed lowercase wire format.
@@ -330,7 +380,10 @@ pub struct RrList<'z> {
 
 impl<'z> RrList<'z> {
     pub fn new() -> Self {
-        RrList { items: [None; MAX_SECTION], len: 0 }
+        RrList {
+            items: [None; MAX_SECTION],
+            len: 0,
+        }
     }
     /// Appends a record; returns false (dropping it) when the section is full.
     pub fn push(&mut self, rr: &'z Rr) -> bool {
@@ -403,7 +456,12 @@ pub struct ReplyTo<'a> {
 
 impl<'a> From<&Query<'a>> for ReplyTo<'a> {
     fn from(q: &Query<'a>) -> Self {
-        ReplyTo { id: q.id, flags: q.flags, question: Some(q.question), edns: q.edns }
+        ReplyTo {
+            id: q.id,
+            flags: q.flags,
+            question: Some(q.question),
+            edns: q.edns,
+        }
     }
 }
 
@@ -510,7 +568,9 @@ fn equal_at(buf: &[u8], mut off: usize, name: &[u8]) -> bool {
     for _ in 0..128 {
         let Some(&l) = buf.get(off) else { return false };
         if l & 0xc0 == 0xc0 {
-            let Some(&lo) = buf.get(off + 1) else { return false };
+            let Some(&lo) = buf.get(off + 1) else {
+                return false;
+            };
             off = ((l & 0x3f) as usize) << 8 | lo as usize;
             continue;
         }
@@ -544,8 +604,21 @@ pub fn write_response(buf: &mut [u8], to: &ReplyTo<'_>, reply: &Reply<'_>) -> us
     }
 }
 
-fn write_sections(buf: &mut [u8], to: &ReplyTo<'_>, reply: &Reply<'_>, with_records: bool) -> Option<usize> {
-    let mut w = Writer { buf, pos: 0, overflow: false, names: Names { at: [(0, 0); 16], len: 0 } };
+fn write_sections(
+    buf: &mut [u8],
+    to: &ReplyTo<'_>,
+    reply: &Reply<'_>,
+    with_records: bool,
+) -> Option<usize> {
+    let mut w = Writer {
+        buf,
+        pos: 0,
+        overflow: false,
+        names: Names {
+            at: [(0, 0); 16],
+            len: 0,
+        },
+    };
     // QR=1, opcode and RD copied, AA as decided, TC when records were left out, CD copied.
     let mut flags = 0x8000 | (to.flags & 0x7900) | (to.flags & 0x0010) | (reply.rcode & 0x0f);
     if reply.authoritative {
@@ -555,7 +628,11 @@ fn write_sections(buf: &mut [u8], to: &ReplyTo<'_>, reply: &Reply<'_>, with_reco
         flags |= 0x0200;
     }
     let (an, ns, ar) = if with_records {
-        (reply.answers.len(), reply.authority.len(), reply.additional.len())
+        (
+            reply.answers.len(),
+            reply.authority.len(),
+            reply.additional.len(),
+        )
     } else {
         (0, 0, 0)
     };
@@ -572,7 +649,12 @@ fn write_sections(buf: &mut [u8], to: &ReplyTo<'_>, reply: &Reply<'_>, with_reco
         w.remember(start);
     }
     if with_records {
-        for rr in reply.answers.iter().chain(reply.authority.iter()).chain(reply.additional.iter()) {
+        for rr in reply
+            .answers
+            .iter()
+            .chain(reply.authority.iter())
+            .chain(reply.additional.iter())
+        {
             w.record(rr);
         }
     }
@@ -612,9 +694,14 @@ pub fn name_from_str(s: &str) -> Result<Box<[u8]>, String> {
     if !s.is_empty() {
         for label in s.split('.') {
             if label.is_empty() || label.len() > 63 {
-                return Err(format!("invalid domain name `{s}`: empty or over-long label"));
+                return Err(format!(
+                    "invalid domain name `{s}`: empty or over-long label"
+                ));
             }
-            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(format!("invalid domain name `{s}`: label `{label}` has characters other than letters, digits, - and _"));
             }
             out.push(label.len() as u8);
@@ -670,7 +757,20 @@ mod tests {
     use super::*;
 
     fn query(name: &str, qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
-        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, opt.is_some() as u8];
+        let mut p = vec![
+            0x12,
+            0x34,
+            0x01,
+            0x00,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            opt.is_some() as u8,
+        ];
         p.extend_from_slice(&name_from_str(name).unwrap());
         p.extend_from_slice(&qtype.to_be_bytes());
         p.extend_from_slice(&1u16.to_be_bytes());
@@ -686,8 +786,13 @@ mod tests {
     fn parses_plain_query_lowercasing_the_name() {
         let mut p = query("Video.Example.TEST", rtype::A, None);
         p[13] = b'V';
-        let Parsed::Query(q) = parse(&p) else { panic!("not a query") };
-        assert_eq!(q.qname.as_slice(), &*name_from_str("video.example.test").unwrap());
+        let Parsed::Query(q) = parse(&p) else {
+            panic!("not a query")
+        };
+        assert_eq!(
+            q.qname.as_slice(),
+            &*name_from_str("video.example.test").unwrap()
+        );
         assert_eq!(q.qtype, rtype::A);
         assert!(q.edns.is_none());
         assert_eq!(q.question[1], b'V', "question is echoed as sent");
@@ -697,24 +802,46 @@ mod tests {
     fn validates_ecs() {
         let ok = [0, 8, 0, 7, 0, 1, 24, 0, 10, 1, 2];
         let p = query("a.test", 1, Some(&ok));
-        let Parsed::Query(q) = parse(&p) else { panic!() };
+        let Parsed::Query(q) = parse(&p) else {
+            panic!()
+        };
         let ecs = q.edns.unwrap().ecs.unwrap();
         assert_eq!((ecs.source, ecs.addr), (24, "10.1.2.0".parse().unwrap()));
         // Bits set beyond the /23 source prefix.
         let bad_bits = [0, 8, 0, 7, 0, 1, 23, 0, 10, 1, 3];
-        assert!(matches!(parse(&query("a.test", 1, Some(&bad_bits))), Parsed::FormErr { edns: true, .. }));
+        assert!(matches!(
+            parse(&query("a.test", 1, Some(&bad_bits))),
+            Parsed::FormErr { edns: true, .. }
+        ));
         // Too many address octets for /16.
         let extra = [0, 8, 0, 7, 0, 1, 16, 0, 10, 1, 0];
-        assert!(matches!(parse(&query("a.test", 1, Some(&extra))), Parsed::FormErr { .. }));
+        assert!(matches!(
+            parse(&query("a.test", 1, Some(&extra))),
+            Parsed::FormErr { .. }
+        ));
         // Unknown family, prefix beyond the family width, truncated option.
-        for bad in [&[0, 8, 0, 4, 0, 3, 0, 0][..], &[0, 8, 0, 9, 0, 1, 40, 0, 1, 2, 3, 4, 5], &[0, 8, 0, 9, 0, 1]] {
-            assert!(matches!(parse(&query("a.test", 1, Some(bad))), Parsed::FormErr { .. }), "{bad:?}");
+        for bad in [
+            &[0, 8, 0, 4, 0, 3, 0, 0][..],
+            &[0, 8, 0, 9, 0, 1, 40, 0, 1, 2, 3, 4, 5],
+            &[0, 8, 0, 9, 0, 1],
+        ] {
+            assert!(
+                matches!(
+                    parse(&query("a.test", 1, Some(bad))),
+                    Parsed::FormErr { .. }
+                ),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn malformed_inputs_never_panic() {
-        let base = query("video.cdn.example.test", 1, Some(&[0, 8, 0, 7, 0, 1, 24, 0, 127, 0, 1]));
+        let base = query(
+            "video.cdn.example.test",
+            1,
+            Some(&[0, 8, 0, 7, 0, 1, 24, 0, 127, 0, 1]),
+        );
         for cut in 0..base.len() {
             let _ = parse(&base[..cut]);
         }
@@ -736,7 +863,9 @@ mod tests {
     #[test]
     fn compression_points_into_the_question() {
         let p = query("video.cdn.example.test", 1, None);
-        let Parsed::Query(q) = parse(&p) else { panic!() };
+        let Parsed::Query(q) = parse(&p) else {
+            panic!()
+        };
         let rr = Rr {
             owner: name_from_str("video.cdn.example.test").unwrap(),
             rtype: rtype::A,
@@ -744,7 +873,10 @@ mod tests {
             rdata: vec![127, 0, 1, 1].into(),
             rdata_name_at: None,
         };
-        let soa_owner = Rr { owner: name_from_str("cdn.example.test").unwrap(), ..rr.clone() };
+        let soa_owner = Rr {
+            owner: name_from_str("cdn.example.test").unwrap(),
+            ..rr.clone()
+        };
         let mut reply = Reply::new(rcode::NOERROR);
         reply.answers.push(&rr);
         reply.authority.push(&soa_owner);
@@ -761,8 +893,16 @@ mod tests {
     #[test]
     fn truncates_when_too_big() {
         let p = query("a.test", 1, None);
-        let Parsed::Query(q) = parse(&p) else { panic!() };
-        let rr = Rr { owner: name_from_str("a.test").unwrap(), rtype: 16, ttl: 1, rdata: vec![7; 600].into(), rdata_name_at: None };
+        let Parsed::Query(q) = parse(&p) else {
+            panic!()
+        };
+        let rr = Rr {
+            owner: name_from_str("a.test").unwrap(),
+            rtype: 16,
+            ttl: 1,
+            rdata: vec![7; 600].into(),
+            rdata_name_at: None,
+        };
         let mut reply = Reply::new(rcode::NOERROR);
         reply.answers.push(&rr);
         let mut buf = [0u8; 512];

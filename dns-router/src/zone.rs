@@ -70,10 +70,20 @@ pub struct Snapshot {
 
 fn addr_rr(owner: &[u8], ttl: u32, ip: IpAddr) -> Rr {
     match ip {
-        IpAddr::V4(a) => Rr { owner: owner.into(), rtype: rtype::A, ttl, rdata: a.octets().into(), rdata_name_at: None },
-        IpAddr::V6(a) => {
-            Rr { owner: owner.into(), rtype: rtype::AAAA, ttl, rdata: a.octets().into(), rdata_name_at: None }
-        }
+        IpAddr::V4(a) => Rr {
+            owner: owner.into(),
+            rtype: rtype::A,
+            ttl,
+            rdata: a.octets().into(),
+            rdata_name_at: None,
+        },
+        IpAddr::V6(a) => Rr {
+            owner: owner.into(),
+            rtype: rtype::AAAA,
+            ttl,
+            rdata: a.octets().into(),
+            rdata_name_at: None,
+        },
     }
 }
 
@@ -83,7 +93,9 @@ fn addr_rrs(owner: &[u8], ttl: u32, ips: &[IpAddr]) -> (Vec<Rr>, Vec<Rr>) {
 }
 
 fn name(s: &str, what: &str) -> Result<Box<[u8]>> {
-    name_from_str(s).map_err(anyhow::Error::msg).with_context(|| what.to_string())
+    name_from_str(s)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| what.to_string())
 }
 
 impl Snapshot {
@@ -93,7 +105,10 @@ impl Snapshot {
             bail!("the configuration has no [[zones]]");
         }
         if cfg.edges.len() > MAX_EDGES {
-            bail!("at most {MAX_EDGES} edges are supported, {} configured", cfg.edges.len());
+            bail!(
+                "at most {MAX_EDGES} edges are supported, {} configured",
+                cfg.edges.len()
+            );
         }
         let mut zones = Vec::new();
         let mut zone_index = HashMap::new();
@@ -107,24 +122,33 @@ impl Snapshot {
         let zone_of = |n: &[u8]| suffixes(n).find_map(|s| zone_index.get(s).copied());
 
         let mut names: HashMap<Box<[u8]>, Node> = HashMap::new();
-        let add_static = |names: &mut HashMap<Box<[u8]>, Node>, owner: &[u8], rrs: Vec<Rr>| -> Result<()> {
-            let Some(zone) = zone_of(owner) else { return Ok(()) };
-            let node = names.entry(owner.into()).or_insert(Node { zone, kind: NodeKind::Static(Vec::new()) });
-            let NodeKind::Static(sets) = &mut node.kind else {
-                bail!("{} has both records and a CNAME/service", name_to_string(owner));
-            };
-            for rr in rrs {
-                match sets.iter_mut().find(|(t, _)| *t == rr.rtype) {
-                    Some((_, v)) => {
-                        if !v.contains(&rr) {
-                            v.push(rr)
+        let add_static =
+            |names: &mut HashMap<Box<[u8]>, Node>, owner: &[u8], rrs: Vec<Rr>| -> Result<()> {
+                let Some(zone) = zone_of(owner) else {
+                    return Ok(());
+                };
+                let node = names.entry(owner.into()).or_insert(Node {
+                    zone,
+                    kind: NodeKind::Static(Vec::new()),
+                });
+                let NodeKind::Static(sets) = &mut node.kind else {
+                    bail!(
+                        "{} has both records and a CNAME/service",
+                        name_to_string(owner)
+                    );
+                };
+                for rr in rrs {
+                    match sets.iter_mut().find(|(t, _)| *t == rr.rtype) {
+                        Some((_, v)) => {
+                            if !v.contains(&rr) {
+                                v.push(rr)
+                            }
                         }
+                        None => sets.push((rr.rtype, vec![rr])),
                     }
-                    None => sets.push((rr.rtype, vec![rr])),
                 }
-            }
-            Ok(())
-        };
+                Ok(())
+            };
 
         // Apex SOA and NS; name-server addresses; glue.
         let mut negative = Vec::new();
@@ -140,23 +164,50 @@ impl Snapshot {
             };
             let rname = match &z.soa.rname {
                 Some(r) => name(r, "SOA rname")?,
-                None => name(&format!("hostmaster.{}", z.apex.trim_end_matches('.')), "SOA rname")?,
+                None => name(
+                    &format!("hostmaster.{}", z.apex.trim_end_matches('.')),
+                    "SOA rname",
+                )?,
             };
             let mut rdata = Vec::new();
             rdata.extend_from_slice(&mname);
             rdata.extend_from_slice(&rname);
-            for v in [z.soa.serial, z.soa.refresh, z.soa.retry, z.soa.expire, z.soa.minimum] {
+            for v in [
+                z.soa.serial,
+                z.soa.refresh,
+                z.soa.retry,
+                z.soa.expire,
+                z.soa.minimum,
+            ] {
                 rdata.extend_from_slice(&v.to_be_bytes());
             }
-            let soa = Rr { owner: apex.clone(), rtype: rtype::SOA, ttl: z.soa.ttl, rdata: rdata.into(), rdata_name_at: Some(0) };
-            negative.push(Rr { ttl: z.soa.ttl.min(z.soa.minimum), ..soa.clone() });
+            let soa = Rr {
+                owner: apex.clone(),
+                rtype: rtype::SOA,
+                ttl: z.soa.ttl,
+                rdata: rdata.into(),
+                rdata_name_at: Some(0),
+            };
+            negative.push(Rr {
+                ttl: z.soa.ttl.min(z.soa.minimum),
+                ..soa.clone()
+            });
             let mut ns_rrs = Vec::new();
             for ns in &z.nameservers {
                 let host = name(&ns.name, "name server")?;
-                ns_rrs.push(Rr { owner: apex.clone(), rtype: rtype::NS, ttl: z.ns_ttl, rdata: host.clone(), rdata_name_at: Some(0) });
+                ns_rrs.push(Rr {
+                    owner: apex.clone(),
+                    rtype: rtype::NS,
+                    ttl: z.ns_ttl,
+                    rdata: host.clone(),
+                    rdata_name_at: Some(0),
+                });
                 if zone_of(&host).is_some() {
                     if ns.addresses.is_empty() {
-                        bail!("name server {} is inside our zones but has no addresses (glue)", ns.name);
+                        bail!(
+                            "name server {} is inside our zones but has no addresses (glue)",
+                            ns.name
+                        );
                     }
                     let (a, aaaa) = addr_rrs(&host, z.ns_ttl, &ns.addresses);
                     glue[zi].extend(a.iter().chain(&aaaa).cloned());
@@ -176,8 +227,14 @@ impl Snapshot {
         }
 
         // Edges.
-        let edge_coords: Vec<Coordinates> =
-            cfg.edges.iter().map(|e| Coordinates { latitude: e.latitude, longitude: e.longitude }).collect();
+        let edge_coords: Vec<Coordinates> = cfg
+            .edges
+            .iter()
+            .map(|e| Coordinates {
+                latitude: e.latitude,
+                longitude: e.longitude,
+            })
+            .collect();
         let edge_names: Vec<String> = cfg.edges.iter().map(|e| e.name.clone()).collect();
         for (i, e) in cfg.edges.iter().enumerate() {
             if edge_names[..i].contains(&e.name) {
@@ -191,14 +248,19 @@ impl Snapshot {
             }
             if let Some(u) = &e.health_url {
                 if !u.starts_with("http://") {
-                    bail!("edge {}: health_url must be an http:// URL, got `{u}`", e.name);
+                    bail!(
+                        "edge {}: health_url must be an http:// URL, got `{u}`",
+                        e.name
+                    );
                 }
             }
         }
 
         for s in &cfg.services {
             let owner = name(&s.name, "service name")?;
-            let Some(zone) = zone_of(&owner) else { bail!("service {} is outside every configured zone", s.name) };
+            let Some(zone) = zone_of(&owner) else {
+                bail!("service {} is outside every configured zone", s.name)
+            };
             if s.answer_count == 0 {
                 bail!("service {}: answer_count must be at least 1", s.name);
             }
@@ -209,26 +271,72 @@ impl Snapshot {
                 a.push(x);
                 aaaa.push(y);
             }
-            let per_answer = cfg.edges.iter().map(|e| e.addresses.len()).max().unwrap_or(0);
+            let per_answer = cfg
+                .edges
+                .iter()
+                .map(|e| e.addresses.len())
+                .max()
+                .unwrap_or(0);
             if s.answer_count.min(cfg.edges.len()) * per_answer > MAX_SECTION {
-                bail!("service {}: answer_count x addresses per edge exceeds {MAX_SECTION} records", s.name);
+                bail!(
+                    "service {}: answer_count x addresses per edge exceeds {MAX_SECTION} records",
+                    s.name
+                );
             }
-            let (fallback_a, fallback_aaaa) =
-                addr_rrs(&owner, cfg.fallback.ttl.unwrap_or(s.ttl), &cfg.fallback.addresses);
-            let service = Service { answer_count: s.answer_count, a, aaaa, fallback_a, fallback_aaaa };
-            if names.insert(owner, Node { zone, kind: NodeKind::Service(service) }).is_some() {
+            let (fallback_a, fallback_aaaa) = addr_rrs(
+                &owner,
+                cfg.fallback.ttl.unwrap_or(s.ttl),
+                &cfg.fallback.addresses,
+            );
+            let service = Service {
+                answer_count: s.answer_count,
+                a,
+                aaaa,
+                fallback_a,
+                fallback_aaaa,
+            };
+            if names
+                .insert(
+                    owner,
+                    Node {
+                        zone,
+                        kind: NodeKind::Service(service),
+                    },
+                )
+                .is_some()
+            {
                 bail!("service {} collides with another name", s.name);
             }
         }
         for c in &cfg.content {
             let owner = name(&c.name, "content name")?;
             let target = name(&c.target, "content target")?;
-            let Some(zone) = zone_of(&owner) else { bail!("content name {} is outside every configured zone", c.name) };
+            let Some(zone) = zone_of(&owner) else {
+                bail!("content name {} is outside every configured zone", c.name)
+            };
             if zone_index.contains_key(&owner) {
-                bail!("content name {} is a zone apex; a CNAME cannot live there", c.name);
+                bail!(
+                    "content name {} is a zone apex; a CNAME cannot live there",
+                    c.name
+                );
             }
-            let cname = Rr { owner: owner.clone(), rtype: rtype::CNAME, ttl: c.ttl, rdata: target.clone(), rdata_name_at: Some(0) };
-            if names.insert(owner, Node { zone, kind: NodeKind::Alias { cname, target } }).is_some() {
+            let cname = Rr {
+                owner: owner.clone(),
+                rtype: rtype::CNAME,
+                ttl: c.ttl,
+                rdata: target.clone(),
+                rdata_name_at: Some(0),
+            };
+            if names
+                .insert(
+                    owner,
+                    Node {
+                        zone,
+                        kind: NodeKind::Alias { cname, target },
+                    },
+                )
+                .is_some()
+            {
                 bail!("content name {} collides with another name", c.name);
             }
         }
@@ -243,17 +351,28 @@ impl Snapshot {
                 if *s == *zones[zone] {
                     break;
                 }
-                names.entry(s.into()).or_insert(Node { zone, kind: NodeKind::Empty });
+                names.entry(s.into()).or_insert(Node {
+                    zone,
+                    kind: NodeKind::Empty,
+                });
             }
         }
 
         let geo = Geo::build(&cfg, &edge_coords, &edge_names)?;
         let health = Arc::new(HealthTable {
-            edges: cfg.edges.iter().map(|e| EdgeHealth::new(e.name.clone(), e.health_url.clone(), e.capacity)).collect(),
+            edges: cfg
+                .edges
+                .iter()
+                .map(|e| EdgeHealth::new(e.name.clone(), e.health_url.clone(), e.capacity))
+                .collect(),
         });
         let seeds = edge_names.iter().map(|n| edge_seed(n)).collect();
         let mut steer = Vec::new();
-        let location_labels = geo.locations.iter().map(|l| l.name.as_str()).chain(["mmdb"]);
+        let location_labels = geo
+            .locations
+            .iter()
+            .map(|l| l.name.as_str())
+            .chain(["mmdb"]);
         for loc in location_labels {
             for e in edge_names.iter().map(String::as_str).chain(["fallback"]) {
                 steer.push(metrics.steering.with_label_values(&[loc, e]));
@@ -264,7 +383,18 @@ impl Snapshot {
             .zip(negative)
             .map(|(apex, negative_soa)| Zone { apex, negative_soa })
             .collect();
-        Ok(Snapshot { config: cfg, names, zones, zone_index, glue, geo, health, edge_coords, seeds, steer })
+        Ok(Snapshot {
+            config: cfg,
+            names,
+            zones,
+            zone_index,
+            glue,
+            geo,
+            health,
+            edge_coords,
+            seeds,
+            steer,
+        })
     }
 
     /// The zone whose apex is the longest suffix of `name`.
@@ -297,7 +427,10 @@ mod tests {
         let cdn = name_from_str("video.cdn.example.test").unwrap();
         assert!(matches!(s.names[&cdn].kind, NodeKind::Service(_)));
         assert_eq!(s.zone_of(&cdn), Some(1));
-        assert_eq!(s.zone_of(&name_from_str("x.example.test").unwrap()), Some(0));
+        assert_eq!(
+            s.zone_of(&name_from_str("x.example.test").unwrap()),
+            Some(0)
+        );
         assert_eq!(s.zone_of(&name_from_str("example.org").unwrap()), None);
         assert_eq!(s.health.edges.len(), 3);
     }
@@ -308,10 +441,16 @@ mod tests {
         let mut c = Config::local_default();
         c.content[0].name = "video.example.org".into();
         let err = Snapshot::build(c, &m).err().unwrap();
-        assert!(format!("{err:#}").contains("outside every configured zone"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("outside every configured zone"),
+            "{err:#}"
+        );
         let mut c = Config::local_default();
         c.content[0].name = "video.cdn.example.test".into();
-        assert!(Snapshot::build(c, &m).is_err(), "CNAME and service on one name");
+        assert!(
+            Snapshot::build(c, &m).is_err(),
+            "CNAME and service on one name"
+        );
         let mut c = Config::local_default();
         c.edges[1].name = "region1".into();
         assert!(Snapshot::build(c, &m).is_err(), "duplicate edge names");
@@ -323,6 +462,9 @@ mod tests {
         let mut c = Config::local_default();
         c.hosts[0].name = "a.b.example.test".into();
         let s = Snapshot::build(c, &m).unwrap();
-        assert!(matches!(s.names[&name_from_str("b.example.test").unwrap()].kind, NodeKind::Empty));
+        assert!(matches!(
+            s.names[&name_from_str("b.example.test").unwrap()].kind,
+            NodeKind::Empty
+        ));
     }
 }

@@ -25,7 +25,9 @@ async fn content_name_answers_cname_chain_over_udp_and_tcp() {
         let cname = &m.answers[0];
         assert_eq!(cname.record_type(), RecordType::CNAME);
         assert_eq!(cname.ttl, 300);
-        assert!(matches!(&cname.data, RData::CNAME(c) if c.0.to_ascii() == "video.cdn.example.test."));
+        assert!(
+            matches!(&cname.data, RData::CNAME(c) if c.0.to_ascii() == "video.cdn.example.test.")
+        );
         assert_eq!(m.answers[1].name.to_ascii(), "video.cdn.example.test.");
         assert_eq!(m.answers[1].ttl, 20);
         // Default location (127.0.0.1 is in region 1): the region 1 edge.
@@ -43,11 +45,22 @@ async fn apex_has_soa_and_ns_with_glue() {
     let server = router.dns_addr();
     let m = ask(server, "example.test.", RecordType::SOA, udp()).await;
     assert!(m.metadata.authoritative);
-    assert!(matches!(&m.answers[0].data, RData::SOA(s) if s.mname.to_ascii() == "ns1.example.test." && s.minimum == 60));
+    assert!(
+        matches!(&m.answers[0].data, RData::SOA(s) if s.mname.to_ascii() == "ns1.example.test." && s.minimum == 60)
+    );
     let m = ask(server, "cdn.example.test.", RecordType::NS, tcp()).await;
-    assert!(matches!(&m.answers[0].data, RData::NS(n) if n.0.to_ascii() == "ns1.cdn.example.test."));
-    let glue: Vec<_> = m.additionals.iter().map(|r| (r.name.to_ascii(), r.data.ip_addr())).collect();
-    assert_eq!(glue, vec![("ns1.cdn.example.test.".to_string(), Some(ip("127.0.0.1")))]);
+    assert!(
+        matches!(&m.answers[0].data, RData::NS(n) if n.0.to_ascii() == "ns1.cdn.example.test.")
+    );
+    let glue: Vec<_> = m
+        .additionals
+        .iter()
+        .map(|r| (r.name.to_ascii(), r.data.ip_addr()))
+        .collect();
+    assert_eq!(
+        glue,
+        vec![("ns1.cdn.example.test.".to_string(), Some(ip("127.0.0.1")))]
+    );
     let m = ask(server, "ns1.example.test.", RecordType::A, udp()).await;
     assert_eq!(addrs(&m), vec![ip("127.0.0.1")]);
     router.shutdown().await;
@@ -90,7 +103,11 @@ async fn any_gets_a_minimal_answer() {
     let server = router.dns_addr();
     let m = ask(server, "example.test.", RecordType::ANY, udp()).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(m.answers.len(), 1, "one RRset (RFC 8482), not SOA+NS: {m:?}");
+    assert_eq!(
+        m.answers.len(),
+        1,
+        "one RRset (RFC 8482), not SOA+NS: {m:?}"
+    );
     let m = ask(server, "video.example.test.", RecordType::ANY, udp()).await;
     assert_eq!(m.answers.len(), 1);
     assert_eq!(m.answers[0].record_type(), RecordType::CNAME);
@@ -100,12 +117,30 @@ async fn any_gets_a_minimal_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edns_version_above_zero_gets_badvers() {
     let router = dns_router::spawn(config([None, None, None])).unwrap();
-    let via = Via { edns_version: 1, ..udp() };
-    let m = ask(router.dns_addr(), "video.cdn.example.test.", RecordType::A, via).await;
+    let via = Via {
+        edns_version: 1,
+        ..udp()
+    };
+    let m = ask(
+        router.dns_addr(),
+        "video.cdn.example.test.",
+        RecordType::A,
+        via,
+    )
+    .await;
     // 16 is BADVERS in an OPT context (hickory names the shared code BADSIG).
-    assert_eq!(u16::from(m.metadata.response_code), 16, "{:?}", m.metadata.response_code);
+    assert_eq!(
+        u16::from(m.metadata.response_code),
+        16,
+        "{:?}",
+        m.metadata.response_code
+    );
     assert!(m.answers.is_empty());
-    assert_eq!(m.edns.as_ref().map(|e| e.version()), Some(0), "we speak EDNS version 0");
+    assert_eq!(
+        m.edns.as_ref().map(|e| e.version()),
+        Some(0),
+        "we speak EDNS version 0"
+    );
     router.shutdown().await;
 }
 
@@ -116,13 +151,24 @@ async fn unknown_opcode_gets_notimp_and_malformed_gets_formerr_or_nothing() {
     let wait = Duration::from_secs(2);
     let mut m = message("example.test.", RecordType::SOA, udp());
     m.metadata.op_code = OpCode::Status;
-    let r = raw_udp(server, &m.to_vec().unwrap(), wait).await.expect("an answer to STATUS");
+    let r = raw_udp(server, &m.to_vec().unwrap(), wait)
+        .await
+        .expect("an answer to STATUS");
     let r = Message::from_vec(&r).unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
     assert_eq!(r.metadata.id, m.metadata.id);
 
     // ECS with an address bit beyond its /23 source prefix: FORMERR (RFC 7871 7.1.1).
-    let mut q = message("video.cdn.example.test.", RecordType::A, Via { edns: true, ..Default::default() }).to_vec().unwrap();
+    let mut q = message(
+        "video.cdn.example.test.",
+        RecordType::A,
+        Via {
+            edns: true,
+            ..Default::default()
+        },
+    )
+    .to_vec()
+    .unwrap();
     // Rewrite the empty OPT RDATA into one carrying a bad ECS option.
     let opt_rdlen = q.len() - 2;
     assert_eq!(&q[opt_rdlen..], &[0, 0]);
@@ -134,12 +180,19 @@ async fn unknown_opcode_gets_notimp_and_malformed_gets_formerr_or_nothing() {
     // Two questions: FORMERR. A response (QR=1): no answer. Garbage: FORMERR or no answer.
     let mut two = message("example.test.", RecordType::SOA, Via::default());
     two.add_query(two.queries[0].clone());
-    let r = Message::from_vec(&raw_udp(server, &two.to_vec().unwrap(), wait).await.unwrap()).unwrap();
+    let r =
+        Message::from_vec(&raw_udp(server, &two.to_vec().unwrap(), wait).await.unwrap()).unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
     let mut resp = message("example.test.", RecordType::SOA, Via::default());
     resp.metadata.message_type = MessageType::Response;
-    assert!(raw_udp(server, &resp.to_vec().unwrap(), Duration::from_millis(300)).await.is_none());
-    let good = message("video.cdn.example.test.", RecordType::A, Via::default()).to_vec().unwrap();
+    assert!(
+        raw_udp(server, &resp.to_vec().unwrap(), Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    let good = message("video.cdn.example.test.", RecordType::A, Via::default())
+        .to_vec()
+        .unwrap();
     let mut x = 0x9e37_79b9u32;
     for i in 0..300 {
         let mut p = good.clone();
@@ -169,14 +222,26 @@ async fn big_answers_truncate_over_udp_and_are_complete_over_tcp() {
     let server = router.dns_addr();
     let plain = Via::default();
     let m = ask(server, "video.cdn.example.test.", RecordType::A, plain).await;
-    assert!(m.metadata.truncation, "43 A records do not fit in 512 bytes");
+    assert!(
+        m.metadata.truncation,
+        "43 A records do not fit in 512 bytes"
+    );
     assert!(m.answers.is_empty());
     assert!(m.edns.is_none(), "no OPT added to a query without one");
-    let m = ask(server, "video.cdn.example.test.", RecordType::A, Via { tcp: true, ..plain }).await;
+    let m = ask(
+        server,
+        "video.cdn.example.test.",
+        RecordType::A,
+        Via { tcp: true, ..plain },
+    )
+    .await;
     assert!(!m.metadata.truncation);
     assert_eq!(m.answers.len(), 43);
     let first = addrs(&m)[0];
-    assert!(first == ip("127.0.1.1") || first.to_string().starts_with("127.0.10."), "nearest first: {first}");
+    assert!(
+        first == ip("127.0.1.1") || first.to_string().starts_with("127.0.10."),
+        "nearest first: {first}"
+    );
     // With EDNS (1232 bytes) the whole answer fits over UDP.
     let m = ask(server, "video.cdn.example.test.", RecordType::A, udp()).await;
     assert!(!m.metadata.truncation);
@@ -188,12 +253,26 @@ async fn big_answers_truncate_over_udp_and_are_complete_over_tcp() {
 async fn clients_in_different_regions_get_different_edges() {
     let router = dns_router::spawn(config([None, None, None])).unwrap();
     let server = router.dns_addr();
-    for (src, edge) in [("127.0.1.10", "127.0.1.1"), ("127.0.2.10", "127.0.2.1"), ("127.0.3.10", "127.0.3.1")] {
-        for via in [from(src), Via { tcp: true, ..from(src) }] {
+    for (src, edge) in [
+        ("127.0.1.10", "127.0.1.1"),
+        ("127.0.2.10", "127.0.2.1"),
+        ("127.0.3.10", "127.0.3.1"),
+    ] {
+        for via in [
+            from(src),
+            Via {
+                tcp: true,
+                ..from(src)
+            },
+        ] {
             let m = ask(server, "video.example.test.", RecordType::A, via).await;
             assert_eq!(addrs(&m), vec![ip(edge)], "client {src}");
-            assert!(m.edns.as_ref().is_some_and(|e| e.option(hickory_net::proto::rr::rdata::opt::EdnsCode::Subnet).is_none()),
-                "no ECS in the reply to a query without one");
+            assert!(
+                m.edns.as_ref().is_some_and(|e| e
+                    .option(hickory_net::proto::rr::rdata::opt::EdnsCode::Subnet)
+                    .is_none()),
+                "no ECS in the reply to a query without one"
+            );
         }
     }
     router.shutdown().await;
@@ -206,19 +285,64 @@ async fn ecs_changes_the_answer_and_is_echoed_with_a_scope() {
     let base = from("127.0.1.10");
     let m = ask(server, "video.cdn.example.test.", RecordType::A, base).await;
     assert_eq!(addrs(&m), vec![ip("127.0.1.1")]);
-    for via in [Via { ecs: Some((ip("127.0.3.0"), 24)), ..base }, Via { ecs: Some((ip("127.0.3.0"), 24)), tcp: true, ..base }] {
+    for via in [
+        Via {
+            ecs: Some((ip("127.0.3.0"), 24)),
+            ..base
+        },
+        Via {
+            ecs: Some((ip("127.0.3.0"), 24)),
+            tcp: true,
+            ..base
+        },
+    ] {
         let m = ask(server, "video.cdn.example.test.", RecordType::A, via).await;
-        assert_eq!(addrs(&m), vec![ip("127.0.3.1")], "ECS places the client in region 3");
-        assert_eq!(ecs_of(&m), Some((ip("127.0.3.0"), 24, 24)), "echoed with scope /24");
+        assert_eq!(
+            addrs(&m),
+            vec![ip("127.0.3.1")],
+            "ECS places the client in region 3"
+        );
+        assert_eq!(
+            ecs_of(&m),
+            Some((ip("127.0.3.0"), 24, 24)),
+            "echoed with scope /24"
+        );
     }
     // A /16 cannot reach the /24 coverage entries: default location, scope /16.
-    let m = ask(server, "video.cdn.example.test.", RecordType::A, Via { ecs: Some((ip("127.0.0.0"), 16)), ..base }).await;
+    let m = ask(
+        server,
+        "video.cdn.example.test.",
+        RecordType::A,
+        Via {
+            ecs: Some((ip("127.0.0.0"), 16)),
+            ..base
+        },
+    )
+    .await;
     assert_eq!(addrs(&m), vec![ip("127.0.1.1")]);
     assert_eq!(ecs_of(&m), Some((ip("127.0.0.0"), 16, 16)));
     // An answer that does not depend on location carries scope 0.
-    let m = ask(server, "video.example.test.", RecordType::CNAME, Via { ecs: Some((ip("127.0.3.0"), 24)), ..base }).await;
+    let m = ask(
+        server,
+        "video.example.test.",
+        RecordType::CNAME,
+        Via {
+            ecs: Some((ip("127.0.3.0"), 24)),
+            ..base
+        },
+    )
+    .await;
     assert_eq!(ecs_of(&m), Some((ip("127.0.3.0"), 24, 0)));
-    let m = ask(server, "nope.example.test.", RecordType::A, Via { ecs: Some((ip("127.0.3.0"), 24)), ..base }).await;
+    let m = ask(
+        server,
+        "nope.example.test.",
+        RecordType::A,
+        Via {
+            ecs: Some((ip("127.0.3.0"), 24)),
+            ..base
+        },
+    )
+    .await;
     assert_eq!(ecs_of(&m).map(|e| e.2), Some(0));
     router.shutdown().await;
 }
@@ -237,7 +361,10 @@ async fn udp_and_tcp_answers_agree() {
         ("x.example.net.", RecordType::A),
     ];
     for (name, t) in cases {
-        let via = Via { ecs: Some((ip("127.0.2.0"), 24)), ..from("127.0.3.3") };
+        let via = Via {
+            ecs: Some((ip("127.0.2.0"), 24)),
+            ..from("127.0.3.3")
+        };
         let mut a = ask(server, name, t, via).await;
         let mut b = ask(server, name, t, Via { tcp: true, ..via }).await;
         a.metadata.id = 0;
@@ -249,23 +376,40 @@ async fn udp_and_tcp_answers_agree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_edge_leaves_within_interval_times_fall_and_returns() {
-    let stubs = [HealthStub::start().await, HealthStub::start().await, HealthStub::start().await];
-    let router = dns_router::spawn(config([Some(&stubs[0]), Some(&stubs[1]), Some(&stubs[2])])).unwrap();
+    let stubs = [
+        HealthStub::start().await,
+        HealthStub::start().await,
+        HealthStub::start().await,
+    ];
+    let router =
+        dns_router::spawn(config([Some(&stubs[0]), Some(&stubs[1]), Some(&stubs[2])])).unwrap();
     let server = router.dns_addr();
     let region1 = from("127.0.1.10");
-    let edge_of = || async { addrs(&ask(server, "video.cdn.example.test.", RecordType::A, region1).await) };
+    let edge_of =
+        || async { addrs(&ask(server, "video.cdn.example.test.", RecordType::A, region1).await) };
     assert_eq!(edge_of().await, vec![ip("127.0.1.1")]);
     stubs[0].stop();
     // interval x fall, plus one interval of phase and the check timeout as slack.
     let bound = Duration::from_millis(INTERVAL_MS * (FALL as u64 + 1) + 200 + 150);
-    let took = eventually(Duration::from_secs(5), async || edge_of().await == vec![ip("127.0.2.1")]).await;
+    let took = eventually(Duration::from_secs(5), async || {
+        edge_of().await == vec![ip("127.0.2.1")]
+    })
+    .await;
     let took = took.expect("region 1 clients never moved to the next nearest edge");
     assert!(took <= bound, "removal took {took:?}, more than {bound:?}");
     stubs[0].resume().await;
-    let took = eventually(Duration::from_secs(5), async || edge_of().await == vec![ip("127.0.1.1")]).await;
+    let took = eventually(Duration::from_secs(5), async || {
+        edge_of().await == vec![ip("127.0.1.1")]
+    })
+    .await;
     let took = took.expect("edge never came back");
-    assert!(took <= Duration::from_millis(INTERVAL_MS * (RISE as u64 + 1) + 300), "restore took {took:?}");
-    let metrics = common::http::get(&format!("http://{}/metrics", router.metrics_addr())).await.unwrap();
+    assert!(
+        took <= Duration::from_millis(INTERVAL_MS * (RISE as u64 + 1) + 300),
+        "restore took {took:?}"
+    );
+    let metrics = common::http::get(&format!("http://{}/metrics", router.metrics_addr()))
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&metrics);
     assert!(text.contains("dns_edge_up{edge=\"region1\"} 1"), "{text}");
     router.shutdown().await;
@@ -273,28 +417,62 @@ async fn stopped_edge_leaves_within_interval_times_fall_and_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overloaded_edge_spills_and_all_down_falls_back() {
-    let stubs = [HealthStub::start().await, HealthStub::start().await, HealthStub::start().await];
-    let router = dns_router::spawn(config([Some(&stubs[0]), Some(&stubs[1]), Some(&stubs[2])])).unwrap();
+    let stubs = [
+        HealthStub::start().await,
+        HealthStub::start().await,
+        HealthStub::start().await,
+    ];
+    let router =
+        dns_router::spawn(config([Some(&stubs[0]), Some(&stubs[1]), Some(&stubs[2])])).unwrap();
     let server = router.dns_addr();
-    let region1 = Via { ecs: Some((ip("127.0.1.0"), 24)), ..udp() };
+    let region1 = Via {
+        ecs: Some((ip("127.0.1.0"), 24)),
+        ..udp()
+    };
     let edge_of = || async { ask(server, "video.cdn.example.test.", RecordType::A, region1).await };
     stubs[0].set_load(1000.0);
-    let took = eventually(Duration::from_secs(3), async || addrs(&edge_of().await) == vec![ip("127.0.2.1")]).await;
-    assert!(took.is_some(), "load at capacity did not spill to the next nearest edge");
+    let took = eventually(Duration::from_secs(3), async || {
+        addrs(&edge_of().await) == vec![ip("127.0.2.1")]
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "load at capacity did not spill to the next nearest edge"
+    );
     stubs[0].set_load(10.0);
-    assert!(eventually(Duration::from_secs(3), async || addrs(&edge_of().await) == vec![ip("127.0.1.1")]).await.is_some());
+    assert!(
+        eventually(Duration::from_secs(3), async || addrs(&edge_of().await)
+            == vec![ip("127.0.1.1")])
+        .await
+        .is_some()
+    );
     for s in &stubs {
         s.stop();
     }
-    let took = eventually(Duration::from_secs(3), async || addrs(&edge_of().await) == vec![ip("127.0.0.1")]).await;
+    let took = eventually(Duration::from_secs(3), async || {
+        addrs(&edge_of().await) == vec![ip("127.0.0.1")]
+    })
+    .await;
     assert!(took.is_some(), "no fallback answer with every edge down");
     let m = edge_of().await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(ecs_of(&m).map(|e| e.2), Some(0), "the fallback does not depend on location");
-    let metrics = common::http::get(&format!("http://{}/metrics", router.metrics_addr())).await.unwrap();
+    assert_eq!(
+        ecs_of(&m).map(|e| e.2),
+        Some(0),
+        "the fallback does not depend on location"
+    );
+    let metrics = common::http::get(&format!("http://{}/metrics", router.metrics_addr()))
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&metrics);
-    assert!(text.contains(r#"dns_steering_decisions_total{edge="fallback",location="region1"}"#), "{text}");
-    assert!(text.contains(r#"dns_steering_decisions_total{edge="region2",location="region1"}"#), "{text}");
+    assert!(
+        text.contains(r#"dns_steering_decisions_total{edge="fallback",location="region1"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dns_steering_decisions_total{edge="region2",location="region1"}"#),
+        "{text}"
+    );
     assert!(text.contains("dns_edge_up{edge=\"region2\"} 0"), "{text}");
     router.shutdown().await;
 }
@@ -308,13 +486,17 @@ async fn reload_swaps_config_without_dropping_queries() {
         let stop = stop.clone();
         tokio::spawn(async move {
             let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let q = message("video.example.test.", RecordType::A, Via::default()).to_vec().unwrap();
+            let q = message("video.example.test.", RecordType::A, Via::default())
+                .to_vec()
+                .unwrap();
             let (mut sent, mut answered) = (0u32, 0u32);
             let mut buf = [0u8; 1500];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && sent < 20_000 {
                 sock.send_to(&q, server).await.unwrap();
                 sent += 1;
-                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await {
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await
+                {
                     answered += 1;
                 }
             }
@@ -332,8 +514,18 @@ async fn reload_swaps_config_without_dropping_queries() {
     }
     let mut broken = config([None, None, None]);
     broken.content[0].name = "video.example.org".into();
-    assert!(router.reload(broken).is_err(), "an invalid config is refused");
-    assert_eq!(ask(server, "video.example.test.", RecordType::A, udp()).await.answers[0].ttl, 305, "and the old one stays");
+    assert!(
+        router.reload(broken).is_err(),
+        "an invalid config is refused"
+    );
+    assert_eq!(
+        ask(server, "video.example.test.", RecordType::A, udp())
+            .await
+            .answers[0]
+            .ttl,
+        305,
+        "and the old one stays"
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sent, answered) = load.await.unwrap();
     assert!(sent > 50, "load loop ran ({sent})");
@@ -348,9 +540,17 @@ async fn reload_swaps_config_without_dropping_queries() {
 async fn metrics_cover_queries_latency_and_health() {
     let router = dns_router::spawn(config([None, None, None])).unwrap();
     let server = router.dns_addr();
-    ask(server, "video.cdn.example.test.", RecordType::A, from("127.0.2.10")).await;
+    ask(
+        server,
+        "video.cdn.example.test.",
+        RecordType::A,
+        from("127.0.2.10"),
+    )
+    .await;
     ask(server, "nope.example.test.", RecordType::AAAA, tcp()).await;
-    let body = common::http::get(&format!("http://{}/metrics", router.metrics_addr())).await.unwrap();
+    let body = common::http::get(&format!("http://{}/metrics", router.metrics_addr()))
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&body);
     for needle in [
         r#"dns_queries_total{protocol="udp",qtype="A",rcode="NOERROR"} 1"#,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use dns_router::config::{Config, EdgeConfig};
 use hickory_net::client::Client;
-use hickory_net::proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, MessageType, OpCode, Query};
+use hickory_net::proto::op::{
+    DnsRequest, DnsRequestOptions, Edns, Message, MessageType, OpCode, Query,
+};
 use hickory_net::proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_net::proto::rr::{Name, RecordType};
 use hickory_net::runtime::TokioRuntimeProvider;
@@ -28,9 +30,15 @@ pub struct HealthStub {
 
 impl HealthStub {
     pub async fn start() -> HealthStub {
-        let listener = common::http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let listener = common::http::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
-        let stub = HealthStub { addr, load: Arc::new(AtomicU64::new(0f64.to_bits())), server: Mutex::new(None) };
+        let stub = HealthStub {
+            addr,
+            load: Arc::new(AtomicU64::new(0f64.to_bits())),
+            server: Mutex::new(None),
+        };
         stub.serve(listener);
         stub
     }
@@ -129,15 +137,26 @@ pub struct Via {
 }
 
 pub fn udp() -> Via {
-    Via { edns: true, ..Default::default() }
+    Via {
+        edns: true,
+        ..Default::default()
+    }
 }
 
 pub fn tcp() -> Via {
-    Via { tcp: true, edns: true, ..Default::default() }
+    Via {
+        tcp: true,
+        edns: true,
+        ..Default::default()
+    }
 }
 
 pub fn from(ip: &str) -> Via {
-    Via { bind: Some(ip.parse().unwrap()), edns: true, ..Default::default() }
+    Via {
+        bind: Some(ip.parse().unwrap()),
+        edns: true,
+        ..Default::default()
+    }
 }
 
 /// Builds a query message.
@@ -149,7 +168,8 @@ pub fn message(name: &str, qtype: RecordType, via: Via) -> Message {
         e.set_max_payload(1232);
         e.set_version(via.edns_version);
         if let Some((addr, prefix)) = via.ecs {
-            e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(addr, prefix, 0)));
+            e.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(addr, prefix, 0)));
         }
         m.set_edns(e);
     }
@@ -159,7 +179,12 @@ pub fn message(name: &str, qtype: RecordType, via: Via) -> Message {
 fn rand_id() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
     h.finish() as u16
 }
 
@@ -171,7 +196,8 @@ pub async fn send(server: SocketAddr, msg: Message, via: Via) -> Message {
     opts.use_edns = via.edns;
     let request = DnsRequest::new(msg, opts);
     let response = if via.tcp {
-        let (fut, sender) = TcpClientStream::new(server, bind, Some(Duration::from_secs(5)), provider);
+        let (fut, sender) =
+            TcpClientStream::new(server, bind, Some(Duration::from_secs(5)), provider);
         let stream = fut.await.expect("tcp connect");
         let (client, bg) = Client::<TokioRuntimeProvider>::new(stream, sender);
         let bg = tokio::spawn(bg);
