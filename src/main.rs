@@ -18,6 +18,8 @@ enum Command {
     Mpd(media::mpd::cli::Args),
     /// Encode the test pattern (or --input FILE) into an H.264 DASH ladder with a manifest.
     Package(media::package::cli::Args),
+    /// Encode the test pattern (or --input FILE) into an H.264 DASH ladder with a manifest.
+    Package(media::package::cli::Args),
     /// Serve packaged titles (VOD and live) over HTTP.
     Origin(origin::cli::Args),
 }
@@ -34,6 +36,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Dns(args) => dns_router::cli::run(args),
         Command::Mpd(args) => media::mpd::cli::run(args),
+        Command::Package(args) => media::package::cli::run(args),
         Command::Package(args) => media::package::cli::run(args),
         Command::Origin(args) => origin::cli::run(args),
     }

@@ -66,8 +66,23 @@ impl H264Encoder {
             .intra_frame_period(IntraFramePeriod::from_num_frames(gop_frames))
             .num_threads(1)
             .vui(VuiConfig::bt709());
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| anyhow::anyhow!("cannot create the OpenH264 encoder: {e}"))?;
+        // OpenH264 logs to stderr while it initializes (at the first picture), before the
+        // crate applies its quiet trace level; the trace level is the one option OpenH264
+        // accepts before initialization, so set it now.
+        let mut level: std::os::raw::c_int = openh264_sys2::WELS_LOG_QUIET;
+        // SAFETY: the encoder exists; SetOption copies the int behind the pointer, which
+        // outlives the call; TRACE_LEVEL is allowed before Initialize (welsEncoderExt.cpp).
+        let rc = unsafe {
+            encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+                std::ptr::addr_of_mut!(level).cast(),
+            )
+        };
+        if rc != 0 {
+            bail!("OpenH264 refused its trace level (error {rc})");
+        }
         Ok(H264Encoder {
             encoder,
             width,

@@ -1,9 +1,548 @@
 //! The packager: renders a synthetic test pattern (or reads a user's video through ffmpeg),
 //! encodes an H.264 bitrate ladder with OpenH264, cuts it into fMP4 segments with an IDR at
 //! every segment start, and writes an `isoff-live` DASH manifest over them.
+//!
+//! Output layout under the output folder: `manifest.mpd`, and per representation
+//! `<id>/init.mp4` and `<id>/seg-00001.m4s`, `<id>/seg-00002.m4s`, ... Every representation has
+//! its segment boundaries at the same frames (the same multiple of the segment length), so a
+//! player can switch between them at any segment.
 
+pub mod cli;
 pub mod encode;
 pub mod fmp4;
 pub mod h264;
 pub mod ladder;
+pub mod manifest;
 pub mod pattern;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use encode::{EncodedFrame, H264Encoder};
+use ladder::{Ladder, Rendition};
+use manifest::{RepresentationInfo, Timing};
+use pattern::Yuv420;
+use source::SourceSpec;
+
+/// What to package and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Output folder (created if needed); gets `manifest.mpd` and one folder per representation.
+    pub out: PathBuf,
+    /// Seconds of video: the test pattern's length, or a cut of `input` (whole file if `None`).
+    pub duration: Option<f64>,
+    /// Frames per second of the output.
+    pub fps: u32,
+    /// Segment duration in seconds; must be a whole number of frames.
+    pub segment: f64,
+    /// The renditions to encode.
+    pub ladder: Ladder,
+    /// A user's video to transcode instead of the test pattern (needs ffmpeg on PATH).
+    pub input: Option<PathBuf>,
+    /// Renditions encoded at once (0 = one per CPU core).
+    pub threads: usize,
+    /// Draw a progress bar on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Options {
+    /// The defaults of `cdn package`: 30 s of test pattern at 30 fps, 2 s segments, the default
+    /// ladder.
+    pub fn new(out: impl Into<PathBuf>) -> Options {
+        Options {
+            out: out.into(),
+            duration: None,
+            fps: 30,
+            segment: 2.0,
+            ladder: Ladder::default_ladder(),
+            input: None,
+            threads: 0,
+            progress: true,
+        }
+    }
+}
+
+/// Test pattern length when no duration is given.
+pub const DEFAULT_PATTERN_SECONDS: f64 = 30.0;
+
+/// What one representation came out as.
+#[derive(Debug, Clone)]
+pub struct RepresentationReport {
+    /// Representation@id.
+    pub id: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// codecs string from the SPS.
+    pub codecs: String,
+    /// The encoder's target bitrate, bits/s.
+    pub target_bitrate: u32,
+    /// @bandwidth written to the MPD (measured peak), bits/s.
+    pub bandwidth: u64,
+    /// Average bitrate of the media segments, bits/s.
+    pub average_bitrate: u64,
+    /// Bytes of the media segments.
+    pub bytes: u64,
+}
+
+/// The result of a packaging run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Path of the manifest written.
+    pub manifest: PathBuf,
+    /// Frames per representation.
+    pub frames: u64,
+    /// Media segments per representation.
+    pub segments: usize,
+    /// Frames per second.
+    pub fps: u32,
+    /// Per-representation figures, in ladder order.
+    pub representations: Vec<RepresentationReport>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+}
+
+/// Marks the error of a worker stopped because another one failed.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Frame timing shared by all renditions of a run.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    fps: u32,
+    timescale: u32,
+    frame_ticks: u32,
+    segment_frames: u32,
+}
+
+impl Clock {
+    fn new(fps: u32, segment: f64) -> Result<Clock> {
+        if !(1..=120).contains(&fps) {
+            bail!("--fps {fps} is outside 1..=120");
+        }
+        if !segment.is_finite() || segment <= 0.0 || segment > 60.0 {
+            bail!("--segment {segment} must be more than 0 and at most 60 seconds");
+        }
+        let frames = segment * f64::from(fps);
+        let whole = frames.round();
+        if whole < 1.0 || (frames - whole).abs() > 1e-6 {
+            bail!("--segment {segment} s is not a whole number of frames at {fps} fps");
+        }
+        let (timescale, frame_ticks) = if 90_000 % fps == 0 {
+            (90_000, 90_000 / fps)
+        } else {
+            (fps * 1000, 1000)
+        };
+        Ok(Clock {
+            fps,
+            timescale,
+            frame_ticks,
+            segment_frames: whole as u32,
+        })
+    }
+}
+
+/// What a rendition worker produced.
+struct Encoded {
+    info: RepresentationInfo,
+    target_bitrate: u32,
+    frames: u64,
+    segment_bytes: Vec<u64>,
+}
+
+/// Packages the ladder into `opts.out`: init and media segments for every rendition, then the
+/// manifest (written last, so a present manifest means a complete title).
+pub fn package(opts: &Options) -> Result<Report> {
+    let started = Instant::now();
+    let clock = Clock::new(opts.fps, opts.segment)?;
+    if let Some(d) = opts.duration {
+        if !d.is_finite() || d <= 0.0 || d > 86_400.0 {
+            bail!("--duration {d} must be more than 0 and at most 86400 seconds");
+        }
+    }
+    let (spec, expected_frames) = match &opts.input {
+        None => {
+            let secs = opts.duration.unwrap_or(DEFAULT_PATTERN_SECONDS);
+            let frames = (secs * f64::from(opts.fps)).round() as u64;
+            if frames == 0 {
+                bail!("--duration {secs} is shorter than one frame");
+            }
+            (SourceSpec::Pattern { frames }, Some(frames))
+        }
+        Some(path) => {
+            if !path.is_file() {
+                bail!("--input {}: no such file", path.display());
+            }
+            let Some(ffmpeg) = common::tools::find("ffmpeg") else {
+                bail!(
+                    "--input needs ffmpeg to decode {}, and ffmpeg is not on PATH \
+                     (install the Debian package `ffmpeg`); without --input the test pattern needs no tools",
+                    path.display()
+                );
+            };
+            let estimate = common::tools::find("ffprobe")
+                .and_then(|probe| source::probe_duration(&probe, path))
+                .map(|d| opts.duration.map_or(d, |max| max.min(d)))
+                .map(|d| (d * f64::from(opts.fps)).round() as u64);
+            (
+                SourceSpec::File {
+                    ffmpeg,
+                    path: path.clone(),
+                    max_seconds: opts.duration,
+                },
+                estimate,
+            )
+        }
+    };
+
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let renditions = &opts.ladder.renditions;
+    let progress = progress_bar(
+        opts.progress,
+        expected_frames.map(|f| f * renditions.len() as u64),
+    );
+
+    // Largest renditions first, so the long jobs start early and the small ones fill the gaps.
+    let mut order: Vec<usize> = (0..renditions.len()).collect();
+    order.sort_by_key(|&i| {
+        std::cmp::Reverse(u64::from(renditions[i].width) * u64::from(renditions[i].height))
+    });
+    let workers = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, renditions.len());
+    let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<Encoded>>>> =
+        Mutex::new((0..renditions.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&idx) = order.get(k) else { break };
+                let result =
+                    encode_rendition(&renditions[idx], &spec, clock, &opts.out, &progress, &cancel);
+                if result.is_err() {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                if let Ok(mut slots) = results.lock() {
+                    slots[idx] = Some(result);
+                }
+            });
+        }
+    });
+    progress.finish_and_clear();
+
+    let slots = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a packaging worker panicked"))?;
+    let mut encoded = Vec::with_capacity(slots.len());
+    let mut errors = Vec::new();
+    for (slot, r) in slots.into_iter().zip(renditions) {
+        match slot {
+            Some(Ok(e)) => encoded.push(e),
+            Some(Err(e)) => errors.push(e.context(format!("rendition {}", r.id))),
+            None => bail!("rendition {} was never encoded", r.id),
+        }
+    }
+    // Report the failure that stopped the run, not the workers it cancelled.
+    errors.sort_by_key(|e| e.downcast_ref::<Cancelled>().is_some());
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+
+    let frames = encoded[0].frames;
+    for e in &encoded {
+        if e.frames != frames {
+            bail!(
+                "renditions disagree on the frame count ({} has {}, {} has {})",
+                encoded[0].info.id,
+                frames,
+                e.info.id,
+                e.frames
+            );
+        }
+    }
+    let timing = Timing {
+        fps: clock.fps,
+        timescale: clock.timescale,
+        frame_ticks: clock.frame_ticks,
+        segment_frames: clock.segment_frames,
+        total_frames: frames,
+    };
+    let infos: Vec<RepresentationInfo> = encoded.iter().map(|e| e.info.clone()).collect();
+    let xml = manifest::to_xml(&timing, &infos)?;
+    let manifest_path = opts.out.join(manifest::MANIFEST_NAME);
+    write_atomically(&manifest_path, xml.as_bytes())?;
+
+    let seconds = frames as f64 / f64::from(clock.fps);
+    let representations = encoded
+        .iter()
+        .map(|e| {
+            let bytes: u64 = e.segment_bytes.iter().sum();
+            RepresentationReport {
+                id: e.info.id.clone(),
+                width: e.info.width,
+                height: e.info.height,
+                codecs: e.info.codecs.clone(),
+                target_bitrate: e.target_bitrate,
+                bandwidth: e.info.bandwidth,
+                average_bitrate: (bytes as f64 * 8.0 / seconds).round() as u64,
+                bytes,
+            }
+        })
+        .collect();
+    Ok(Report {
+        manifest: manifest_path,
+        frames,
+        segments: encoded[0].segment_bytes.len(),
+        fps: clock.fps,
+        representations,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn progress_bar(enabled: bool, total: Option<u64>) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    match total {
+        Some(total) => {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} frames ({per_sec}, eta {eta})",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        }
+        None => {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} {spinner} {pos} frames ({per_sec})") {
+                bar.set_style(style);
+            }
+            bar
+        }
+    }
+}
+
+/// Encodes one rendition from its own source, writing its segments as they complete and its
+/// init segment at the end.
+fn encode_rendition(
+    r: &Rendition,
+    spec: &SourceSpec,
+    clock: Clock,
+    out: &Path,
+    progress: &ProgressBar,
+    cancel: &AtomicBool,
+) -> Result<Encoded> {
+    let dir = out.join(&r.id);
+    prepare_dir(&dir)?;
+    let (w, h) = (r.width as usize, r.height as usize);
+    let mut label = format!("{} {}K", r.id, r.bitrate / 1000);
+    label.truncate(24);
+    let mut source = spec.open(w, h, clock.fps, &label)?;
+    let mut encoder = H264Encoder::new(w, h, clock.fps, r.bitrate, clock.segment_frames)?;
+    let mut frame = Yuv420::new(w, h);
+    let seg_frames = u64::from(clock.segment_frames);
+    let mut pending: Vec<EncodedFrame> = Vec::with_capacity(clock.segment_frames as usize);
+    let mut segment_bytes = Vec::new();
+    let mut index = 0u64;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Cancelled.into());
+        }
+        if !source.next_frame(index, &mut frame)? {
+            break;
+        }
+        let segment_start = index % seg_frames == 0;
+        let coded = encoder.encode(&frame, index, segment_start)?;
+        if segment_start && !coded.is_idr {
+            bail!("the encoder did not make frame {index} an IDR frame at a segment start");
+        }
+        pending.push(coded);
+        index += 1;
+        if pending.len() as u64 == seg_frames {
+            segment_bytes.push(write_segment(out, &r.id, clock, &segment_bytes, &pending)?);
+            pending.clear();
+        }
+        progress.inc(1);
+    }
+    if !pending.is_empty() {
+        segment_bytes.push(write_segment(out, &r.id, clock, &segment_bytes, &pending)?);
+    }
+    let Some(params) = encoder.parameter_sets() else {
+        bail!("no frames were encoded");
+    };
+    let fps = f64::from(clock.fps);
+    let sizes: Vec<(u64, f64)> = segment_bytes
+        .iter()
+        .enumerate()
+        .map(|(k, &b)| {
+            let first = k as u64 * seg_frames;
+            let n = (index - first).min(seg_frames);
+            (b, n as f64 / fps)
+        })
+        .collect();
+    let min_buffer = 2.0 * seg_frames as f64 / fps;
+    let bandwidth = manifest::measured_bandwidth(&sizes, min_buffer);
+    let average = segment_bytes.iter().sum::<u64>() as f64 * 8.0 / (index as f64 / fps);
+    let init = fmp4::init_segment(&fmp4::TrackInfo {
+        width: u16::try_from(r.width).context("width")?,
+        height: u16::try_from(r.height).context("height")?,
+        timescale: clock.timescale,
+        duration: index * u64::from(clock.frame_ticks),
+        params,
+        max_bitrate: u32::try_from(bandwidth).unwrap_or(u32::MAX),
+        avg_bitrate: average.round().min(f64::from(u32::MAX)) as u32,
+    })?;
+    let init_file = out.join(manifest::init_path(&r.id));
+    std::fs::write(&init_file, init)
+        .with_context(|| format!("cannot write {}", init_file.display()))?;
+    Ok(Encoded {
+        info: RepresentationInfo {
+            id: r.id.clone(),
+            width: r.width,
+            height: r.height,
+            codecs: params.info.codecs(),
+            bandwidth,
+        },
+        target_bitrate: r.bitrate,
+        frames: index,
+        segment_bytes,
+    })
+}
+
+/// Writes the next media segment of a representation; returns its size in bytes.
+fn write_segment(
+    out: &Path,
+    id: &str,
+    clock: Clock,
+    done: &[u64],
+    frames: &[EncodedFrame],
+) -> Result<u64> {
+    let number = u32::try_from(done.len() + 1).context("too many segments")?;
+    let first_frame = done.len() as u64 * u64::from(clock.segment_frames);
+    let samples: Vec<fmp4::Sample<'_>> = frames
+        .iter()
+        .map(|f| fmp4::Sample {
+            data: &f.sample,
+            duration: clock.frame_ticks,
+            is_sync: f.is_idr,
+        })
+        .collect();
+    let bytes = fmp4::media_segment(number, first_frame * u64::from(clock.frame_ticks), &samples)?;
+    let path = out.join(manifest::segment_path(id, number));
+    std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(bytes.len() as u64)
+}
+
+/// Creates a representation's folder and removes segments a previous run left there.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name == "init.mp4" || (name.starts_with("seg-") && name.ends_with(".m4s"));
+        if ours && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file through a temporary name and a rename, so readers never see half of it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_picks_a_timescale_and_whole_frame_segments() {
+        let c = Clock::new(30, 2.0).unwrap();
+        assert_eq!((c.timescale, c.frame_ticks, c.segment_frames), (90_000, 3000, 60));
+        let c = Clock::new(7, 1.0).unwrap();
+        assert_eq!((c.timescale, c.frame_ticks, c.segment_frames), (7000, 1000, 7));
+        assert!(Clock::new(30, 0.05).is_err(), "1.5 frames");
+        assert!(Clock::new(0, 2.0).is_err());
+        assert!(Clock::new(30, f64::NAN).is_err());
+        assert!(Clock::new(30, -2.0).is_err());
+    }
+
+    #[test]
+    fn package_writes_aligned_segments_and_a_manifest() {
+        let dir = std::env::temp_dir().join(format!("media-package-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ladder = Ladder::parse(
+            "[[rendition]]\nid = \"a\"\nwidth = 96\nheight = 64\nbitrate_kbps = 100\n\
+             [[rendition]]\nid = \"b\"\nwidth = 160\nheight = 96\nbitrate_kbps = 200\n",
+            "test",
+        )
+        .unwrap();
+        // A stale segment from an earlier, longer run must disappear.
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::write(dir.join("a/seg-00009.m4s"), b"old").unwrap();
+        let opts = Options {
+            duration: Some(1.1),
+            fps: 10,
+            segment: 0.5,
+            ladder,
+            progress: false,
+            ..Options::new(&dir)
+        };
+        let report = package(&opts).unwrap();
+        assert_eq!(report.frames, 11);
+        assert_eq!(report.segments, 3);
+        for id in ["a", "b"] {
+            assert!(dir.join(id).join("init.mp4").is_file());
+            for n in 1..=3 {
+                assert!(dir.join(format!("{id}/seg-{n:05}.m4s")).is_file());
+            }
+        }
+        assert!(!dir.join("a/seg-00009.m4s").exists());
+        let xml = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
+        let mpd = crate::mpd::Mpd::parse(&xml).unwrap();
+        let reps = &mpd.periods[0].adaptation_sets[0].representations;
+        assert_eq!(reps.len(), 2);
+        for (rep, r) in reps.iter().zip(&report.representations) {
+            assert_eq!(rep.bandwidth, r.bandwidth);
+            assert!(r.bandwidth >= r.average_bitrate);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_input_is_a_clear_error() {
+        let opts = Options {
+            input: Some("/definitely/not/here.mp4".into()),
+            progress: false,
+            ..Options::new(std::env::temp_dir().join("media-package-never"))
+        };
+        let err = format!("{:#}", package(&opts).unwrap_err());
+        assert!(err.contains("no such file"), "{err}");
+    }
+}
