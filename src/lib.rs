@@ -1,0 +1,4 @@
+//! The `cdn` command's library: the whole stack in one process (`stack`), the guided demo
+//! (`demo`), and the subcommands that compose the crates.
+
+pub mod stack;

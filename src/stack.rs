@@ -1,0 +1,289 @@
+//! The whole stack in one process: the origin, the edges (one per region) and the DNS router,
+//! each a task set of the same tokio runtime, started from one [`StackConfig`].
+//!
+//! One process rather than child processes: one binary to run, one Ctrl-C that stops everything in
+//! order, shared memory for nothing (each service still owns its state and its own Prometheus
+//! registry), and tests can stop a single edge through its handle to model a failure.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// Where each part of the stack listens, and what it serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StackConfig {
+    /// Content root served by the origin; the demo title is packaged into `DATA/vod/<title>`.
+    pub data: PathBuf,
+    /// The VOD title (`/vod/<title>/manifest.mpd`).
+    pub title: String,
+    /// The live channel looping the title (`/live/<channel>/manifest.mpd`).
+    pub live_channel: String,
+    /// Seconds of test pattern packaged on first run.
+    pub package_duration_secs: f64,
+    /// The origin's address.
+    pub origin: SocketAddr,
+    /// One edge per region.
+    pub edges: Vec<EdgeSpec>,
+    /// The DNS router (UDP and TCP).
+    pub dns: SocketAddr,
+    /// The DNS router's `/metrics`.
+    pub dns_metrics: SocketAddr,
+    /// Memory each edge may use for cached objects, e.g. `256MiB`.
+    pub edge_cache_size: String,
+    /// Bearer token that allows `PURGE` on the edges.
+    pub purge_token: Option<String>,
+    /// Health-check interval of the DNS router, in milliseconds.
+    pub health_interval_ms: u64,
+}
+
+/// One edge and the region it serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeSpec {
+    pub name: String,
+    pub listen: SocketAddr,
+    /// Client subnets located in this edge's region (CIDR).
+    pub clients: Vec<String>,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        let edge = |n: u8, name: &str, lat: f64, lon: f64| EdgeSpec {
+            name: name.to_string(),
+            listen: SocketAddr::from(([127, 0, n, 1], 8080)),
+            clients: vec![format!("127.0.{n}.0/24")],
+            latitude: lat,
+            longitude: lon,
+        };
+        StackConfig {
+            data: PathBuf::from("data"),
+            title: "demo".into(),
+            live_channel: "demo".into(),
+            package_duration_secs: 30.0,
+            origin: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            edges: vec![
+                edge(1, "region1", 48.86, 2.35),
+                edge(2, "region2", 40.71, -74.01),
+                edge(3, "region3", 35.68, 139.69),
+            ],
+            dns: SocketAddr::from(([127, 0, 0, 1], 5353)),
+            dns_metrics: SocketAddr::from(([127, 0, 0, 1], 9153)),
+            edge_cache_size: "256MiB".into(),
+            purge_token: None,
+            health_interval_ms: 1000,
+        }
+    }
+}
+
+impl StackConfig {
+    /// Reads a TOML file; every field is optional and falls back to the local default.
+    pub fn load(path: &Path) -> Result<StackConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid stack config {}", path.display()))
+    }
+
+    /// The stack laid out on loopback addresses that no user stack uses: edges on
+    /// `127.B.N.1`, region N's clients in `127.B.N.0/24`, for a second octet `B` of the caller's
+    /// choosing, and every port free. For tests, which run side by side.
+    pub fn on_free_addresses(data: PathBuf, second_octet: u8) -> Result<StackConfig> {
+        let mut cfg = StackConfig {
+            data,
+            health_interval_ms: 200,
+            ..StackConfig::default()
+        };
+        let base = |n: u8| IpAddr::from([127, second_octet, n, 1]);
+        let edge_port = free_port_on(&[base(1), base(2), base(3)])?;
+        for (i, edge) in cfg.edges.iter_mut().enumerate() {
+            let n = i as u8 + 1;
+            edge.listen = SocketAddr::new(base(n), edge_port);
+            edge.clients = vec![format!("127.{second_octet}.{n}.0/24")];
+        }
+        let local = IpAddr::from([127, second_octet, 0, 1]);
+        cfg.origin = SocketAddr::new(local, 0);
+        cfg.dns = SocketAddr::new(local, free_port_on(&[local])?);
+        cfg.dns_metrics = SocketAddr::new(local, 0);
+        Ok(cfg)
+    }
+
+    /// The DNS router's configuration for this stack: the embedded local default with this
+    /// stack's addresses, edges and regions.
+    pub fn dns_config(&self, origin: SocketAddr) -> dns_router::Config {
+        let mut cfg = dns_router::Config::local_default();
+        cfg.server.listen = self.dns;
+        cfg.server.metrics_listen = self.dns_metrics;
+        cfg.health.interval_ms = self.health_interval_ms;
+        cfg.health.timeout_ms = (self.health_interval_ms * 4 / 5).max(100);
+        let capacity = cfg.edges.first().map(|e| e.capacity).unwrap_or(1.0);
+        cfg.edges = self
+            .edges
+            .iter()
+            .map(|e| dns_router::config::EdgeConfig {
+                name: e.name.clone(),
+                addresses: vec![e.listen.ip()],
+                latitude: e.latitude,
+                longitude: e.longitude,
+                capacity,
+                health_url: Some(format!("http://{}/health", e.listen)),
+            })
+            .collect();
+        cfg.geo.coverage_zones = self
+            .edges
+            .iter()
+            .map(|e| {
+                let location = dns_router::config::CoverageLocation {
+                    network: e.clients.clone(),
+                    ..Default::default()
+                };
+                (e.name.clone(), location)
+            })
+            .collect();
+        if let Some(first) = self.edges.first() {
+            cfg.geo.default_location =
+                Some(dns_router::config::DefaultLocation::Named(first.name.clone()));
+        }
+        cfg.fallback.addresses = vec![origin.ip()];
+        for host in &mut cfg.hosts {
+            host.addresses = vec![origin.ip()];
+        }
+        for zone in &mut cfg.zones {
+            for ns in &mut zone.nameservers {
+                ns.addresses = vec![self.dns.ip()];
+            }
+        }
+        cfg
+    }
+}
+
+/// A port that is free for both TCP and UDP on every one of `ips`.
+pub fn free_port_on(ips: &[IpAddr]) -> Result<u16> {
+    let first = *ips.first().context("no address given")?;
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind((first, 0))
+            .with_context(|| format!("cannot bind {first}"))?;
+        let port = probe.local_addr()?.port();
+        drop(probe);
+        let all_free = ips.iter().all(|ip| {
+            std::net::TcpListener::bind((*ip, port)).is_ok()
+                && std::net::UdpSocket::bind((*ip, port)).is_ok()
+        });
+        if all_free {
+            return Ok(port);
+        }
+    }
+    bail!("no port free on all of {ips:?}")
+}
+
+/// The running stack.
+pub struct Stack {
+    pub config: StackConfig,
+    pub origin: origin::Origin,
+    /// One per configured edge; `None` once stopped with [`Stack::stop_edge`].
+    pub edges: Vec<Option<edge::Edge>>,
+    pub dns: dns_router::DnsRouter,
+}
+
+impl Stack {
+    /// Packages the title if it is not there yet, then starts the origin, the edges and the router.
+    pub async fn start(config: StackConfig) -> Result<Stack> {
+        let title_dir = config.data.join("vod").join(&config.title);
+        if !title_dir.join("manifest.mpd").is_file() {
+            let mut opts = media::package::Options::new(&title_dir);
+            opts.duration = Some(config.package_duration_secs);
+            opts.progress = true;
+            let dir = title_dir.clone();
+            tokio::task::spawn_blocking(move || media::package::package(&opts))
+                .await
+                .context("packaging task failed")?
+                .with_context(|| format!("packaging the demo title into {}", dir.display()))?;
+        }
+
+        let mut origin_cfg = origin::Config {
+            root: config.data.clone(),
+            listen: config.origin,
+            ..origin::Config::default()
+        };
+        origin_cfg.channels.insert(
+            config.live_channel.clone(),
+            origin::config::ChannelConfig::Title(config.title.clone()),
+        );
+        let origin = origin::spawn(origin_cfg).await.context("starting the origin")?;
+
+        let cache_size = common::units::parse_size(&config.edge_cache_size)?;
+        let mut edges = Vec::new();
+        for spec in &config.edges {
+            let edge_cfg = edge::Config {
+                listen: spec.listen,
+                upstream: origin.url(),
+                name: spec.name.clone(),
+                cache_size: edge::config::ByteSize(cache_size),
+                purge_token: config.purge_token.clone(),
+                ..edge::Config::default()
+            };
+            let e = edge::spawn(edge_cfg)
+                .await
+                .with_context(|| format!("starting edge {}", spec.name))?;
+            edges.push(Some(e));
+        }
+
+        let dns = dns_router::spawn(config.dns_config(origin.local_addr()))
+            .context("starting the DNS router")?;
+        Ok(Stack { config, origin, edges, dns })
+    }
+
+    /// `http://video.example.test:PORT` for this stack's edges (they share one port).
+    pub fn content_base(&self) -> String {
+        let port = self.config.edges.first().map(|e| e.listen.port()).unwrap_or(80);
+        format!("http://video.example.test:{port}")
+    }
+
+    /// Addresses of the running edges.
+    pub fn edge_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.config
+            .edges
+            .iter()
+            .zip(&self.edges)
+            .filter_map(|(spec, e)| e.as_ref().map(|e| (spec.name.clone(), e.local_addr())))
+            .collect()
+    }
+
+    /// Stops one edge (as if its machine went away); the router notices through health checks.
+    pub async fn stop_edge(&mut self, index: usize) {
+        if let Some(e) = self.edges.get_mut(index).and_then(Option::take) {
+            e.shutdown().await;
+        }
+    }
+
+    /// Every `/metrics` endpoint of the stack, as (job, address).
+    pub fn metrics_targets(&self) -> Vec<(String, SocketAddr)> {
+        let mut t = vec![("origin".to_string(), self.origin.local_addr())];
+        t.extend(self.edge_addrs());
+        t.push(("dns-router".to_string(), self.dns.metrics_addr()));
+        t
+    }
+
+    /// A Prometheus scrape configuration for every service of the stack.
+    pub fn prometheus_config(&self) -> String {
+        let mut s = String::from("global:\n  scrape_interval: 5s\nscrape_configs:\n");
+        for (job, addr) in self.metrics_targets() {
+            s.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
+            ));
+        }
+        s
+    }
+
+    /// Stops everything: the router first (no new clients steered), then edges, then the origin.
+    pub async fn shutdown(self) {
+        self.dns.shutdown().await;
+        for e in self.edges.into_iter().flatten() {
+            e.shutdown().await;
+        }
+        self.origin.shutdown().await;
+    }
+}
