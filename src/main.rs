@@ -22,6 +22,8 @@ enum Command {
     Package(media::package::cli::Args),
     /// Serve packaged titles (VOD and live) over HTTP.
     Origin(origin::cli::Args),
+    /// Run an edge cache (caching reverse proxy) in front of the origin or parent edges.
+    Edge(edge::cli::Args),
 }
 
 fn main() -> Result<()> {
@@ -39,5 +41,6 @@ fn main() -> Result<()> {
         Command::Package(args) => media::package::cli::run(args),
         Command::Package(args) => media::package::cli::run(args),
         Command::Origin(args) => origin::cli::run(args),
+        Command::Edge(args) => edge::cli::run(args),
     }
 }

@@ -26,7 +26,7 @@ pub struct CacheStatus {
 impl CacheStatus {
     /// Renders the field value for the cache named `name`.
     pub fn render(&self, name: &str) -> String {
-        let mut s = format!("{name}");
+        let mut s = name.to_string();
         if self.hit {
             s.push_str("; hit");
         }

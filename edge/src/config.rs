@@ -107,7 +107,7 @@ impl Default for Config {
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
-    if !v.is_finite() || v < 0.0 || v > 1e9 {
+    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
         bail!("`{name}` must be a number of seconds between 0 and 1e9, got {v}");
     }
     Ok(Duration::from_secs_f64(v))

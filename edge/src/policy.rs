@@ -298,7 +298,7 @@ pub fn storable(
     if headers.contains_key(header::SET_COOKIE) {
         return Err(NotStorable::SetCookie);
     }
-    if vary_names(headers).is_err() {
+    if vary_names(headers).is_none() {
         return Err(NotStorable::VaryStar);
     }
     let explicit = rc.explicit_lifetime(headers, SystemTime::now()).is_some();
@@ -538,15 +538,15 @@ pub fn refresh_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMa
     merged
 }
 
-/// The request header names a response varies on; `Err(())` for `Vary: *`.
-pub fn vary_names(headers: &HeaderMap) -> Result<Vec<HeaderName>, ()> {
+/// The request header names a response varies on; `None` for `Vary: *`.
+pub fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     let mut names = Vec::new();
     for v in headers.get_all(header::VARY) {
         let Ok(text) = v.to_str() else { continue };
         for part in text.split(',') {
             let part = part.trim();
             if part == "*" {
-                return Err(());
+                return None;
             }
             if let Ok(name) = HeaderName::from_bytes(part.to_ascii_lowercase().as_bytes()) {
                 if !names.contains(&name) {
@@ -555,7 +555,7 @@ pub fn vary_names(headers: &HeaderMap) -> Result<Vec<HeaderName>, ()> {
             }
         }
     }
-    Ok(names)
+    Some(names)
 }
 
 /// The normalised values of `names` in a request (whitespace collapsed, fields joined), which
@@ -1048,6 +1048,6 @@ mod tests {
         let c = vary_values(&names, &headers(&[("accept-encoding", "identity")]));
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert!(vary_names(&headers(&[("vary", "*")])).is_err());
+        assert!(vary_names(&headers(&[("vary", "*")])).is_none());
     }
 }

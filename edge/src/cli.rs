@@ -1,0 +1,121 @@
+//! `cdn edge`: runs one edge from flags and/or a TOML file until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::config::{ByteSize, Config};
+
+/// Flags of `cdn edge`; flags given override the config file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Address to listen on, e.g. 127.0.1.1:8080.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Origin base URL, e.g. http://127.0.0.1:8000.
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// Name in Via, Cache-Status and /health.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Cache capacity, e.g. 512MiB.
+    #[arg(long)]
+    pub cache_size: Option<String>,
+    /// Parent cache URL; repeat for several (chosen per key by rendezvous hashing).
+    #[arg(long = "parent")]
+    pub parents: Vec<String>,
+    /// Bearer token for PURGE (or set CDN_PURGE_TOKEN).
+    #[arg(long, env = "CDN_PURGE_TOKEN")]
+    pub purge_token: Option<String>,
+    /// TOML configuration file (see edge::Config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl Args {
+    /// The configuration these flags describe.
+    pub fn to_config(&self) -> Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(l) = self.listen {
+            c.listen = l;
+        }
+        if let Some(u) = &self.upstream {
+            c.upstream = u.clone();
+        }
+        if let Some(n) = &self.name {
+            c.name = n.clone();
+        }
+        if let Some(s) = &self.cache_size {
+            c.cache_size = ByteSize(
+                common::units::parse_size(s).with_context(|| format!("--cache-size {s}"))?,
+            );
+        }
+        if !self.parents.is_empty() {
+            c.parents = self.parents.clone();
+        }
+        if let Some(t) = &self.purge_token {
+            c.purge_token = Some(t.clone());
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Runs the edge until a shutdown signal (builds its own Tokio runtime).
+pub fn run(args: Args) -> Result<()> {
+    let config = args.to_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async move {
+        let edge = crate::spawn(config).await?;
+        eprintln!("edge {} listening on http://{}", edge.name(), edge.local_addr());
+        common::shutdown_signal().await;
+        edge.shutdown().await;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = Cli::try_parse_from([
+            "edge",
+            "--listen",
+            "127.0.0.1:9999",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--name",
+            "edge-9",
+            "--cache-size",
+            "64MiB",
+            "--parent",
+            "http://127.0.0.1:2",
+            "--parent",
+            "http://127.0.0.1:3",
+        ])
+        .unwrap();
+        let c = cli.args.to_config().unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.cache_size, ByteSize(64 << 20));
+        assert_eq!(c.parents.len(), 2);
+        assert_eq!(c.name, "edge-9");
+        let bad = Cli::try_parse_from(["edge", "--cache-size", "lots"]).unwrap();
+        assert!(bad.args.to_config().is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! The edge's Prometheus metrics, one registry per instance: requests by cache status, bytes
+//! served from cache and from upstream, upstream requests and latency by status, stored bytes
+//! and objects, evictions, latency histograms, purges.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Latency buckets from 100 µs to 30 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub served_bytes: IntCounterVec,
+    pub upstream_bytes: IntCounter,
+    pub upstream_requests: IntCounterVec,
+    pub upstream_latency: HistogramVec,
+    pub stored_bytes: IntGauge,
+    pub stored_objects: IntGauge,
+    pub evictions: IntCounterVec,
+    pub open_connections: IntGauge,
+    pub purges: IntCounter,
+    pub inflight_fetches: IntGauge,
+    /// Every body byte handed to clients, for the /health rate.
+    pub served_total: Arc<AtomicU64>,
+}
+
+impl Metrics {
+    pub fn new(name: &str) -> prometheus::Result<Metrics> {
+        let registry = Registry::new_custom(
+            None,
+            Some(std::iter::once(("edge".to_string(), name.to_string())).collect()),
+        )?;
+        let requests = IntCounterVec::new(
+            Opts::new("edge_requests_total", "Requests by cache status"),
+            &["cache_status"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "edge_request_duration_seconds",
+                "Time from request to response head, by cache status",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["cache_status"],
+        )?;
+        let served_bytes = IntCounterVec::new(
+            Opts::new(
+                "edge_served_bytes_total",
+                "Body bytes sent to clients, by source (cache: stored before the request; \
+                 upstream: streamed from a fetch)",
+            ),
+            &["source"],
+        )?;
+        let upstream_bytes = IntCounter::new(
+            "edge_upstream_bytes_total",
+            "Body bytes read from parents and the origin",
+        )?;
+        let upstream_requests = IntCounterVec::new(
+            Opts::new(
+                "edge_upstream_requests_total",
+                "Upstream requests by tier and status",
+            ),
+            &["tier", "status"],
+        )?;
+        let upstream_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "edge_upstream_first_byte_seconds",
+                "Upstream time to response head, by tier and status",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["tier", "status"],
+        )?;
+        let stored_bytes = IntGauge::new("edge_stored_bytes", "Weighted bytes in the cache")?;
+        let stored_objects = IntGauge::new("edge_stored_objects", "Objects in the cache")?;
+        let evictions = IntCounterVec::new(
+            Opts::new(
+                "edge_evictions_total",
+                "Entries removed by the store, by cause",
+            ),
+            &["cause"],
+        )?;
+        let open_connections =
+            IntGauge::new("edge_open_connections", "Client connections open now")?;
+        let purges = IntCounter::new("edge_purges_total", "Accepted PURGE requests")?;
+        let inflight_fetches = IntGauge::new(
+            "edge_inflight_fetches",
+            "Upstream fetches shared by waiting requests, running now",
+        )?;
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(served_bytes.clone()),
+            Box::new(upstream_bytes.clone()),
+            Box::new(upstream_requests.clone()),
+            Box::new(upstream_latency.clone()),
+            Box::new(stored_bytes.clone()),
+            Box::new(stored_objects.clone()),
+            Box::new(evictions.clone()),
+            Box::new(open_connections.clone()),
+            Box::new(purges.clone()),
+            Box::new(inflight_fetches.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        Ok(Metrics {
+            registry,
+            requests,
+            request_duration,
+            served_bytes,
+            upstream_bytes,
+            upstream_requests,
+            upstream_latency,
+            stored_bytes,
+            stored_objects,
+            evictions,
+            open_connections,
+            purges,
+            inflight_fetches,
+            served_total: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// A tally for bytes served from `source` ("cache" or "upstream").
+    pub fn tally(&self, source: &str) -> ByteTally {
+        ByteTally {
+            counter: self.served_bytes.with_label_values(&[source]),
+            total: self.served_total.clone(),
+            upstream: None,
+        }
+    }
+
+    /// A tally for bytes relayed straight from upstream: counted as served and as read upstream.
+    pub fn relay_tally(&self) -> ByteTally {
+        ByteTally {
+            upstream: Some(self.upstream_bytes.clone()),
+            ..self.tally("upstream")
+        }
+    }
+}
+
+/// Counts body bytes as they are sent.
+#[derive(Clone)]
+pub struct ByteTally {
+    counter: IntCounter,
+    total: Arc<AtomicU64>,
+    upstream: Option<IntCounter>,
+}
+
+impl ByteTally {
+    pub fn add(&self, n: u64) {
+        self.counter.inc_by(n);
+        self.total.fetch_add(n, Ordering::Relaxed);
+        if let Some(u) = &self.upstream {
+            u.inc_by(n);
+        }
+    }
+}

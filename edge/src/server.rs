@@ -1,0 +1,249 @@
+//! One running edge: binds, serves the proxy plus its own `/health`, `/metrics` and `PURGE`,
+//! measures its served bytes per second for the load figure, and shuts down explicitly.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::task::JoinHandle;
+
+use common::http::{full, Body, ConnHooks, ConnInfo, ServerHandle, ServerLimits};
+
+use crate::cache_status::sanitize_name;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::{self, Ctx};
+use crate::upstream::{Upstream, UpstreamConfig};
+
+/// A running edge.
+pub struct Edge {
+    server: ServerHandle,
+    ticker: JoinHandle<()>,
+    ctx: Arc<Ctx>,
+}
+
+struct Rate {
+    bytes_per_sec: AtomicU64,
+}
+
+/// Starts an edge: binds `config.listen` and returns at once.
+pub async fn spawn(config: Config) -> Result<Edge> {
+    let policy = config.validate()?;
+    let name = sanitize_name(config.name.trim());
+    let metrics = Arc::new(Metrics::new(&name).context("creating the edge's metrics")?);
+    let upstream = Upstream::new(
+        &config.upstream,
+        &config.parents,
+        UpstreamConfig {
+            connect_timeout: Config::duration(config.connect_timeout_secs),
+            first_byte_timeout: Config::duration(config.first_byte_timeout_secs),
+            idle_timeout: Config::duration(config.idle_timeout_secs),
+            connect_attempts: config.connect_attempts.max(1),
+        },
+        metrics.clone(),
+    )?;
+    let limits = ServerLimits {
+        max_connections: config.max_connections.max(1),
+        header_read_timeout: Config::duration(config.header_read_timeout_secs),
+        max_header_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+        ..ServerLimits::default()
+    };
+    let listener = common::http::bind(config.listen).await?;
+    let hooks = ConnHooks {
+        open_connections: Some(metrics.open_connections.clone()),
+    };
+    let ctx = Arc::new(proxy::context(config, policy, name, metrics, upstream));
+    let rate = Arc::new(Rate {
+        bytes_per_sec: AtomicU64::new(0f64.to_bits()),
+    });
+    let ticker = tokio::spawn(measure_rate(ctx.metrics.clone(), rate.clone()));
+    let handler_ctx = ctx.clone();
+    let server = common::http::serve(listener, limits, hooks, move |req, info| {
+        let ctx = handler_ctx.clone();
+        let rate = rate.clone();
+        async move { route(ctx, rate, req, info).await }
+    })?;
+    tracing::info!(name = %ctx.name, addr = %server.local_addr(), upstream = %ctx.config.upstream,
+        parents = ?ctx.config.parents, "edge listening");
+    Ok(Edge {
+        server,
+        ticker,
+        ctx,
+    })
+}
+
+impl Edge {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The edge's name as it appears in Via, Cache-Status and /health.
+    pub fn name(&self) -> &str {
+        &self.ctx.name
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then returns.
+    pub async fn shutdown(self) {
+        self.ticker.abort();
+        self.server.shutdown().await;
+    }
+
+    /// Stops at once, dropping open connections (a crash, for failover tests).
+    pub fn abort(self) {
+        self.ticker.abort();
+        self.server.abort();
+    }
+}
+
+/// Served bytes per second, smoothed over about two seconds.
+async fn measure_rate(metrics: Arc<Metrics>, rate: Arc<Rate>) {
+    let mut last_total = metrics.served_total.load(Ordering::Relaxed);
+    let mut last = Instant::now();
+    let mut smoothed = 0.0f64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let total = metrics.served_total.load(Ordering::Relaxed);
+        let secs = last.elapsed().as_secs_f64().max(1e-3);
+        let now_rate = total.saturating_sub(last_total) as f64 / secs;
+        smoothed = 0.5 * smoothed + 0.5 * now_rate;
+        rate.bytes_per_sec
+            .store(smoothed.to_bits(), Ordering::Relaxed);
+        last_total = total;
+        last = Instant::now();
+    }
+}
+
+async fn route(
+    ctx: Arc<Ctx>,
+    rate: Arc<Rate>,
+    req: Request<Incoming>,
+    info: ConnInfo,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let local = parts.method == Method::GET || parts.method == Method::HEAD;
+    if parts.method.as_str() == "PURGE" {
+        return purge(&ctx, &parts).await;
+    }
+    if local && parts.uri.path() == "/health" {
+        return health(&ctx, &rate);
+    }
+    if local && parts.uri.path() == "/metrics" {
+        ctx.store.sync().await;
+        ctx.metrics
+            .stored_bytes
+            .set(ctx.store.weighted_size() as i64);
+        ctx.metrics
+            .stored_objects
+            .set(ctx.store.entry_count() as i64);
+        return common::metrics::response(&ctx.metrics.registry);
+    }
+    proxy::handle(ctx, parts, body, info.peer.ip()).await
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `/health`: what the DNS router polls. `load` is the larger of the connection and bandwidth
+/// fractions of capacity (1.0 = full).
+fn health(ctx: &Ctx, rate: &Rate) -> Response<Body> {
+    let active = ctx.metrics.open_connections.get().max(0) as u64;
+    let bps = f64::from_bits(rate.bytes_per_sec.load(Ordering::Relaxed));
+    let capacity = ctx.config.capacity_bytes_per_sec.0.max(1);
+    let load =
+        (bps / capacity as f64).max(active as f64 / ctx.config.max_connections.max(1) as f64);
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "status": "up",
+            "name": ctx.name,
+            "active_connections": active,
+            "bytes_per_sec": bps.round(),
+            "capacity": capacity,
+            "load": (load * 1000.0).round() / 1000.0,
+        }),
+    )
+}
+
+/// `PURGE /path` removes that URL (any host); `PURGE /prefix*` every URL under the prefix.
+/// Needs `Authorization: Bearer <purge_token>`: 401 without it, 403 when wrong or unset.
+async fn purge(ctx: &Ctx, parts: &http::request::Parts) -> Response<Body> {
+    let Some(token) = ctx.config.purge_token.as_deref() else {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"error": "purge is disabled: no purge_token configured"}),
+        );
+    };
+    let given = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let Some(given) = given else {
+        let mut resp = json(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "bearer token required"}),
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"edge-purge\""),
+        );
+        return resp;
+    };
+    if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"error": "wrong token"}),
+        );
+    }
+    let raw = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let (target, prefix) = match raw.strip_suffix('*') {
+        Some(p) => (p.to_string(), true),
+        None => {
+            let key = crate::key::of_request(parts, &ctx.config.ignore_query_params);
+            (key.path.to_string(), false)
+        }
+    };
+    if !ctx.store.purge(&target, prefix) {
+        return json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": "the cache refused the purge"}),
+        );
+    }
+    ctx.metrics.purges.inc();
+    tracing::info!(name = %ctx.name, path = %target, prefix, "purged");
+    json(
+        StatusCode::OK,
+        serde_json::json!({"purged": target, "prefix": prefix}),
+    )
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

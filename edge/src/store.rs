@@ -1,0 +1,318 @@
+//! Byte-bounded storage of responses in a moka cache.
+//!
+//! Weighing: an entry weighs its body plus its header bytes plus a fixed per-entry overhead, so
+//! the configured capacity bounds memory whatever the mix of small manifests and large segments.
+//! Eviction is LRU, not moka's default TinyLFU: TinyLFU admits a new entry only if it looks more
+//! popular than the victim, which can refuse a brand-new live segment (never seen before, yet
+//! about to be requested by every viewer); with LRU the newest segment always gets in and old
+//! segments of a moving live window age out first. Moka expiry is set to the freshness lifetime
+//! plus the longest stale window in which the copy is still useful (stale-while-revalidate,
+//! stale-if-error, or revalidation by validator), because moka cannot return an expired entry.
+//! One variant per key: the stored response carries the Vary request values it was fetched with.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, StatusCode};
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
+use moka::Expiry;
+
+use crate::key::CacheKey;
+use crate::policy::{vary_values, Freshness, PolicyConfig};
+
+/// Fixed bytes charged per entry for the key, the struct and moka's own bookkeeping.
+pub const ENTRY_OVERHEAD: u64 = 512;
+
+/// One stored response.
+#[derive(Debug)]
+pub struct Stored {
+    pub status: StatusCode,
+    /// Response headers, hop-by-hop fields already removed.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub freshness: Freshness,
+    /// Request header names the response varies on, and the values they had.
+    pub vary: Vec<(HeaderName, Option<String>)>,
+    /// How long moka keeps it, measured from insertion.
+    pub retention: Duration,
+}
+
+impl Stored {
+    /// True when a request's Vary-named headers equal those this variant was fetched with.
+    pub fn matches_variant(&self, request: &HeaderMap) -> bool {
+        if self.vary.is_empty() {
+            return true;
+        }
+        let names: Vec<HeaderName> = self.vary.iter().map(|(n, _)| n.clone()).collect();
+        vary_values(&names, request)
+            .iter()
+            .zip(&self.vary)
+            .all(|(a, (_, b))| a == b)
+    }
+
+    fn weight(&self, key: &CacheKey) -> u32 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 32)
+            .sum();
+        let total = self.body.len() as u64
+            + headers as u64
+            + key.host.len() as u64
+            + key.path.len() as u64
+            + ENTRY_OVERHEAD;
+        total.min(u32::MAX as u64) as u32
+    }
+
+    /// Builds an entry; its retention is computed from the policy at `now`.
+    pub fn new(
+        cfg: &PolicyConfig,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        freshness: Freshness,
+        vary: Vec<(HeaderName, Option<String>)>,
+        now: SystemTime,
+    ) -> Stored {
+        let retention = freshness.retention(cfg, now).max(Duration::from_millis(1));
+        Stored {
+            status,
+            headers,
+            body,
+            freshness,
+            vary,
+            retention,
+        }
+    }
+}
+
+struct RetentionExpiry;
+
+impl Expiry<CacheKey, Arc<Stored>> for RetentionExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Stored>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.retention)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Stored>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.retention)
+    }
+}
+
+/// Counts of removals, read by the metrics.
+#[derive(Debug, Default)]
+pub struct RemovalCounts {
+    /// Evicted to make room (capacity).
+    pub size: AtomicU64,
+    /// Dropped after their retention ran out.
+    pub expired: AtomicU64,
+}
+
+/// The response store.
+#[derive(Clone)]
+pub struct Store {
+    cache: Cache<CacheKey, Arc<Stored>>,
+    max_object_size: u64,
+    removals: Arc<RemovalCounts>,
+}
+
+impl Store {
+    /// A store of `capacity` weighted bytes; removals are also counted in `evictions`
+    /// (label `cause`: size or expired).
+    pub fn new(capacity: u64, max_object_size: u64, evictions: prometheus::IntCounterVec) -> Store {
+        let removals = Arc::new(RemovalCounts::default());
+        let counts = removals.clone();
+        let by_size = evictions.with_label_values(&["size"]);
+        let by_expiry = evictions.with_label_values(&["expired"]);
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .eviction_policy(EvictionPolicy::lru())
+            .weigher(|k: &CacheKey, v: &Arc<Stored>| v.weight(k))
+            .expire_after(RetentionExpiry)
+            .support_invalidation_closures()
+            .eviction_listener(move |_k, _v, cause| match cause {
+                RemovalCause::Size => {
+                    counts.size.fetch_add(1, Ordering::Relaxed);
+                    by_size.inc();
+                }
+                RemovalCause::Expired => {
+                    counts.expired.fetch_add(1, Ordering::Relaxed);
+                    by_expiry.inc();
+                }
+                RemovalCause::Explicit | RemovalCause::Replaced => {}
+            })
+            .build();
+        Store {
+            cache,
+            max_object_size: max_object_size.min(capacity),
+            removals,
+        }
+    }
+
+    /// Largest body stored.
+    pub fn max_object_size(&self) -> u64 {
+        self.max_object_size
+    }
+
+    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Stored>> {
+        self.cache.get(key).await
+    }
+
+    /// Stores an entry unless its body is larger than the maximum object size.
+    pub async fn insert(&self, key: CacheKey, value: Arc<Stored>) -> bool {
+        if value.body.len() as u64 > self.max_object_size {
+            return false;
+        }
+        self.cache.insert(key, value).await;
+        true
+    }
+
+    pub async fn remove(&self, key: &CacheKey) {
+        self.cache.invalidate(key).await;
+    }
+
+    /// Removes every entry whose path (any host) equals `path`, or starts with it when
+    /// `prefix` is set. Returns false when the cache refused the predicate.
+    pub fn purge(&self, path: &str, prefix: bool) -> bool {
+        let path = path.to_string();
+        self.cache
+            .invalidate_entries_if(move |k, _| {
+                if prefix {
+                    k.path.starts_with(path.as_str())
+                } else {
+                    &*k.path == path.as_str()
+                }
+            })
+            .is_ok()
+    }
+
+    /// Applies pending evictions and invalidations so the counts below are current.
+    pub async fn sync(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    pub fn removals(&self) -> &RemovalCounts {
+        &self.removals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn entry(body_len: usize, max_age: u64) -> Arc<Stored> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_str(&format!("max-age={max_age}")).unwrap(),
+        );
+        let now = SystemTime::now();
+        let cfg = PolicyConfig {
+            default_stale_if_error: Duration::ZERO,
+            ..PolicyConfig::default()
+        };
+        let f = Freshness::new(&cfg, StatusCode::OK, &h, now, now);
+        Arc::new(Stored::new(
+            &cfg,
+            StatusCode::OK,
+            h,
+            Bytes::from(vec![7u8; body_len]),
+            f,
+            Vec::new(),
+            now,
+        ))
+    }
+
+    fn counter() -> prometheus::IntCounterVec {
+        prometheus::IntCounterVec::new(prometheus::Opts::new("e", "e"), &["cause"]).unwrap()
+    }
+
+    fn key(p: &str) -> CacheKey {
+        CacheKey {
+            host: "h".into(),
+            path: p.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn capacity_bounds_bytes_and_lru_admits_newest() {
+        let store = Store::new(1 << 20, 512 << 10, counter());
+        for i in 0..40 {
+            assert!(
+                store
+                    .insert(key(&format!("/seg{i}")), entry(100_000, 600))
+                    .await
+            );
+            store.sync().await;
+        }
+        assert!(
+            store.weighted_size() <= 1 << 20,
+            "{}",
+            store.weighted_size()
+        );
+        // The newest segment is always admitted, the oldest were evicted.
+        assert!(store.get(&key("/seg39")).await.is_some());
+        assert!(store.get(&key("/seg0")).await.is_none());
+        assert!(store.removals().size.load(Ordering::Relaxed) > 0);
+        // Larger than the maximum object size: refused.
+        assert!(!store.insert(key("/big"), entry(600 << 10, 600)).await);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_retention_and_purge_by_prefix() {
+        let store = Store::new(1 << 20, 1 << 20, counter());
+        store.insert(key("/a/1"), entry(10, 0)).await;
+        store.insert(key("/a/2"), entry(10, 600)).await;
+        store.insert(key("/b/1"), entry(10, 600)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            store.get(&key("/a/1")).await.is_none(),
+            "max-age=0 without validator expires"
+        );
+        assert!(store.purge("/a/", true));
+        assert!(store.get(&key("/a/2")).await.is_none());
+        assert!(store.get(&key("/b/1")).await.is_some());
+        assert!(store.purge("/b/1", false));
+        assert!(store.get(&key("/b/1")).await.is_none());
+    }
+
+    #[test]
+    fn variant_matching() {
+        let mut e = Arc::try_unwrap(entry(1, 60)).unwrap();
+        e.vary = vec![(http::header::ACCEPT_ENCODING, Some("gzip".into()))];
+        let mut req = HeaderMap::new();
+        req.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        assert!(e.matches_variant(&req));
+        req.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br"),
+        );
+        assert!(!e.matches_variant(&req));
+    }
+}

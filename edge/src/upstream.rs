@@ -1,0 +1,482 @@
+//! Talking to the next hop: the parents (chosen per key by rendezvous hashing) and then the
+//! origin, over one pooled hyper-util client. Owns the proxy header rules (hop-by-hop removal,
+//! Via, X-Forwarded-For), the connect and first-byte timeouts, retries of idempotent requests
+//! after connection failures only, and failover from one target to the next.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, Uri};
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use common::http::Body;
+
+use crate::metrics::{ByteTally, Metrics};
+
+/// Hop-by-hop fields (RFC 9110 section 7.6.1), never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop fields, including those the Connection field names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// The Via comment that marks a hop as one of this stack's edges, so a parent knows its client
+/// is a child edge (which still needs CDN-Cache-Control) rather than an end user.
+pub const EDGE_VIA_COMMENT: &str = "(cdn-edge)";
+
+/// Appends `1.1 <name> (cdn-edge)` to Via (RFC 9110 section 7.6.3).
+pub fn add_via(headers: &mut HeaderMap, name: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("1.1 {name} {EDGE_VIA_COMMENT}")) {
+        headers.append(header::VIA, v);
+    }
+}
+
+/// True when the request passed through another edge of this stack.
+pub fn from_edge(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(EDGE_VIA_COMMENT))
+}
+
+/// True when Via already names this edge: the request has looped back to us.
+pub fn via_names(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|hop| hop.split_whitespace().nth(1) == Some(name))
+}
+
+/// The headers sent upstream for a client request: hop-by-hop fields removed, Via and
+/// X-Forwarded-For added.
+pub fn forwarded_headers(client: &HeaderMap, peer: IpAddr, name: &str) -> HeaderMap {
+    let mut h = client.clone();
+    strip_hop_by_hop(&mut h);
+    add_via(&mut h, name);
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
+        _ => peer.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h
+}
+
+/// Whether a target is a parent cache or the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Parent,
+    Origin,
+}
+
+impl Tier {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Parent => "parent",
+            Tier::Origin => "origin",
+        }
+    }
+}
+
+/// One upstream server.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub authority: Authority,
+    /// Path prefix prepended to request paths (no trailing slash).
+    pub prefix: String,
+    pub tier: Tier,
+    /// The URL as configured, used for hashing and logs.
+    pub url: String,
+}
+
+impl Target {
+    pub fn parse(url: &str, tier: Tier) -> Result<Target> {
+        let uri: Uri = url
+            .trim()
+            .parse()
+            .with_context(|| format!("invalid upstream URL `{url}`"))?;
+        if uri.scheme_str() != Some("http") {
+            bail!("unsupported upstream URL `{url}`: only http:// is supported");
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .with_context(|| format!("upstream URL `{url}` has no host"))?;
+        if uri.query().is_some() {
+            bail!("upstream URL `{url}` must not have a query");
+        }
+        Ok(Target {
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_string(),
+            tier,
+            url: url.trim().to_string(),
+        })
+    }
+
+    fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{}", self.prefix, path_and_query))
+            .build()
+    }
+}
+
+/// Why an upstream exchange failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to {0}")]
+    Connect(String),
+    #[error("no response head from {0} in time")]
+    Timeout(String),
+    #[error("upstream {0} failed: {1}")]
+    Other(String, String),
+    #[error("bad upstream request: {0}")]
+    Request(String),
+}
+
+impl UpstreamError {
+    /// 504 for timeouts, 502 otherwise.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            UpstreamError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            _ => http::StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// What to send upstream.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub method: Method,
+    pub path_and_query: String,
+    /// Already processed by [`forwarded_headers`]; Host is the client's.
+    pub headers: HeaderMap,
+}
+
+/// Timeouts and retry limits.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub connect_attempts: u32,
+}
+
+/// The pooled client and the targets.
+pub struct Upstream {
+    client: Client<HttpConnector, Body>,
+    origin: Target,
+    parents: Vec<Target>,
+    cfg: UpstreamConfig,
+    metrics: Arc<Metrics>,
+}
+
+/// 64-bit FNV-1a followed by the SplitMix64 finaliser: stable across builds and platforms, so
+/// every edge ranks parents the same way.
+fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Orders `targets` for `key` by rendezvous (highest random weight) hashing: each key has a
+/// stable first choice, and removing a target only moves the keys that chose it.
+pub fn rendezvous<'a>(targets: &'a [Target], key: &str) -> Vec<&'a Target> {
+    let mut scored: Vec<(u64, &Target)> = targets
+        .iter()
+        .map(|t| (stable_hash(&[t.url.as_bytes(), key.as_bytes()]), t))
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.url.cmp(&b.1.url)));
+    scored.into_iter().map(|(_, t)| t).collect()
+}
+
+impl Upstream {
+    pub fn new(
+        origin: &str,
+        parents: &[String],
+        cfg: UpstreamConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Upstream> {
+        let origin = Target::parse(origin, Tier::Origin)?;
+        let parents = parents
+            .iter()
+            .map(|p| Target::parse(p, Tier::Parent))
+            .collect::<Result<Vec<_>>>()?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Ok(Upstream {
+            client,
+            origin,
+            parents,
+            cfg,
+            metrics,
+        })
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.cfg
+    }
+
+    /// The targets to try for `key`, in order: parents by rendezvous hashing, then the origin.
+    pub fn order(&self, key: &str) -> Vec<&Target> {
+        let mut order = rendezvous(&self.parents, key);
+        order.push(&self.origin);
+        order
+    }
+
+    fn request(
+        &self,
+        target: &Target,
+        out: &Outgoing,
+        body: Body,
+    ) -> Result<Request<Body>, UpstreamError> {
+        let uri = target
+            .uri(&out.path_and_query)
+            .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        let mut req = Request::builder()
+            .method(out.method.clone())
+            .uri(uri)
+            .body(body)
+            .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        *req.headers_mut() = out.headers.clone();
+        if target.tier == Tier::Origin || !req.headers().contains_key(header::HOST) {
+            // Parents see the client's Host (so their keys match ours); the origin sees its own.
+            if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
+        Ok(req)
+    }
+
+    async fn attempt(
+        &self,
+        target: &Target,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(self.cfg.first_byte_timeout, self.client.request(req)).await;
+        let (status_label, outcome) = match result {
+            Ok(Ok(resp)) => (resp.status().as_str().to_string(), Ok(resp)),
+            Ok(Err(e)) if e.is_connect() => (
+                "connect_error".to_string(),
+                Err(UpstreamError::Connect(target.url.clone())),
+            ),
+            Ok(Err(e)) => {
+                let msg = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| e.to_string());
+                (
+                    "error".to_string(),
+                    Err(UpstreamError::Other(target.url.clone(), msg)),
+                )
+            }
+            Err(_) => (
+                "timeout".to_string(),
+                Err(UpstreamError::Timeout(target.url.clone())),
+            ),
+        };
+        let labels = [target.tier.label(), status_label.as_str()];
+        self.metrics
+            .upstream_requests
+            .with_label_values(&labels)
+            .inc();
+        self.metrics
+            .upstream_latency
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    /// Sends a GET or HEAD (no body) for `key`: each target in order, retrying a target after a
+    /// connection failure up to the configured attempts, and failing over to the next target on
+    /// connection failure or first-byte timeout. Returns the response and the tier that gave it.
+    pub async fn fetch(
+        &self,
+        key: &str,
+        out: &Outgoing,
+    ) -> Result<(Response<Incoming>, Tier), UpstreamError> {
+        let mut last = UpstreamError::Connect(self.origin.url.clone());
+        for target in self.order(key) {
+            for attempt in 0..self.cfg.connect_attempts.max(1) {
+                let req = self.request(target, out, common::http::empty())?;
+                match self.attempt(target, req).await {
+                    Ok(resp) => return Ok((resp, target.tier)),
+                    Err(e @ UpstreamError::Connect(_)) => {
+                        tracing::debug!(target = %target.url, attempt, "upstream connect failed");
+                        last = e;
+                    }
+                    Err(e @ UpstreamError::Timeout(_)) if target.tier == Tier::Parent => {
+                        last = e;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Sends a request with a body (unsafe methods) once, to the first target for `key`.
+    pub async fn forward(
+        &self,
+        key: &str,
+        out: &Outgoing,
+        body: Body,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let order = self.order(key);
+        let target = order.first().copied().unwrap_or(&self.origin);
+        let req = self.request(target, out, body)?;
+        self.attempt(target, req).await
+    }
+}
+
+/// Streams an upstream body to a client, failing the stream when no chunk arrives within
+/// `idle`, and counting the bytes.
+pub fn relay_body(body: Incoming, idle: Duration, tally: ByteTally) -> Body {
+    let stream = futures_util::stream::unfold(Some(body), move |state| {
+        let tally = tally.clone();
+        async move {
+            let mut body = state?;
+            match tokio::time::timeout(idle, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(d) = frame.data_ref() {
+                        tally.add(d.len() as u64);
+                    }
+                    Some((Ok(frame), Some(body)))
+                }
+                Ok(Some(Err(e))) => Some((Err(common::http::BoxError::from(e)), None)),
+                Ok(None) => None,
+                Err(_) => Some((Err("upstream body idle timeout".into()), None)),
+            }
+        }
+    });
+    StreamBody::new(stream.map(|r: Result<Frame<Bytes>, common::http::BoxError>| r)).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(url: &str) -> Target {
+        Target::parse(url, Tier::Parent).unwrap()
+    }
+
+    #[test]
+    fn parses_targets() {
+        let o = Target::parse("http://127.0.0.1:8000/base/", Tier::Origin).unwrap();
+        assert_eq!(o.authority.as_str(), "127.0.0.1:8000");
+        assert_eq!(
+            o.uri("/a?b=1").unwrap().to_string(),
+            "http://127.0.0.1:8000/base/a?b=1"
+        );
+        assert!(Target::parse("https://x", Tier::Origin).is_err());
+        assert!(Target::parse("not a url", Tier::Origin).is_err());
+        assert!(Target::parse("http://h:1/?q=1", Tier::Origin).is_err());
+    }
+
+    #[test]
+    fn rendezvous_is_stable_and_balanced_and_minimal_on_removal() {
+        let all = vec![
+            t("http://127.0.0.1:1"),
+            t("http://127.0.0.1:2"),
+            t("http://127.0.0.1:3"),
+        ];
+        let mut counts = [0usize; 3];
+        let mut moved = 0;
+        let without: Vec<Target> = all[..2].to_vec();
+        for i in 0..3000 {
+            let key = format!("h/seg-{i}.m4s");
+            let first = rendezvous(&all, &key)[0].url.clone();
+            assert_eq!(first, rendezvous(&all, &key)[0].url, "stable");
+            let idx = all.iter().position(|x| x.url == first).unwrap();
+            counts[idx] += 1;
+            let after = rendezvous(&without, &key)[0].url.clone();
+            if idx < 2 && after != first {
+                moved += 1;
+            }
+        }
+        assert_eq!(moved, 0, "keys of surviving parents must not move");
+        for c in counts {
+            assert!((800..1200).contains(&c), "unbalanced: {counts:?}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_via_and_xff() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        h.insert("via", HeaderValue::from_static("1.1 child"));
+        let out = forwarded_headers(&h, "127.0.0.9".parse().unwrap(), "edge-1");
+        for gone in ["connection", "x-secret", "keep-alive", "te"] {
+            assert!(!out.contains_key(gone), "{gone} forwarded");
+        }
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+        assert_eq!(out["accept"], "*/*");
+        let via: Vec<_> = out.get_all("via").iter().collect();
+        assert_eq!(via.len(), 2);
+        assert!(via_names(&out, "edge-1"));
+        assert!(via_names(&out, "child"));
+        assert!(!via_names(&out, "edge"));
+        assert!(from_edge(&out));
+        assert!(!from_edge(&h));
+    }
+}
