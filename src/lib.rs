@@ -2,3 +2,4 @@
 //! (`demo`), and the subcommands that compose the crates.
 
 pub mod stack;
+pub mod up;

@@ -12,18 +12,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the whole stack (origin, three edges, DNS router) on loopback and leave it running.
+    Up(cdn::up::StackArgs),
     /// Run the geo-aware authoritative DNS router (SIGHUP reloads its config).
     Dns(dns_router::cli::Args),
     /// Parse an MPD file or URL and print a summary (--json for JSON).
     Mpd(media::mpd::cli::Args),
     /// Encode the test pattern (or --input FILE) into an H.264 DASH ladder with a manifest.
     Package(media::package::cli::Args),
-    /// Encode the test pattern (or --input FILE) into an H.264 DASH ladder with a manifest.
-    Package(media::package::cli::Args),
     /// Serve packaged titles (VOD and live) over HTTP.
     Origin(origin::cli::Args),
     /// Run an edge cache (caching reverse proxy) in front of the origin or parent edges.
     Edge(edge::cli::Args),
+    /// Simulate DASH sessions over network traces in virtual time (ABR comparison).
+    Simulate(player::cli::SimulateArgs),
 }
 
 fn main() -> Result<()> {
@@ -36,11 +38,12 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Up(args) => cdn::up::run(args),
         Command::Dns(args) => dns_router::cli::run(args),
         Command::Mpd(args) => media::mpd::cli::run(args),
         Command::Package(args) => media::package::cli::run(args),
-        Command::Package(args) => media::package::cli::run(args),
         Command::Origin(args) => origin::cli::run(args),
         Command::Edge(args) => edge::cli::run(args),
+        Command::Simulate(args) => player::cli::simulate(args),
     }
 }

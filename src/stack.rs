@@ -278,6 +278,75 @@ impl Stack {
         s
     }
 
+    /// What runs where, and commands to paste to try each part.
+    pub fn banner(&self) -> String {
+        let c = &self.config;
+        let origin = self.origin.local_addr();
+        let dns = self.dns.dns_addr();
+        let mut s = String::new();
+        s.push_str("The stack is up, in this one process (Ctrl-C stops it):\n");
+        s.push_str(&format!(
+            "  origin      http://{origin}  serving {} (VOD /vod/{}/manifest.mpd, live /live/{}/manifest.mpd)\n",
+            c.data.display(),
+            c.title,
+            c.live_channel
+        ));
+        for (spec, e) in c.edges.iter().zip(&self.edges) {
+            if let Some(e) = e {
+                s.push_str(&format!(
+                    "  edge        http://{}  {} (clients {})\n",
+                    e.local_addr(),
+                    spec.name,
+                    spec.clients.join(", ")
+                ));
+            }
+        }
+        s.push_str(&format!(
+            "  dns-router  {dns} udp+tcp, metrics http://{}/metrics\n\n",
+            self.dns.metrics_addr()
+        ));
+        let client = |i: usize| -> String {
+            c.edges
+                .get(i)
+                .and_then(|e| e.clients.first())
+                .and_then(|cidr| cidr.split('/').next())
+                .map(|net| net.trim_end_matches(".0").to_string() + ".10")
+                .unwrap_or_else(|| "127.0.0.1".into())
+        };
+        let base = self.content_base();
+        let edge0 = self.edge_addrs().first().map(|(_, a)| *a).unwrap_or(origin);
+        s.push_str("Try:\n");
+        s.push_str(&format!(
+            "  dig @{} -p {} -b {} video.example.test A\n",
+            dns.ip(),
+            dns.port(),
+            client(1)
+        ));
+        s.push_str(&format!(
+            "  kdig @{} -p {} +subnet=127.0.3.0/24 video.cdn.example.test A\n",
+            dns.ip(),
+            dns.port()
+        ));
+        s.push_str(&format!("  curl -sI http://{edge0}/vod/{}/manifest.mpd\n", c.title));
+        s.push_str(&format!(
+            "  ffprobe -v error -show_entries stream=width,height,bit_rate http://{edge0}/vod/{}/manifest.mpd\n",
+            c.title
+        ));
+        s.push_str(&format!(
+            "  cdn play {base}/vod/{}/manifest.mpd --dns {dns} --bind {}\n",
+            c.title,
+            client(1)
+        ));
+        s.push_str(&format!(
+            "  cdn play {base}/live/{}/manifest.mpd --dns {dns} --bind {} --duration 30\n\n",
+            c.live_channel,
+            client(2)
+        ));
+        s.push_str("Prometheus scrape config (prometheus.yml):\n");
+        s.push_str(&self.prometheus_config());
+        s
+    }
+
     /// Stops everything: the router first (no new clients steered), then edges, then the origin.
     pub async fn shutdown(self) {
         self.dns.shutdown().await;

@@ -1,0 +1,72 @@
+//! `cdn up`: the whole stack on its default loopback addresses, left running until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::stack::{Stack, StackConfig};
+
+/// Flags of `cdn up` and `cdn demo`; each overrides the TOML file, which overrides the defaults.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StackArgs {
+    /// Content folder (the demo title is packaged into DATA/vod/demo on first run).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// TOML file with any of the stack's settings (addresses, regions, cache size).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Origin address.
+    #[arg(long)]
+    pub origin: Option<SocketAddr>,
+    /// DNS router address (UDP and TCP).
+    #[arg(long)]
+    pub dns: Option<SocketAddr>,
+    /// DNS router metrics address.
+    #[arg(long)]
+    pub dns_metrics: Option<SocketAddr>,
+    /// Port every edge listens on (each on its own loopback address).
+    #[arg(long)]
+    pub edge_port: Option<u16>,
+}
+
+impl StackArgs {
+    /// The stack configuration these flags describe.
+    pub fn config(&self) -> Result<StackConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => StackConfig::load(path)?,
+            None => StackConfig::default(),
+        };
+        if let Some(d) = &self.data {
+            cfg.data = d.clone();
+        }
+        if let Some(a) = self.origin {
+            cfg.origin = a;
+        }
+        if let Some(a) = self.dns {
+            cfg.dns = a;
+        }
+        if let Some(a) = self.dns_metrics {
+            cfg.dns_metrics = a;
+        }
+        if let Some(p) = self.edge_port {
+            for e in &mut cfg.edges {
+                e.listen.set_port(p);
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Runs `cdn up`.
+pub fn run(args: StackArgs) -> Result<()> {
+    let cfg = args.config()?;
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let stack = Stack::start(cfg).await?;
+        println!("{}", stack.banner());
+        common::shutdown_signal().await;
+        eprintln!("stopping...");
+        stack.shutdown().await;
+        Ok(())
+    })
+}
