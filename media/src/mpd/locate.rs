@@ -216,7 +216,7 @@ fn attributes(src: &str, e: &BytesStart<'_>, tag_start: usize) -> Result<Vec<Att
                 | AttrError::ExpectedQuote(p, _)
                 | AttrError::Duplicated(p, _) => p,
             };
-            syntax(src, tag_start + rel, format!("bad attribute: {err}"))
+            syntax(src, tag_start + 1 + rel, format!("bad attribute: {err}"))
         })?;
         let name_ptr = attr.key.as_ref().as_ptr() as usize;
         let pos = name_ptr.checked_sub(base).filter(|p| *p <= src.len()).unwrap_or(tag_start);
