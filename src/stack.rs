@@ -37,6 +37,8 @@ pub struct StackConfig {
     pub purge_token: Option<String>,
     /// Health-check interval of the DNS router, in milliseconds.
     pub health_interval_ms: u64,
+    /// Cache-Control the origin sends with static MPDs.
+    pub mpd_cache_control: String,
 }
 
 /// One edge and the region it serves.
@@ -76,6 +78,7 @@ impl Default for StackConfig {
             edge_cache_size: "256MiB".into(),
             purge_token: None,
             health_interval_ms: 1000,
+            mpd_cache_control: "public, max-age=60".into(),
         }
     }
 }
@@ -144,8 +147,9 @@ impl StackConfig {
             })
             .collect();
         if let Some(first) = self.edges.first() {
-            cfg.geo.default_location =
-                Some(dns_router::config::DefaultLocation::Named(first.name.clone()));
+            cfg.geo.default_location = Some(dns_router::config::DefaultLocation::Named(
+                first.name.clone(),
+            ));
         }
         cfg.fallback.addresses = vec![origin.ip()];
         for host in &mut cfg.hosts {
@@ -208,11 +212,14 @@ impl Stack {
             listen: config.origin,
             ..origin::Config::default()
         };
+        origin_cfg.cache_control.mpd = config.mpd_cache_control.clone();
         origin_cfg.channels.insert(
             config.live_channel.clone(),
             origin::config::ChannelConfig::Title(config.title.clone()),
         );
-        let origin = origin::spawn(origin_cfg).await.context("starting the origin")?;
+        let origin = origin::spawn(origin_cfg)
+            .await
+            .context("starting the origin")?;
 
         let cache_size = common::units::parse_size(&config.edge_cache_size)?;
         let mut edges = Vec::new();
@@ -233,12 +240,22 @@ impl Stack {
 
         let dns = dns_router::spawn(config.dns_config(origin.local_addr()))
             .context("starting the DNS router")?;
-        Ok(Stack { config, origin, edges, dns })
+        Ok(Stack {
+            config,
+            origin,
+            edges,
+            dns,
+        })
     }
 
     /// `http://video.example.test:PORT` for this stack's edges (they share one port).
     pub fn content_base(&self) -> String {
-        let port = self.config.edges.first().map(|e| e.listen.port()).unwrap_or(80);
+        let port = self
+            .config
+            .edges
+            .first()
+            .map(|e| e.listen.port())
+            .unwrap_or(80);
         format!("http://video.example.test:{port}")
     }
 
@@ -327,7 +344,10 @@ impl Stack {
             dns.ip(),
             dns.port()
         ));
-        s.push_str(&format!("  curl -sI http://{edge0}/vod/{}/manifest.mpd\n", c.title));
+        s.push_str(&format!(
+            "  curl -sI http://{edge0}/vod/{}/manifest.mpd\n",
+            c.title
+        ));
         s.push_str(&format!(
             "  ffprobe -v error -show_entries stream=width,height,bit_rate http://{edge0}/vod/{}/manifest.mpd\n",
             c.title

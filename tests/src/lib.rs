@@ -1,2 +1,194 @@
-//! Helpers shared by the whole-stack tests in `tests/tests/`: starting the stack on free loopback
-//! addresses and finding the external tools the interop tests need.
+//! Helpers shared by the whole-stack tests in `tests/tests/`: a small packaged title made once
+//! and reused, and the stack started on loopback addresses no other test (and no `cdn up` the
+//! user has running) uses.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
+use cdn::stack::{Stack, StackConfig};
+
+/// Seconds of the test title.
+pub const TITLE_SECONDS: f64 = 12.0;
+
+/// A small ladder that encodes quickly in a debug build but still has three rungs to switch among.
+const TEST_LADDER: &str = r#"
+[[rendition]]
+id = "180p"
+width = 320
+height = 180
+bitrate_kbps = 300
+
+[[rendition]]
+id = "240p"
+width = 426
+height = 240
+bitrate_kbps = 700
+
+[[rendition]]
+id = "360p"
+width = 640
+height = 360
+bitrate_kbps = 1500
+"#;
+
+/// The packaged test title, made once per machine under `target/test-content/` (packaging into a
+/// temporary folder and renaming it into place, so concurrent test binaries never see half of it).
+pub fn packaged_title() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| package_once().expect("packaging the test title"))
+}
+
+fn package_once() -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-content");
+    let done = root.join(format!("demo-{TITLE_SECONDS}s-v1"));
+    if done.join("manifest.mpd").is_file() {
+        return Ok(done);
+    }
+    std::fs::create_dir_all(&root)?;
+    let tmp = root.join(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut opts = media::package::Options::new(&tmp);
+    opts.duration = Some(TITLE_SECONDS);
+    opts.ladder = media::package::ladder::Ladder::parse(TEST_LADDER, "test ladder")?;
+    opts.progress = false;
+    media::package::package(&opts).context("packaging")?;
+    match std::fs::rename(&tmp, &done) {
+        Ok(()) => Ok(done),
+        // Another test binary won the race: use its copy.
+        Err(_) if done.join("manifest.mpd").is_file() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(done)
+        }
+        Err(e) => Err(e).context("moving the packaged title into place"),
+    }
+}
+
+/// A fresh content root holding the test title as `vod/demo`, which a test may modify.
+pub fn content_root() -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    copy_dir(packaged_title(), &dir.path().join("vod").join("demo"))?;
+    Ok(dir)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A second octet for `127.B.N.x` no other test of this process uses (and not 0, the user's).
+pub fn unique_octet() -> u8 {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let start = 20 + (std::process::id() % 200) as u8;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    20 + (start - 20).wrapping_add(n.wrapping_mul(7)) % 230
+}
+
+/// A running stack over its own content root.
+pub struct TestStack {
+    pub stack: Stack,
+    pub content: tempfile::TempDir,
+    pub octet: u8,
+}
+
+impl TestStack {
+    /// Starts origin, three edges and the router on free loopback addresses.
+    pub async fn start() -> Result<TestStack> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestStack::start`], letting the caller adjust the configuration first.
+    pub async fn start_with(adjust: impl FnOnce(&mut StackConfig)) -> Result<TestStack> {
+        let content = content_root()?;
+        let octet = unique_octet();
+        let mut cfg = StackConfig::on_free_addresses(content.path().to_path_buf(), octet)?;
+        adjust(&mut cfg);
+        let stack = Stack::start(cfg).await?;
+        Ok(TestStack {
+            stack,
+            content,
+            octet,
+        })
+    }
+
+    /// A client address located in region `n` (1-based).
+    pub fn client_in_region(&self, n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, self.octet, n, 10))
+    }
+
+    /// The edge address of region `n` (1-based).
+    pub fn edge_ip(&self, n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, self.octet, n, 1))
+    }
+
+    /// `http://video.example.test:PORT/PATH`, the URL players use.
+    pub fn content_url(&self, path: &str) -> String {
+        format!("{}{}", self.stack.content_base(), path)
+    }
+}
+
+/// Reads one counter or gauge sample from a Prometheus text exposition: the sum of every series
+/// of `name` whose labels include all of `labels` (`key="value"` pairs).
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let ok = labels
+                .iter()
+                .all(|(k, v)| label_text.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+            if ok {
+                value.parse::<f64>().ok()
+            } else {
+                None
+            }
+        })
+        .sum()
+}
+
+/// GETs `http://ADDR/metrics` and returns the exposition.
+pub async fn scrape(addr: std::net::SocketAddr) -> Result<String> {
+    let body = common::http::get(&format!("http://{addr}/metrics")).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sum_adds_matching_series() {
+        let text = "# HELP x y\nreq_total{a=\"1\",b=\"hit\"} 3\nreq_total{a=\"2\",b=\"hit\"} 4\nreq_total{a=\"2\",b=\"miss\"} 5\nother 9\n";
+        assert_eq!(metric_sum(text, "req_total", &[("b", "hit")]), 7.0);
+        assert_eq!(metric_sum(text, "req_total", &[]), 12.0);
+        assert_eq!(metric_sum(text, "other", &[]), 9.0);
+        assert_eq!(metric_sum(text, "missing", &[]), 0.0);
+    }
+
+    #[test]
+    fn octets_are_distinct_and_not_zero() {
+        let a = unique_octet();
+        let b = unique_octet();
+        assert_ne!(a, b);
+        assert!(a >= 20 && b >= 20);
+    }
+}
