@@ -74,7 +74,11 @@ pub fn run(args: Args) -> Result<()> {
         .context("starting the Tokio runtime")?;
     runtime.block_on(async move {
         let edge = crate::spawn(config).await?;
-        eprintln!("edge {} listening on http://{}", edge.name(), edge.local_addr());
+        eprintln!(
+            "edge {} listening on http://{}",
+            edge.name(),
+            edge.local_addr()
+        );
         common::shutdown_signal().await;
         edge.shutdown().await;
         Ok(())

@@ -1,0 +1,844 @@
+//! The edge over real sockets against scripted upstreams: hits, revalidation, coalescing,
+//! stale serving, Range/HEAD/conditionals, invalidation, Vary, purge, headers, limits, metrics.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[tokio::test]
+async fn second_get_is_a_hit_with_age_and_one_upstream_request() {
+    let up = Upstream::start(|_| {
+        Reply::ok(
+            "hello",
+            &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = send(e.local_addr(), "GET", "/vod/a.mpd", &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(&a.body[..], b"hello");
+    let cs = a.cache_status();
+    assert!(
+        cs.starts_with("edge-t; fwd=miss; fwd-status=200; ttl=") && cs.ends_with("; stored"),
+        "{cs}"
+    );
+    let b = send(e.local_addr(), "GET", "/vod/a.mpd", &[]).await;
+    assert_eq!(&b.body[..], b"hello");
+    assert!(
+        b.cache_status().starts_with("edge-t; hit; ttl="),
+        "{}",
+        b.cache_status()
+    );
+    assert!(
+        b.headers.contains_key("age"),
+        "Age on every cached response"
+    );
+    assert!(b.header("via").contains("edge-t"));
+    assert_eq!(up.count(), 1);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_entry_is_revalidated_once_and_304_refreshes_headers() {
+    let up = Upstream::start(|s| {
+        if s.headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"v1\"")
+        {
+            Reply::status(
+                304,
+                &[
+                    ("cache-control", "max-age=60"),
+                    ("etag", "\"v1\""),
+                    ("x-generation", "2"),
+                ],
+            )
+        } else {
+            Reply::ok(
+                "segment-body",
+                &[
+                    ("cache-control", "max-age=1"),
+                    ("etag", "\"v1\""),
+                    ("x-generation", "1"),
+                ],
+            )
+        }
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let first = send(e.local_addr(), "GET", "/s.m4s", &[]).await;
+    assert_eq!(first.header("x-generation"), "1");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = send(e.local_addr(), "GET", "/s.m4s", &[]).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        &second.body[..],
+        b"segment-body",
+        "full cached body after 304"
+    );
+    assert_eq!(
+        second.header("x-generation"),
+        "2",
+        "stored headers refreshed from the 304"
+    );
+    assert!(
+        second.cache_status().contains("fwd=stale; fwd-status=304"),
+        "{}",
+        second.cache_status()
+    );
+    let seen = up.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].headers["if-none-match"], "\"v1\"");
+    // Refreshed to max-age=60: now a hit.
+    let third = send(e.local_addr(), "GET", "/s.m4s", &[]).await;
+    assert!(third.cache_status().contains("hit"));
+    assert_eq!(up.count(), 2);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_200_on_revalidation_replaces_the_entry() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let up = Upstream::start(move |_| {
+        let i = n2.fetch_add(1, Ordering::SeqCst);
+        Reply::ok(
+            format!("v{i}"),
+            &[
+                ("cache-control", "max-age=1"),
+                ("etag", &format!("\"{i}\"")),
+            ],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    assert_eq!(
+        &send(e.local_addr(), "GET", "/x", &[]).await.body[..],
+        b"v0"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        &send(e.local_addr(), "GET", "/x", &[]).await.body[..],
+        b"v1"
+    );
+    let hit = send(e.local_addr(), "GET", "/x", &[]).await;
+    assert_eq!(&hit.body[..], b"v1");
+    assert!(hit.cache_status().contains("hit"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn miss_storm_makes_one_upstream_request_and_streams_to_all() {
+    let body: Vec<u8> = (0..512 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let b2 = body.clone();
+    let up = Upstream::start(move |_| Reply {
+        head_delay: Duration::from_millis(500),
+        chunks: 8,
+        chunk_delay: Duration::from_millis(20),
+        ..Reply::ok(
+            b2.clone(),
+            &[
+                ("cache-control", "max-age=60"),
+                ("content-type", "video/iso.segment"),
+            ],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let addr = e.local_addr();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        tasks.push(tokio::spawn(async move {
+            send(addr, "GET", "/live/seg-42.m4s", &[]).await
+        }));
+    }
+    let (mut collapsed, mut hits, mut misses) = (0, 0, 0);
+    for t in tasks {
+        let got = t.await.unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body.len(), body.len());
+        assert!(got.body[..] == body[..], "body differs");
+        let cs = got.cache_status();
+        if cs.contains("collapsed") {
+            collapsed += 1;
+        } else if cs.contains("hit") {
+            hits += 1;
+        } else {
+            misses += 1;
+        }
+    }
+    assert_eq!(up.count(), 1, "exactly one upstream request for the storm");
+    assert_eq!(misses, 1, "one leader");
+    assert_eq!(collapsed + hits, 199);
+    assert!(
+        collapsed >= 100,
+        "most requests waited on the shared fetch: {collapsed}"
+    );
+    let m = send(addr, "GET", "/metrics", &[]).await;
+    let text = String::from_utf8_lossy(&m.body);
+    let coalesced = metric(&text, r#"edge_requests_total{cache_status="coalesced"}"#);
+    assert_eq!(coalesced, collapsed as f64, "{text}");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn waiters_get_first_bytes_before_the_body_completes() {
+    let up = Upstream::start(|_| Reply {
+        chunks: 4,
+        chunk_delay: Duration::from_millis(400),
+        ..Reply::ok(vec![1u8; 4000], &[("cache-control", "max-age=60")])
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let addr = e.local_addr();
+    let leader = tokio::spawn(async move { send(addr, "GET", "/big", &[]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A waiter joining mid-fetch: its head (and first bytes) arrive long before the 1.6 s body.
+    let c = client();
+    let started = Instant::now();
+    let req = http::Request::get(format!("http://{addr}/big"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    let head_after = started.elapsed();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        head_after < Duration::from_millis(900),
+        "waiter head took {head_after:?}"
+    );
+    assert!(resp.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("collapsed"));
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body.len(), 4000);
+    assert_eq!(leader.await.unwrap().body.len(), 4000);
+    assert_eq!(up.count(), 1);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_is_served_when_the_upstream_is_down() {
+    let mut up = Upstream::start(|_| {
+        Reply::ok(
+            "keep-me",
+            &[
+                ("cache-control", "max-age=1, stale-if-error=60"),
+                ("etag", "\"k\""),
+            ],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    assert_eq!(send(e.local_addr(), "GET", "/m.mpd", &[]).await.status, 200);
+    up.stop();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let got = send(e.local_addr(), "GET", "/m.mpd", &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(&got.body[..], b"keep-me");
+    let cs = got.cache_status();
+    assert!(
+        cs.contains("fwd=stale") && cs.contains("detail=stale-if-error"),
+        "{cs}"
+    );
+    assert!(cs.contains("ttl=-"), "{cs}");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_if_error_on_5xx_and_errors_without_stale() {
+    let fail = Arc::new(AtomicUsize::new(0));
+    let f2 = fail.clone();
+    let up = Upstream::start(move |_| {
+        if f2.load(Ordering::SeqCst) == 1 {
+            Reply::status(503, &[])
+        } else {
+            Reply::ok("good", &[("cache-control", "max-age=1, stale-if-error=30")])
+        }
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    send(e.local_addr(), "GET", "/p", &[]).await;
+    fail.store(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let got = send(e.local_addr(), "GET", "/p", &[]).await;
+    assert_eq!(&got.body[..], b"good");
+    assert!(
+        got.cache_status().contains("fwd-status=503; ttl=-"),
+        "{}",
+        got.cache_status()
+    );
+    // No stored copy: the 503 goes through.
+    let other = send(e.local_addr(), "GET", "/never-stored", &[]).await;
+    assert_eq!(other.status, 503);
+    e.shutdown().await;
+
+    // Nothing listening and nothing stored: 502 naming the problem.
+    let dead = edge("http://127.0.0.1:9", |_| {}).await;
+    let got = send(dead.local_addr(), "GET", "/x", &[]).await;
+    assert_eq!(got.status, 502);
+    assert!(String::from_utf8_lossy(&got.body).contains("cannot connect"));
+    dead.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_upstream_times_out_with_504_and_waiters_share_the_error() {
+    let up = Upstream::start(|_| Reply {
+        head_delay: Duration::from_secs(5),
+        ..Reply::ok("late", &[("cache-control", "max-age=60")])
+    })
+    .await;
+    let e = edge(&up.url(), |c| c.first_byte_timeout_secs = 0.5).await;
+    let addr = e.local_addr();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(async move { send(addr, "GET", "/slow", &[]).await }))
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().status, 504);
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(up.count(), 1, "one attempt: timeouts are not retried");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let up = Upstream::start(move |_| {
+        let i = n2.fetch_add(1, Ordering::SeqCst);
+        Reply {
+            head_delay: if i > 0 {
+                Duration::from_millis(300)
+            } else {
+                Duration::ZERO
+            },
+            ..Reply::ok(
+                format!("gen{i}"),
+                &[("cache-control", "max-age=1, stale-while-revalidate=30")],
+            )
+        }
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    send(e.local_addr(), "GET", "/live.mpd", &[]).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        let got = send(e.local_addr(), "GET", "/live.mpd", &[]).await;
+        assert_eq!(&got.body[..], b"gen0");
+        assert!(
+            got.cache_status().contains("detail=stale-while-revalidate"),
+            "{}",
+            got.cache_status()
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "stale served without waiting"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(up.count(), 2, "exactly one background refresh");
+    let fresh = send(e.local_addr(), "GET", "/live.mpd", &[]).await;
+    assert_eq!(&fresh.body[..], b"gen1");
+    assert!(fresh.cache_status().contains("hit"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_conditionals_range_and_head_from_cache() {
+    let body: Vec<u8> = (0..100u8).collect();
+    let b2 = body.clone();
+    let up = Upstream::start(move |_| {
+        Reply::ok(
+            b2.clone(),
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"r1\""),
+                ("last-modified", "Mon, 02 Jan 2023 00:00:00 GMT"),
+            ],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    // A Range request on a miss fetches the full object and answers the range.
+    let r = send(a, "GET", "/seg", &[("range", "bytes=10-19")]).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(&r.body[..], &body[10..20]);
+    assert_eq!(r.header("content-range"), "bytes 10-19/100");
+    assert!(
+        !up.seen()[0].headers.contains_key("range"),
+        "full object fetched upstream"
+    );
+    let r = send(a, "GET", "/seg", &[("range", "bytes=-5")]).await;
+    assert_eq!((r.status, &r.body[..]), (206, &body[95..]));
+    let r = send(a, "GET", "/seg", &[("range", "bytes=500-")]).await;
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), "bytes */100");
+    let r = send(a, "GET", "/seg", &[("if-none-match", "\"r1\"")]).await;
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("etag"), "\"r1\"");
+    let r = send(
+        a,
+        "GET",
+        "/seg",
+        &[("if-modified-since", "Tue, 03 Jan 2023 00:00:00 GMT")],
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    let r = send(a, "GET", "/seg", &[("if-none-match", "\"other\"")]).await;
+    assert_eq!((r.status, r.body.len()), (200, 100));
+    let h = send(a, "HEAD", "/seg", &[]).await;
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    assert_eq!(h.header("content-length"), "100");
+    assert!(h.cache_status().contains("hit"));
+    assert_eq!(up.count(), 1, "all answered from the one stored GET");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn head_on_a_miss_stores_the_get() {
+    let up = Upstream::start(|s| {
+        assert_eq!(s.method, http::Method::GET, "HEAD misses fetch with GET");
+        Reply::ok("0123456789", &[("cache-control", "max-age=60")])
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let h = send(e.local_addr(), "HEAD", "/h", &[]).await;
+    assert_eq!((h.status, h.body.len()), (200, 0));
+    let g = send(e.local_addr(), "GET", "/h", &[]).await;
+    assert_eq!(&g.body[..], b"0123456789");
+    assert!(g.cache_status().contains("hit"));
+    assert_eq!(up.count(), 1);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsafe_methods_pass_and_invalidate() {
+    let up = Upstream::start(|s| match s.method.as_str() {
+        "POST" => Reply::status(204, &[]),
+        _ => Reply::ok("doc", &[("cache-control", "max-age=60")]),
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    send(a, "GET", "/doc", &[]).await;
+    assert!(send(a, "GET", "/doc", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    let p = send(a, "POST", "/doc", &[]).await;
+    assert_eq!(p.status, 204);
+    assert!(p.cache_status().contains("fwd=method"));
+    let after = send(a, "GET", "/doc", &[]).await;
+    assert!(
+        after.cache_status().contains("fwd=miss"),
+        "{}",
+        after.cache_status()
+    );
+    assert_eq!(up.count(), 3);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn not_stored_without_freshness_or_validator_and_private_and_authorization() {
+    let up = Upstream::start(|s| match s.path.as_str() {
+        "/plain" => Reply::ok("p", &[]),
+        "/private" => Reply::ok("me", &[("cache-control", "private, max-age=60")]),
+        "/nostore" => Reply::ok("n", &[("cache-control", "no-store")]),
+        _ => Reply::ok("a", &[("cache-control", "max-age=60")]),
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    for path in ["/plain", "/private", "/nostore"] {
+        send(a, "GET", path, &[]).await;
+        let again = send(a, "GET", path, &[]).await;
+        assert!(
+            !again.cache_status().contains("hit"),
+            "{path}: {}",
+            again.cache_status()
+        );
+    }
+    let auth = send(a, "GET", "/auth", &[("authorization", "Bearer x")]).await;
+    assert!(auth.cache_status().contains("fwd=bypass"));
+    assert!(!send(a, "GET", "/auth", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    assert_eq!(up.count(), 8);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn private_responses_are_not_shared_with_concurrent_requests() {
+    let up = Upstream::start(|s| {
+        let who = s
+            .headers
+            .get("x-user")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        Reply {
+            head_delay: Duration::from_millis(200),
+            ..Reply::ok(format!("for {who}"), &[("cache-control", "private")])
+        }
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    let users: [&'static str; 3] = ["alice", "bob", "carol"];
+    let tasks: Vec<_> = users
+        .into_iter()
+        .map(|u| tokio::spawn(async move { (u, send(a, "GET", "/me", &[("x-user", u)]).await) }))
+        .collect();
+    for t in tasks {
+        let (u, got) = t.await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&got.body), format!("for {u}"));
+    }
+    assert_eq!(up.count(), 3);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn vary_stores_the_variant_and_refetches_other_variants() {
+    let up = Upstream::start(|s| {
+        let enc = s
+            .headers
+            .get("accept-encoding")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        Reply::ok(
+            format!("enc={enc}"),
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    assert_eq!(
+        &send(a, "GET", "/v", &[("accept-encoding", "gzip")])
+            .await
+            .body[..],
+        b"enc=gzip"
+    );
+    let hit = send(a, "GET", "/v", &[("accept-encoding", "gzip")]).await;
+    assert!(hit.cache_status().contains("hit"));
+    let other = send(a, "GET", "/v", &[("accept-encoding", "br")]).await;
+    assert_eq!(&other.body[..], b"enc=br");
+    assert!(other.cache_status().contains("fwd=vary-miss"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn cdn_cache_control_is_obeyed_and_not_forwarded_to_clients() {
+    let up = Upstream::start(|_| {
+        Reply::ok(
+            "c",
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let first = send(e.local_addr(), "GET", "/c", &[]).await;
+    assert!(!first.headers.contains_key("cdn-cache-control"));
+    assert_eq!(
+        first.header("cache-control"),
+        "no-store",
+        "Cache-Control is for downstream caches"
+    );
+    let second = send(e.local_addr(), "GET", "/c", &[]).await;
+    assert!(second.cache_status().contains("hit"));
+    assert_eq!(up.count(), 1);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn proxy_headers_hop_by_hop_via_and_forwarded_for() {
+    let up = Upstream::start(|_| {
+        Reply::ok(
+            "x",
+            &[
+                ("cache-control", "max-age=60"),
+                ("connection", "x-internal"),
+                ("x-internal", "secret"),
+                ("keep-alive", "timeout=5"),
+            ],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let got = send(
+        e.local_addr(),
+        "GET",
+        "/h",
+        &[
+            ("connection", "x-drop"),
+            ("x-drop", "1"),
+            ("x-forwarded-for", "10.1.2.3"),
+        ],
+    )
+    .await;
+    assert!(!got.headers.contains_key("x-internal"));
+    assert!(!got.headers.contains_key("keep-alive"));
+    let seen = &up.seen()[0];
+    assert!(!seen.headers.contains_key("x-drop"));
+    assert_eq!(seen.headers["x-forwarded-for"], "10.1.2.3, 127.0.0.1");
+    assert!(seen.headers["via"].to_str().unwrap().contains("1.1 edge-t"));
+    assert_eq!(seen.headers["host"], up.addr.to_string());
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn purge_needs_the_token_and_supports_prefixes() {
+    let up = Upstream::start(|_| Reply::ok("x", &[("cache-control", "max-age=600")])).await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    for p in ["/vod/a/1.m4s", "/vod/a/2.m4s", "/vod/b/1.m4s"] {
+        send(a, "GET", p, &[]).await;
+    }
+    assert_eq!(send(a, "PURGE", "/vod/a/1.m4s", &[]).await.status, 401);
+    assert_eq!(
+        send(
+            a,
+            "PURGE",
+            "/vod/a/1.m4s",
+            &[("authorization", "Bearer nope")]
+        )
+        .await
+        .status,
+        403
+    );
+    assert!(send(a, "GET", "/vod/a/1.m4s", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    let ok = send(
+        a,
+        "PURGE",
+        "/vod/a/1.m4s",
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert!(send(a, "GET", "/vod/a/1.m4s", &[])
+        .await
+        .cache_status()
+        .contains("fwd=miss"));
+    assert!(send(a, "GET", "/vod/a/2.m4s", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    let ok = send(
+        a,
+        "PURGE",
+        "/vod/a/*",
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert!(send(a, "GET", "/vod/a/2.m4s", &[])
+        .await
+        .cache_status()
+        .contains("fwd=miss"));
+    assert!(send(a, "GET", "/vod/a/1.m4s", &[])
+        .await
+        .cache_status()
+        .contains("fwd=miss"));
+    assert!(send(a, "GET", "/vod/b/1.m4s", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    e.shutdown().await;
+    // Without a configured token PURGE is refused outright.
+    let e = edge(&up.url(), |c| c.purge_token = None).await;
+    assert_eq!(
+        send(
+            e.local_addr(),
+            "PURGE",
+            "/x",
+            &[("authorization", "Bearer s3cret")]
+        )
+        .await
+        .status,
+        403
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let up =
+        Upstream::start(|_| Reply::ok(vec![0u8; 1000], &[("cache-control", "max-age=60")])).await;
+    let e = edge(&up.url(), |c| c.name = "edge-t".into()).await;
+    let a = e.local_addr();
+    send(a, "GET", "/o", &[]).await;
+    send(a, "GET", "/o", &[]).await;
+    let h = send(a, "GET", "/health", &[]).await;
+    let v: serde_json::Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(v["status"], "up");
+    assert_eq!(v["name"], "edge-t");
+    assert!(v["active_connections"].as_u64().unwrap() >= 1);
+    assert!(v["capacity"].as_u64().unwrap() > 0);
+    assert!(v["load"].as_f64().unwrap() >= 0.0);
+    assert!(v["bytes_per_sec"].as_f64().is_some());
+    let m = send(a, "GET", "/metrics", &[]).await;
+    let t = String::from_utf8_lossy(&m.body).to_string();
+    assert_eq!(
+        metric(&t, r#"edge_requests_total{cache_status="hit"}"#),
+        1.0,
+        "{t}"
+    );
+    assert_eq!(
+        metric(&t, r#"edge_requests_total{cache_status="miss"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(&t, r#"edge_served_bytes_total{source="cache"}"#),
+        1000.0
+    );
+    assert_eq!(
+        metric(&t, r#"edge_served_bytes_total{source="upstream"}"#),
+        1000.0
+    );
+    assert_eq!(metric(&t, "edge_upstream_bytes_total"), 1000.0);
+    assert_eq!(
+        metric(
+            &t,
+            r#"edge_upstream_requests_total{status="200",tier="origin"}"#
+        ),
+        1.0,
+        "{t}"
+    );
+    assert_eq!(metric(&t, "edge_stored_objects"), 1.0);
+    assert!(metric(&t, "edge_stored_bytes") >= 1000.0);
+    assert!(t.contains("edge_request_duration_seconds_bucket"));
+    assert!(t.contains("edge_upstream_first_byte_seconds_bucket"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn memory_stays_within_capacity_for_any_mix() {
+    let up = Upstream::start(|s| {
+        let size = if s.path.contains("big") { 200_000 } else { 300 };
+        Reply::ok(vec![b'x'; size], &[("cache-control", "max-age=600")])
+    })
+    .await;
+    let cap = 1_000_000u64;
+    let e = edge(&up.url(), |c| {
+        c.cache_size = edge::config::ByteSize(cap);
+        c.max_object_size = edge::config::ByteSize(300_000);
+    })
+    .await;
+    let a = e.local_addr();
+    for i in 0..60 {
+        let p = if i % 3 == 0 {
+            format!("/big/{i}")
+        } else {
+            format!("/small/{i}")
+        };
+        assert_eq!(send(a, "GET", &p, &[]).await.status, 200);
+    }
+    // Too large to store: served, never stored.
+    let up2 =
+        Upstream::start(|_| Reply::ok(vec![b'y'; 400_000], &[("cache-control", "max-age=600")]))
+            .await;
+    let e2 = edge(&up2.url(), |c| {
+        c.max_object_size = edge::config::ByteSize(300_000)
+    })
+    .await;
+    assert_eq!(
+        send(e2.local_addr(), "GET", "/huge", &[]).await.body.len(),
+        400_000
+    );
+    assert!(!send(e2.local_addr(), "GET", "/huge", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    let m = send(a, "GET", "/metrics", &[]).await;
+    let t = String::from_utf8_lossy(&m.body).to_string();
+    assert!(metric(&t, "edge_stored_bytes") <= cap as f64, "{t}");
+    assert!(
+        metric(&t, r#"edge_evictions_total{cause="size"}"#) > 0.0,
+        "{t}"
+    );
+    e.shutdown().await;
+    e2.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_and_loops_508() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start(|_| Reply::ok("x", &[])).await;
+    let e = edge(&up.url(), |_| {}).await;
+    let mut s = tokio::net::TcpStream::connect(e.local_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let looped = send(
+        e.local_addr(),
+        "GET",
+        "/x",
+        &[("via", "1.1 edge-t (cdn-edge)")],
+    )
+    .await;
+    assert_eq!(looped.status, 508);
+    assert_eq!(up.count(), 0);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_no_cache_revalidates_and_only_if_cached_gives_504() {
+    let up = Upstream::start(|s| {
+        if s.headers.contains_key("if-none-match") {
+            Reply::status(304, &[("cache-control", "max-age=60"), ("etag", "\"e\"")])
+        } else {
+            Reply::ok(
+                "body",
+                &[("cache-control", "max-age=60"), ("etag", "\"e\"")],
+            )
+        }
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    assert_eq!(
+        send(a, "GET", "/n", &[("cache-control", "only-if-cached")])
+            .await
+            .status,
+        504
+    );
+    send(a, "GET", "/n", &[]).await;
+    let r = send(a, "GET", "/n", &[("cache-control", "no-cache")]).await;
+    assert_eq!(&r.body[..], b"body");
+    assert!(
+        r.cache_status().contains("fwd=request; fwd-status=304"),
+        "{}",
+        r.cache_status()
+    );
+    assert_eq!(up.count(), 2);
+    e.shutdown().await;
+}
