@@ -171,6 +171,44 @@ pub async fn scrape(addr: std::net::SocketAddr) -> Result<String> {
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
+/// One HTTP response as a test sees it.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Fetched {
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+/// GETs `http://ADDR/PATH` with the given Host and extra headers (a fresh connection each time).
+pub async fn fetch(
+    addr: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Fetched> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let mut req = http::Request::get(format!("http://{addr}{path}")).header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(20), client.request(req.body(Default::default())?))
+        .await
+        .context("request timed out")??;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok(Fetched { status, headers, body })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
