@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod server;
 pub mod steering;
+pub mod udp;
 pub mod wire;
 pub mod zone;
 

@@ -166,45 +166,15 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 fn udp_worker(sock: UdpSocket, shared: &Shared, stop: &AtomicBool) {
     let mut snap = Cache::new(&shared.snap);
-    let mut inbuf = [0u8; 4096];
-    let mut out = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let (n, src) = match sock.recv_from(&mut inbuf) {
-            Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive failed");
-                continue;
-            }
-        };
-        let started = Instant::now();
-        if src.port() == 0 {
-            continue;
-        }
-        let len = answer::handle(
-            snap.load(),
-            &shared.metrics,
-            &inbuf[..n],
-            src,
-            Proto::Udp,
-            &mut out,
-        );
-        if len > 0 {
-            if let Err(e) = sock.send_to(&out[..len], src) {
-                tracing::debug!(error = %e, %src, "udp send failed");
-            }
-        }
-        shared
-            .metrics
-            .observe_latency(Proto::Udp, started.elapsed().as_secs_f64());
-    }
+    crate::udp::serve(
+        &sock,
+        || stop.load(Ordering::Relaxed),
+        |packet, src, out, arrived| {
+            let len = answer::handle(snap.load(), &shared.metrics, packet, src, Proto::Udp, out);
+            shared.metrics.observe_latency(Proto::Udp, arrived.elapsed().as_secs_f64());
+            len
+        },
+    );
 }
 
 /// TCP queries arrive through hickory-server (framing, connection limits, idle timeout); the

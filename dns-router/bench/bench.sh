@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# dnsperf against the DNS router (geo steering, with and without ECS) and against Knot DNS
+# serving an equivalent static zone, interleaved in one run on this machine.
+#
+#   dns-router/bench/bench.sh [SECONDS_PER_RUN] [ROUNDS]
+#
+# Needs Debian packages dnsperf and knot. Prints one line per run and a summary with the
+# router/Knot ratios. Everything listens on 127.0.0.1 only; each run is bounded by -l.
+set -euo pipefail
+
+secs=${1:-10}
+rounds=${2:-3}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d /tmp/dns-bench.XXXXXX)
+router_port=25353
+knot_port=25354
+workers=$(nproc)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in dnsperf knotd; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install dnsperf knot)" >&2; exit 1; }
+done
+
+cargo build --release --bin cdn --manifest-path "$root/Cargo.toml" >&2
+cdn="$root/target/release/cdn"
+
+# The router: the shipped local-stack config, on other ports, edges without health URLs
+# (always up, so every answer goes through the geo steering path).
+sed -e "s/^listen = .*/listen = \"127.0.0.1:$router_port\"/" \
+    -e "s/^metrics_listen = .*/metrics_listen = \"127.0.0.1:25355\"/" \
+    -e "s/^udp_workers = .*/udp_workers = $workers/" \
+    -e '/^health_url/d' \
+    "$root/dns-router/examples/local.toml" > "$work/router.toml"
+RUST_LOG=warn "$cdn" dns --config "$work/router.toml" >"$work/router.log" 2>&1 &
+pids+=($!)
+
+# Knot: the same names, with the CDN name as a static A record.
+mkdir -p "$work/knot"
+cat > "$work/knot/example.test.zone" <<ZONE
+\$ORIGIN example.test.
+\$TTL 3600
+@       SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 60
+@       NS  ns1.example.test.
+ns1     A   127.0.0.1
+origin  300 A 127.0.0.1
+video   300 CNAME video.cdn.example.test.
+ZONE
+cat > "$work/knot/cdn.example.test.zone" <<ZONE
+\$ORIGIN cdn.example.test.
+\$TTL 3600
+@       SOA ns1.cdn.example.test. hostmaster.cdn.example.test. 1 3600 600 86400 60
+@       NS  ns1.cdn.example.test.
+ns1     A   127.0.0.1
+video   20  A 127.0.1.1
+ZONE
+cat > "$work/knot/knot.conf" <<CONF
+server:
+    listen: 127.0.0.1@$knot_port
+    rundir: $work/knot
+    udp-workers: $workers
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: $work/knot/db
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: $work/knot
+    semantic-checks: off
+zone:
+  - domain: example.test
+    file: example.test.zone
+  - domain: cdn.example.test
+    file: cdn.example.test.zone
+CONF
+knotd -c "$work/knot/knot.conf" >"$work/knot.log" 2>&1 &
+pids+=($!)
+
+echo "video.cdn.example.test A" > "$work/queries.txt"
+# ECS 127.0.2.0/24: family 1, source 24, scope 0, three address octets.
+ecs="8:000118007f0002"
+
+# Wait for both servers.
+for port in $router_port $knot_port; do
+    for _ in $(seq 50); do
+        if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" video.cdn.example.test A | grep -q 127.0; then break; fi
+        sleep 0.2
+    done
+done
+echo "router answers: $(dig +short @127.0.0.1 -p $router_port video.cdn.example.test A)  (ECS region 2: $(dig +short +subnet=127.0.2.0/24 @127.0.0.1 -p $router_port video.cdn.example.test A))" >&2
+echo "knot answers:   $(dig +short @127.0.0.1 -p $knot_port video.cdn.example.test A)" >&2
+
+run() { # name port [extra dnsperf args]
+    local name=$1 port=$2
+    shift 2
+    local out
+    out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -q 200 "$@" 2>&1)
+    local qps lat lost
+    qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
+    lat=$(awk '/Average Latency/ {print $4}' <<<"$out")
+    lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
+    echo "$name qps=$qps avg_latency_s=$lat lost=$lost"
+}
+
+results="$work/results.txt"
+for r in $(seq "$rounds"); do
+    run router "$router_port" | tee -a "$results"
+    run knot "$knot_port" | tee -a "$results"
+    run router_ecs "$router_port" -E "$ecs" | tee -a "$results"
+    run knot_ecs "$knot_port" -E "$ecs" | tee -a "$results"
+done
+
+awk '
+    { split($2, q, "="); split($3, l, "="); n[$1]++; qps[$1] += q[2]; lat[$1] += l[2] }
+    END {
+        printf "\n%-11s %12s %16s\n", "server", "mean qps", "mean latency ms"
+        for (k in n) printf "%-11s %12.0f %16.3f\n", k, qps[k]/n[k], 1000*lat[k]/n[k]
+        printf "\nrouter / knot (no ECS): %.2fx\n", (qps["router"]/n["router"]) / (qps["knot"]/n["knot"])
+        printf "router ECS / knot (ECS query, static answer): %.2fx\n", (qps["router_ecs"]/n["router_ecs"]) / (qps["knot_ecs"]/n["knot_ecs"])
+        printf "router ECS / knot (no ECS): %.2fx\n", (qps["router_ecs"]/n["router_ecs"]) / (qps["knot"]/n["knot"])
+    }' "$results"
