@@ -127,13 +127,18 @@ impl H264Encoder {
         let mut annex_b = std::mem::take(&mut self.annex_b);
         annex_b.clear();
         bitstream.write_vec(&mut annex_b);
-        let result = self.to_sample(&annex_b, frame_type, index);
+        let result = self.make_sample(&annex_b, frame_type, index);
         self.annex_b = annex_b;
         result
     }
 
     /// Turns one Annex B access unit into a length-prefixed sample, taking out the parameter sets.
-    fn to_sample(&mut self, annex_b: &[u8], frame_type: FrameType, index: u64) -> Result<EncodedFrame> {
+    fn make_sample(
+        &mut self,
+        annex_b: &[u8],
+        frame_type: FrameType,
+        index: u64,
+    ) -> Result<EncodedFrame> {
         if matches!(frame_type, FrameType::Skip | FrameType::Invalid) || annex_b.is_empty() {
             bail!("OpenH264 produced no picture for frame {index} ({frame_type:?})");
         }

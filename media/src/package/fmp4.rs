@@ -225,7 +225,11 @@ pub fn media_segment(
     // header; its value does not change the moof size, so measure once and patch.
     let mut probe = Vec::new();
     moof.encode(&mut probe).context("encoding moof")?;
-    let mdat_header = if payload + 8 > u32::MAX as usize { 16 } else { 8 };
+    let mdat_header = if payload + 8 > u32::MAX as usize {
+        16
+    } else {
+        8
+    };
     let data_offset = i32::try_from(probe.len() + mdat_header).context("moof too large")?;
     moof.traf[0].trun[0].data_offset = Some(data_offset);
 

@@ -325,7 +325,10 @@ mod tests {
 
     #[test]
     fn emulation_prevention_is_removed() {
-        assert_eq!(unescape_rbsp(&[0, 0, 3, 1, 0, 0, 3, 0, 3]), vec![0, 0, 1, 0, 0, 0, 3]);
+        assert_eq!(
+            unescape_rbsp(&[0, 0, 3, 1, 0, 0, 3, 0, 3]),
+            vec![0, 0, 1, 0, 0, 0, 3]
+        );
     }
 
     #[test]
@@ -345,7 +348,9 @@ mod tests {
 
     #[test]
     fn annex_b_split_handles_three_and_four_byte_start_codes() {
-        let stream = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 0, 4];
+        let stream = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 0, 4,
+        ];
         let units = split_annex_b(&stream);
         assert_eq!(
             units,
@@ -376,7 +381,7 @@ mod tests {
         }
         fn finish(mut self) -> Vec<u8> {
             self.bits.push(true); // rbsp_stop_one_bit
-            while self.bits.len() % 8 != 0 {
+            while !self.bits.len().is_multiple_of(8) {
                 self.bits.push(false);
             }
             self.bits

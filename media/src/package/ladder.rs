@@ -48,7 +48,7 @@ impl TryFrom<RawRendition> for Rendition {
                 "rendition id {id:?} must be 1 to 64 URL-safe characters (letters, digits, '-', '_', '.'), not starting with '.'"
             ));
         }
-        if raw.width % 2 != 0 || raw.height % 2 != 0 {
+        if !raw.width.is_multiple_of(2) || !raw.height.is_multiple_of(2) {
             return Err(format!(
                 "rendition {id:?}: {}x{} must have an even width and height (4:2:0 chroma)",
                 raw.width, raw.height
@@ -123,7 +123,10 @@ impl Ladder {
             let r = Rendition::try_from(spanned.into_inner())
                 .map_err(|e| anyhow::anyhow!("{origin}, line {line}: {e}"))?;
             if !seen.insert(r.id.clone()) {
-                bail!("{origin}, line {line}: rendition id {:?} appears twice", r.id);
+                bail!(
+                    "{origin}, line {line}: rendition id {:?} appears twice",
+                    r.id
+                );
             }
             renditions.push(r);
         }

@@ -191,9 +191,7 @@ pub fn build(timing: &Timing, reps: &[RepresentationInfo]) -> Mpd {
 
 /// The manifest as XML text.
 pub fn to_xml(timing: &Timing, reps: &[RepresentationInfo]) -> Result<String> {
-    build(timing, reps)
-        .to_xml()
-        .context("writing the MPD")
+    build(timing, reps).to_xml().context("writing the MPD")
 }
 
 #[cfg(test)]
@@ -202,7 +200,12 @@ mod tests {
 
     /// Simulates a client that buffers `min_buffer` seconds at `rate` bits/s from segment
     /// `first`, then plays while downloading; true if it never runs dry.
-    fn plays_without_stall(segments: &[(u64, f64)], first: usize, rate: f64, min_buffer: f64) -> bool {
+    fn plays_without_stall(
+        segments: &[(u64, f64)],
+        first: usize,
+        rate: f64,
+        min_buffer: f64,
+    ) -> bool {
         let mut received_bits = 0.0;
         let mut media_start = 0.0;
         for &(bytes, d) in &segments[first..] {
@@ -237,12 +240,20 @@ mod tests {
     #[test]
     fn bandwidth_satisfies_the_dash_buffer_guarantee() {
         let segs: Vec<(u64, f64)> = (0..30)
-            .map(|i| (((i * 7919) % 13 + 1) as u64 * 37_000, if i == 29 { 0.7 } else { 2.0 }))
+            .map(|i| {
+                (
+                    ((i * 7919) % 13 + 1) as u64 * 37_000,
+                    if i == 29 { 0.7 } else { 2.0 },
+                )
+            })
             .collect();
         for min_buffer in [1.0, 2.0, 4.0, 8.0] {
             let bw = measured_bandwidth(&segs, min_buffer) as f64;
             for first in 0..segs.len() {
-                assert!(plays_without_stall(&segs, first, bw, min_buffer), "stall from {first}");
+                assert!(
+                    plays_without_stall(&segs, first, bw, min_buffer),
+                    "stall from {first}"
+                );
             }
             // And it is tight enough to be meaningful: 20% less stalls somewhere (or the
             // window peak, which is above the DASH minimum, is what set it).
@@ -250,7 +261,10 @@ mod tests {
             let stalls = (0..segs.len()).any(|f| !plays_without_stall(&segs, f, lower, min_buffer));
             let window_peak = segs
                 .windows((min_buffer / 2.0).ceil() as usize)
-                .map(|w| w.iter().map(|s| s.0 as f64 * 8.0).sum::<f64>() / w.iter().map(|s| s.1).sum::<f64>())
+                .map(|w| {
+                    w.iter().map(|s| s.0 as f64 * 8.0).sum::<f64>()
+                        / w.iter().map(|s| s.1).sum::<f64>()
+                })
                 .fold(0.0, f64::max);
             assert!(stalls || window_peak > lower, "min_buffer {min_buffer}");
         }

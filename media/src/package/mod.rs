@@ -237,8 +237,14 @@ pub fn package(opts: &Options) -> Result<Report> {
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&idx) = order.get(k) else { break };
-                let result =
-                    encode_rendition(&renditions[idx], &spec, clock, &opts.out, &progress, &cancel);
+                let result = encode_rendition(
+                    &renditions[idx],
+                    &spec,
+                    clock,
+                    &opts.out,
+                    &progress,
+                    &cancel,
+                );
                 if result.is_err() {
                     cancel.store(true, Ordering::SeqCst);
                 }
@@ -335,7 +341,9 @@ fn progress_bar(enabled: bool, total: Option<u64>) -> ProgressBar {
         }
         None => {
             let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} {spinner} {pos} frames ({per_sec})") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{elapsed_precise} {spinner} {pos} frames ({per_sec})")
+            {
                 bar.set_style(style);
             }
             bar
@@ -372,7 +380,7 @@ fn encode_rendition(
         if !source.next_frame(index, &mut frame)? {
             break;
         }
-        let segment_start = index % seg_frames == 0;
+        let segment_start = index.is_multiple_of(seg_frames);
         let coded = encoder.encode(&frame, index, segment_start)?;
         if segment_start && !coded.is_idr {
             bail!("the encoder did not make frame {index} an IDR frame at a segment start");
@@ -484,9 +492,15 @@ mod tests {
     #[test]
     fn clock_picks_a_timescale_and_whole_frame_segments() {
         let c = Clock::new(30, 2.0).unwrap();
-        assert_eq!((c.timescale, c.frame_ticks, c.segment_frames), (90_000, 3000, 60));
+        assert_eq!(
+            (c.timescale, c.frame_ticks, c.segment_frames),
+            (90_000, 3000, 60)
+        );
         let c = Clock::new(7, 1.0).unwrap();
-        assert_eq!((c.timescale, c.frame_ticks, c.segment_frames), (7000, 1000, 7));
+        assert_eq!(
+            (c.timescale, c.frame_ticks, c.segment_frames),
+            (7000, 1000, 7)
+        );
         assert!(Clock::new(30, 0.05).is_err(), "1.5 frames");
         assert!(Clock::new(0, 2.0).is_err());
         assert!(Clock::new(30, f64::NAN).is_err());

@@ -176,7 +176,8 @@ impl Pattern {
         for x in 0..cw {
             let u = x as f32 / cw as f32;
             self.chroma_u_x[x] = (28.0 * (std::f32::consts::TAU * (u + 0.05 * t)).sin()) as i16;
-            self.chroma_v_x[x] = (20.0 * (std::f32::consts::TAU * (0.7 * u - 0.04 * t)).cos()) as i16;
+            self.chroma_v_x[x] =
+                (20.0 * (std::f32::consts::TAU * (0.7 * u - 0.04 * t)).cos()) as i16;
         }
         for y in 0..ch {
             let v = y as f32 / ch as f32;
@@ -477,7 +478,10 @@ mod tests {
         p.render(10, &mut c);
         assert_eq!(a.data(), c.data(), "same frame number, same picture");
         let per_pixel = sad(&a, &b) as f64 / a.data().len() as f64;
-        assert!(per_pixel > 1.0, "consecutive frames barely differ: {per_pixel}");
+        assert!(
+            per_pixel > 1.0,
+            "consecutive frames barely differ: {per_pixel}"
+        );
     }
 
     #[test]

@@ -200,7 +200,14 @@ impl Drop for FfmpegSource {
 /// The duration of a media file in seconds according to ffprobe (next to ffmpeg), if it can tell.
 pub fn probe_duration(ffprobe: &Path, path: &Path) -> Option<f64> {
     let out = Command::new(ffprobe)
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .stdin(Stdio::null())
         .output()
