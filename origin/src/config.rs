@@ -189,11 +189,14 @@ pub struct LiveConfig {
     /// MPD@minimumUpdatePeriod: how often players re-fetch the MPD.
     pub minimum_update_period_secs: f64,
     /// MPD@availabilityStartTime (RFC 3339). Fixed for the channel's life, so it is configuration,
-    /// not the process start: restarts and several origins give the same timeline. The default,
-    /// the Unix epoch, is what DASH-IF's live simulator uses.
+    /// not the process start: restarts and several origins give the same timeline. Not the Unix
+    /// epoch: ffmpeg's DASH demuxer takes an availabilityStartTime of 0 as absent.
     pub availability_start_time: String,
     /// Upper bound of the live MPD's max-age; the origin also caps it at half a segment duration.
     pub mpd_max_age_secs: Option<u64>,
+    /// URL advertised in the live MPD's UTCTiming (http-iso). Default: `http://<Host>/time` of
+    /// the request, i.e. this origin (or the edge in front of it) as the client addressed it.
+    pub utc_timing_url: Option<String>,
 }
 
 impl Default for LiveConfig {
@@ -202,8 +205,9 @@ impl Default for LiveConfig {
             time_shift_buffer_depth_secs: 30.0,
             suggested_presentation_delay_secs: 6.0,
             minimum_update_period_secs: 2.0,
-            availability_start_time: "1970-01-01T00:00:00Z".to_string(),
+            availability_start_time: "2025-01-01T00:00:00Z".to_string(),
             mpd_max_age_secs: None,
+            utc_timing_url: None,
         }
     }
 }

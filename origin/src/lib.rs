@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod path;
 pub mod precondition;
 pub mod range;
+pub mod retime;
 pub mod server;
 pub mod storage;
 
@@ -84,7 +85,7 @@ pub async fn spawn_with_storage(
     let hooks = common::http::ConnHooks {
         open_connections: Some(metrics.open_connections.clone()),
     };
-    let live = live::Live::new(&config);
+    let live = live::Live::new(&config)?;
     let state = Arc::new(server::State {
         config,
         storage,

@@ -1,32 +1,662 @@
 //! Live channels: a dynamic MPD that loops a packaged VOD title on the wall clock with
 //! continuous segment numbers, and the segments, served only inside the availability window.
+//!
+//! Timeline: segment number N (from 1) covers `[AST + (N-1)d, AST + Nd)` where d is the VOD
+//! title's segment duration and AST the channel's fixed availabilityStartTime. It is VOD segment
+//! `(N-1) mod count` of the title, re-timed so its decode time is `(N-1)d` (see
+//! [`crate::retime`]). It is served only while its end lies in `[now - timeShiftBufferDepth,
+//! now]`; before and after, 404 with a short max-age, never a wait.
+//!
+//! URLs: `/live/<ch>/manifest.mpd`, `/live/<ch>/<rep>/init.mp4`, `/live/<ch>/<rep>/<N>.m4s`.
+//! The VOD MPD is re-read when its ETag changes, so re-packaging a title updates the channel.
 
-use std::time::SystemTime;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
 use common::http::Body;
-use http::Response;
+use futures_util::{stream, StreamExt};
+use http::header::HOST;
+use http::{Response, StatusCode};
+use media::mpd::{
+    effective_template, Descriptor, Mpd, PresentationType, SegmentTemplate, Template, TemplateVars,
+};
 
 use crate::config::Config;
 use crate::kind::Kind;
-use crate::server::{Req, State};
+use crate::retime;
+use crate::server::{self, Req, State};
+use crate::storage::{self, ByteStream, MemoryObject, Object, ObjectMeta};
+
+/// Live media segment URL template (relative to the live MPD).
+const LIVE_MEDIA: &str = "$RepresentationID$/$Number$.m4s";
+/// Live init segment URL template.
+const LIVE_INIT: &str = "$RepresentationID$/init.mp4";
+/// The number of the segment that starts at availabilityStartTime.
+const START_NUMBER: u64 = 1;
+/// Largest segment head (bytes before `mdat`) read into memory for re-timing.
+const MAX_HEAD: u64 = 4 << 20;
+/// Largest init segment read into memory.
+const MAX_INIT: u64 = 4 << 20;
+
+/// One configured channel.
+#[derive(Debug, Clone)]
+struct Channel {
+    title: String,
+    ast: SystemTime,
+    tsbd: Duration,
+    spd: Duration,
+    mup: Duration,
+    max_age_cap: Option<u64>,
+    time_url: Option<String>,
+}
+
+/// How a channel maps onto its VOD title (rebuilt when the VOD MPD changes).
+struct Plan {
+    /// The live MPD without publishTime and UTCTiming.
+    base: Mpd,
+    /// Segments in one loop of the title.
+    count: u64,
+    /// Reference segment duration `d/timescale` (all representations share it).
+    seg_ticks: u64,
+    seg_timescale: u64,
+    reps: HashMap<String, RepPlan>,
+    /// max-age of the live MPD in seconds.
+    max_age: u64,
+}
+
+struct RepPlan {
+    init_key: String,
+    media: Template,
+    bandwidth: u64,
+    vod_start: u64,
+    timescale: u64,
+    duration: u64,
+    pto: u64,
+}
 
 /// The live channels of one origin.
-pub struct Live {}
+pub struct Live {
+    channels: BTreeMap<String, Channel>,
+    plans: Mutex<HashMap<String, (String, Arc<Plan>)>>,
+}
 
 impl Live {
-    pub fn new(_config: &Config) -> Live {
-        Live {}
+    /// Reads the channel table of a (validated) config.
+    pub fn new(config: &Config) -> Result<Live> {
+        let mut channels = BTreeMap::new();
+        for (name, ch) in &config.channels {
+            let live = config.live_for(name);
+            let ast = chrono::DateTime::parse_from_rfc3339(&live.availability_start_time)
+                .with_context(|| {
+                    format!(
+                        "channel `{name}`: availability_start_time `{}`",
+                        live.availability_start_time
+                    )
+                })?;
+            let ast = UNIX_EPOCH
+                + Duration::from_millis(u64::try_from(ast.timestamp_millis()).map_err(|_| {
+                    anyhow!("channel `{name}`: availability_start_time before 1970")
+                })?);
+            channels.insert(
+                name.clone(),
+                Channel {
+                    title: ch.title().to_string(),
+                    ast,
+                    tsbd: Duration::from_secs_f64(live.time_shift_buffer_depth_secs),
+                    spd: Duration::from_secs_f64(live.suggested_presentation_delay_secs),
+                    mup: Duration::from_secs_f64(live.minimum_update_period_secs),
+                    max_age_cap: live.mpd_max_age_secs,
+                    time_url: live.utc_timing_url.clone(),
+                },
+            );
+        }
+        Ok(Live {
+            channels,
+            plans: Mutex::new(HashMap::new()),
+        })
     }
 }
 
-/// Answers `/live/<rest>` when `rest` names a configured channel; `None` lets the request fall
-/// through to stored objects.
-pub async fn handle(_state: &State, _req: &Req, _rest: &str) -> Option<(Response<Body>, Kind)> {
-    None
+/// Answers `/live/<rest>` when `rest` starts with a configured channel; `None` lets the request
+/// fall through to stored objects.
+pub async fn handle(state: &State, req: &Req, rest: &str) -> Option<(Response<Body>, Kind)> {
+    let (name, tail) = rest.split_once('/')?;
+    let ch = state.live.channels.get(name)?;
+    let kind = match tail {
+        "manifest.mpd" => Kind::LiveMpd,
+        t if t.ends_with("/init.mp4") => Kind::Init,
+        _ => Kind::Segment,
+    };
+    let plan = match plan(state, name, ch).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            tracing::warn!(channel = name, title = %ch.title, "live channel's VOD title is missing");
+            return Some((server::not_found(state), kind));
+        }
+        Err(Failure::Storage(e)) => return Some((server::storage_error(state, e), kind)),
+        Err(Failure::Content(e)) => {
+            tracing::error!(channel = name, error = %format!("{e:#}"), "live channel cannot be built");
+            return Some((
+                server::status_text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "live channel misconfigured\n",
+                ),
+                kind,
+            ));
+        }
+    };
+    let resp = match tail {
+        "manifest.mpd" => manifest(state, req, ch, &plan),
+        _ => match tail.split_once('/') {
+            Some((rep, "init.mp4")) => init(state, req, ch, &plan, rep).await,
+            Some((rep, file)) => segment(state, req, ch, &plan, rep, file).await,
+            None => server::not_found(state),
+        },
+    };
+    Some((resp, kind))
+}
+
+enum Failure {
+    Storage(storage::StorageError),
+    Content(anyhow::Error),
+}
+
+/// The channel's plan, rebuilt when the VOD MPD's ETag changed.
+async fn plan(state: &State, name: &str, ch: &Channel) -> Result<Option<Arc<Plan>>, Failure> {
+    let key = format!("vod/{}/manifest.mpd", ch.title);
+    let Some(obj) = state.storage.open(&key).await.map_err(Failure::Storage)? else {
+        return Ok(None);
+    };
+    let etag = obj.meta().etag.clone();
+    if let Some((tag, plan)) = lock(&state.live.plans).get(name) {
+        if *tag == etag {
+            return Ok(Some(plan.clone()));
+        }
+    }
+    if obj.meta().len > MAX_INIT {
+        return Err(Failure::Content(anyhow!("{key} is implausibly large")));
+    }
+    let bytes = storage::read_to_vec(obj.as_ref(), 0..obj.meta().len)
+        .await
+        .map_err(|e| {
+            Failure::Storage(storage::StorageError::Io {
+                key: key.clone(),
+                source: e,
+            })
+        })?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| Failure::Content(anyhow!("{key} is not UTF-8")))?;
+    let vod = Mpd::parse(&text).map_err(|e| Failure::Content(anyhow!("{key}: {e}")))?;
+    let plan = Arc::new(
+        build_plan(&ch.title, &vod, ch).map_err(|e| Failure::Content(e.context(key.clone())))?,
+    );
+    lock(&state.live.plans).insert(name.to_string(), (etag, plan.clone()));
+    Ok(Some(plan))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_url_safe(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Derives the live MPD and the segment mapping from the VOD MPD.
+fn build_plan(title: &str, vod: &Mpd, ch: &Channel) -> Result<Plan> {
+    if vod.presentation_type != PresentationType::Static {
+        bail!("the looped title must be a static MPD");
+    }
+    let [period] = vod.periods.as_slice() else {
+        bail!(
+            "the looped title must have exactly one Period, it has {}",
+            vod.periods.len()
+        );
+    };
+    let total = vod
+        .media_presentation_duration
+        .or(period.duration)
+        .ok_or_else(|| anyhow!("the title has no mediaPresentationDuration"))?;
+    let total_ns = total.as_nanos();
+
+    let mut reps = HashMap::new();
+    let mut reference: Option<(u64, u64, u64)> = None; // (d, T, count)
+    let mut live = vod.clone();
+    live.presentation_type = PresentationType::Dynamic;
+    live.availability_start_time = Some(ch.ast.into());
+    live.media_presentation_duration = None;
+    live.minimum_update_period = Some(ch.mup);
+    live.time_shift_buffer_depth = Some(ch.tsbd);
+    live.suggested_presentation_delay = Some(ch.spd);
+    live.base_urls.clear();
+    live.locations.clear();
+    live.utc_timings.clear();
+    if !live.profiles.contains(media::mpd::PROFILE_ISOFF_LIVE) {
+        live.profiles = media::mpd::PROFILE_ISOFF_LIVE.to_string();
+    }
+    let lp = &mut live.periods[0];
+    lp.id = Some(lp.id.clone().unwrap_or_else(|| "p0".into()));
+    lp.start = Some(Duration::ZERO);
+    lp.duration = None;
+    lp.base_urls.clear();
+    lp.segment_template = None;
+    lp.segment_list = None;
+    lp.segment_base = None;
+
+    for (si, set) in period.adaptation_sets.iter().enumerate() {
+        let mut set_timing: Option<(u64, u64)> = None;
+        let mut uniform = true;
+        for rep in &set.representations {
+            if !is_url_safe(&rep.id) {
+                bail!("Representation id `{}` is not URL-safe", rep.id);
+            }
+            let t = effective_template(period, set, rep)
+                .ok_or_else(|| anyhow!("Representation `{}` has no SegmentTemplate", rep.id))?;
+            if t.segment_timeline.is_some() {
+                bail!("Representation `{}` uses a SegmentTimeline; looping needs SegmentTemplate@duration", rep.id);
+            }
+            let d = u64::from(t.duration.ok_or_else(|| {
+                anyhow!(
+                    "Representation `{}` has no SegmentTemplate@duration",
+                    rep.id
+                )
+            })?);
+            let ts = u64::from(t.timescale.unwrap_or(1));
+            if d == 0 || ts == 0 {
+                bail!(
+                    "Representation `{}` has a zero duration or timescale",
+                    rep.id
+                );
+            }
+            let media_text = t
+                .media
+                .as_deref()
+                .ok_or_else(|| anyhow!("Representation `{}` has no @media", rep.id))?;
+            let media = Template::parse(media_text).map_err(|e| anyhow!(e))?;
+            if !media.uses_number() || media.uses_time() {
+                bail!(
+                    "Representation `{}`: @media must use $Number$ (not $Time$)",
+                    rep.id
+                );
+            }
+            let init_text = t
+                .initialization
+                .as_deref()
+                .ok_or_else(|| anyhow!("Representation `{}` has no @initialization", rep.id))?;
+            let init = Template::parse(init_text).map_err(|e| anyhow!(e))?;
+            let vars = TemplateVars {
+                representation_id: &rep.id,
+                bandwidth: rep.bandwidth,
+                number: 0,
+                time: 0,
+            };
+            let init_key = format!("vod/{title}/{}", init.expand(&vars));
+            crate::path::to_key(&format!("/{init_key}")).map_err(|_| {
+                anyhow!("init segment path `{init_key}` is not a plain relative path")
+            })?;
+            // Whole segments in the title: a short last segment is left out of the loop.
+            let count = (total_ns * u128::from(ts) / (u128::from(d) * 1_000_000_000)) as u64;
+            if count == 0 {
+                bail!("the title is shorter than one segment");
+            }
+            match reference {
+                None => reference = Some((d, ts, count)),
+                Some((rd, rts, rcount)) => {
+                    if u128::from(d) * u128::from(rts) != u128::from(rd) * u128::from(ts)
+                        || count != rcount
+                    {
+                        bail!("Representation `{}` has a different segment duration; a loop needs one", rep.id);
+                    }
+                }
+            }
+            match set_timing {
+                None => set_timing = Some((d, ts)),
+                Some(x) if x != (d, ts) => uniform = false,
+                _ => {}
+            }
+            reps.insert(
+                rep.id.clone(),
+                RepPlan {
+                    init_key,
+                    media,
+                    bandwidth: rep.bandwidth,
+                    vod_start: u64::from(t.start_number.unwrap_or(1)),
+                    timescale: ts,
+                    duration: d,
+                    pto: t.presentation_time_offset.unwrap_or(0),
+                },
+            );
+        }
+        let lset = &mut live.periods[0].adaptation_sets[si];
+        lset.base_urls.clear();
+        lset.segment_list = None;
+        lset.segment_base = None;
+        lset.segment_template = None;
+        let template = |d: u64, ts: u64| SegmentTemplate {
+            timescale: Some(ts as u32),
+            duration: Some(d as u32),
+            start_number: Some(START_NUMBER as u32),
+            media: Some(LIVE_MEDIA.into()),
+            initialization: Some(LIVE_INIT.into()),
+            ..Default::default()
+        };
+        for (ri, lrep) in lset.representations.iter_mut().enumerate() {
+            lrep.base_urls.clear();
+            lrep.segment_list = None;
+            lrep.segment_base = None;
+            lrep.segment_template = None;
+            if !uniform {
+                let r = &reps[&set.representations[ri].id];
+                lrep.segment_template = Some(template(r.duration, r.timescale));
+            }
+        }
+        if uniform {
+            if let Some((d, ts)) = set_timing {
+                lset.segment_template = Some(template(d, ts));
+            }
+        }
+    }
+    let (d, ts, count) = reference.ok_or_else(|| anyhow!("the title has no Representation"))?;
+    let seg = Duration::from_nanos((u128::from(d) * 1_000_000_000 / u128::from(ts)) as u64);
+    live.max_segment_duration = Some(seg);
+    // At most half a segment, so a cached MPD is never a whole segment behind.
+    let half = (seg / 2).as_secs();
+    let max_age = ch.max_age_cap.map_or(half, |cap| cap.min(half));
+    Ok(Plan {
+        base: live,
+        count,
+        seg_ticks: d,
+        seg_timescale: ts,
+        reps,
+        max_age,
+    })
+}
+
+/// Nanoseconds from `a` to `b` (negative when `b` is earlier).
+fn nanos_between(a: SystemTime, b: SystemTime) -> i128 {
+    match b.duration_since(a) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+/// The base URL clients should sync their clock with: configured, or this origin as the client
+/// addressed it (Host), or its local address.
+fn time_url(req: &Req, ch: &Channel) -> String {
+    if let Some(u) = &ch.time_url {
+        return u.clone();
+    }
+    let host = req
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() < 256
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| req.local.to_string());
+    format!("http://{host}/time")
+}
+
+fn manifest(state: &State, req: &Req, ch: &Channel, plan: &Plan) -> Response<Body> {
+    let now = state.clock.now();
+    let elapsed = nanos_between(ch.ast, now);
+    // publishTime: the start of the newest segment, so the document is identical (and
+    // revalidates with 304) for one segment duration.
+    let seg_ns = i128::from(plan.seg_ticks) * 1_000_000_000 / i128::from(plan.seg_timescale);
+    let publish = if elapsed <= 0 || seg_ns <= 0 {
+        ch.ast.min(now)
+    } else {
+        let done = elapsed - elapsed % seg_ns;
+        ch.ast + Duration::from_nanos(done as u64)
+    };
+    let mut mpd = plan.base.clone();
+    mpd.publish_time = Some(publish.into());
+    mpd.utc_timings = vec![Descriptor::new(
+        "urn:mpeg:dash:utc:http-iso:2014",
+        time_url(req, ch),
+    )];
+    let xml = match mpd.to_xml() {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(error = %e, "live MPD does not serialize");
+            return server::status_text(StatusCode::INTERNAL_SERVER_ERROR, "live MPD error\n");
+        }
+    };
+    let etag = format!("\"{:016x}\"", fnv1a(xml.as_bytes()));
+    let obj: Arc<dyn Object> = Arc::new(MemoryObject::new(Bytes::from(xml), publish, etag));
+    let cc = format!("public, max-age={}", plan.max_age);
+    server::object_response(state, req, obj, "application/dash+xml", &cc)
+}
+
+/// FNV-1a, 64 bits: a stable content hash for generated documents' ETags.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+async fn init(state: &State, req: &Req, _ch: &Channel, plan: &Plan, rep: &str) -> Response<Body> {
+    let Some(r) = plan.reps.get(rep) else {
+        return server::not_found(state);
+    };
+    let obj = match state.storage.open(&r.init_key).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return server::not_found(state),
+        Err(e) => return server::storage_error(state, e),
+    };
+    let meta = obj.meta().clone();
+    if meta.len > MAX_INIT {
+        return server::status_text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "init segment too large\n",
+        );
+    }
+    let bytes = match storage::read_to_vec(obj.as_ref(), 0..meta.len).await {
+        Ok(b) => b,
+        Err(source) => {
+            return server::storage_error(
+                state,
+                storage::StorageError::Io {
+                    key: r.init_key.clone(),
+                    source,
+                },
+            )
+        }
+    };
+    let stripped = match retime::strip_mehd(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(key = %r.init_key, error = %e, "bad init segment");
+            return server::status_text(StatusCode::INTERNAL_SERVER_ERROR, "bad init segment\n");
+        }
+    };
+    let etag = format!("\"{}-live\"", meta.etag.trim_matches('"'));
+    let obj: Arc<dyn Object> = Arc::new(MemoryObject::new(
+        Bytes::from(stripped),
+        meta.modified,
+        etag,
+    ));
+    server::object_response(
+        state,
+        req,
+        obj,
+        "video/mp4",
+        &state.config.cache_control.init,
+    )
+}
+
+/// Whether live segment `k` (0-based from AST) of a representation is available at `elapsed_ns`
+/// after AST: its end lies within `[now - tsbd, now]`.
+fn available(k: u64, d: u64, ts: u64, elapsed_ns: i128, tsbd: Duration) -> bool {
+    let end = (i128::from(k) + 1) * i128::from(d) * 1_000_000_000;
+    let now = elapsed_ns * i128::from(ts);
+    let start = (elapsed_ns - tsbd.as_nanos() as i128) * i128::from(ts);
+    end <= now && end >= start
+}
+
+async fn segment(
+    state: &State,
+    req: &Req,
+    ch: &Channel,
+    plan: &Plan,
+    rep: &str,
+    file: &str,
+) -> Response<Body> {
+    let Some(r) = plan.reps.get(rep) else {
+        return server::not_found(state);
+    };
+    let number = file
+        .strip_suffix(".m4s")
+        .filter(|n| !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n >= START_NUMBER);
+    let Some(number) = number else {
+        return server::not_found(state);
+    };
+    let k = number - START_NUMBER;
+    let elapsed = nanos_between(ch.ast, state.clock.now());
+    if !available(k, r.duration, r.timescale, elapsed, ch.tsbd) {
+        return server::not_found_with(&state.config.cache_control.live_unavailable);
+    }
+    let j = k % plan.count;
+    let vod_number = r.vod_start + j;
+    let key = format!(
+        "vod/{}/{}",
+        ch.title,
+        r.media.expand(&TemplateVars {
+            representation_id: rep,
+            bandwidth: r.bandwidth,
+            number: vod_number,
+            time: 0,
+        })
+    );
+    let src = match state.storage.open(&key).await {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            tracing::error!(%key, "VOD segment of a live channel is missing");
+            return server::not_found(state);
+        }
+        Err(e) => return server::storage_error(state, e),
+    };
+    // New decode time: k*d; the VOD segment's is about pto + j*d.
+    let delta = i128::from(k - j) * i128::from(r.duration) - i128::from(r.pto);
+    let seg = match retimed(src, delta, number as u32).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%key, error = %format!("{e:#}"), "cannot re-time a VOD segment");
+            return server::status_text(StatusCode::INTERNAL_SERVER_ERROR, "bad media segment\n");
+        }
+    };
+    let end_ns =
+        (u128::from(k) + 1) * u128::from(r.duration) * 1_000_000_000 / u128::from(r.timescale);
+    let mut seg = seg;
+    seg.meta.modified = ch.ast + Duration::from_nanos(end_ns as u64);
+    seg.meta.etag = format!("\"{}-n{number:x}\"", seg.meta.etag.trim_matches('"'));
+    server::object_response(
+        state,
+        req,
+        Arc::new(seg),
+        "video/mp4",
+        &state.config.cache_control.segment,
+    )
+}
+
+/// A VOD segment whose head (before `mdat`) was rewritten; the rest streams from storage.
+struct Retimed {
+    head: Bytes,
+    src: Arc<dyn Object>,
+    tail_from: u64,
+    meta: ObjectMeta,
+}
+
+async fn retimed(src: Arc<dyn Object>, delta: i128, sequence: u32) -> Result<Retimed> {
+    let len = src.meta().len;
+    let mut want = len.min(64 * 1024);
+    let (head_bytes, head_len) = loop {
+        let prefix = storage::read_to_vec(src.as_ref(), 0..want).await?;
+        match retime::head_len(&prefix)? {
+            Some(h) => break (prefix, h),
+            None if want < len && want < MAX_HEAD => want = (want * 4).min(len).min(MAX_HEAD),
+            None => bail!("no mdat within the first {want} bytes"),
+        }
+    };
+    let head = retime::retime(&head_bytes[..head_len], delta, sequence)?;
+    let meta = ObjectMeta {
+        len: head.len() as u64 + (len - head_len as u64),
+        modified: src.meta().modified,
+        etag: src.meta().etag.clone(),
+    };
+    Ok(Retimed {
+        head: Bytes::from(head),
+        src,
+        tail_from: head_len as u64,
+        meta,
+    })
+}
+
+impl Object for Retimed {
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    fn read(&self, range: Range<u64>) -> ByteStream {
+        let h = self.head.len() as u64;
+        let mut parts: Vec<ByteStream> = Vec::new();
+        if range.start < h {
+            let slice = self
+                .head
+                .slice(range.start as usize..range.end.min(h) as usize);
+            parts.push(Box::pin(stream::once(async move { Ok(slice) })));
+        }
+        if range.end > h {
+            let from = range.start.max(h) - h + self.tail_from;
+            let to = range.end - h + self.tail_from;
+            parts.push(self.src.read(from..to));
+        }
+        Box::pin(stream::iter(parts).flatten())
+    }
 }
 
 /// An xs:dateTime in UTC with milliseconds, as MPDs and the `/time` endpoint use.
 pub fn xs_datetime(t: SystemTime) -> String {
     let dt: chrono::DateTime<chrono::Utc> = t.into();
     dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn availability_window() {
+        let s = 1_000_000_000i128;
+        let tsbd = Duration::from_secs(10);
+        // 2 s segments at timescale 90000: segment 0 ends at 2 s.
+        assert!(!available(0, 180_000, 90_000, 2 * s - 1, tsbd));
+        assert!(available(0, 180_000, 90_000, 2 * s, tsbd));
+        assert!(available(0, 180_000, 90_000, 12 * s, tsbd));
+        assert!(!available(0, 180_000, 90_000, 12 * s + 1, tsbd));
+        assert!(!available(5, 180_000, 90_000, 11 * s, tsbd));
+        assert!(available(5, 180_000, 90_000, 12 * s, tsbd));
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
 }

@@ -46,6 +46,7 @@ pub struct State {
 
 /// The parts of a request the handlers read (the body of GET/HEAD is never used).
 pub struct Req {
+    pub local: std::net::SocketAddr,
     pub method: Method,
     pub path: String,
     pub headers: HeaderMap,
@@ -56,6 +57,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, info: ConnInfo) -
     let started = Instant::now();
     let (parts, _body) = req.into_parts();
     let req = Req {
+        local: info.local,
         method: parts.method,
         path: parts.uri.path().to_string(),
         headers: parts.headers,

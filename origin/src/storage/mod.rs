@@ -84,3 +84,47 @@ pub fn etag_from(len: u64, modified: SystemTime) -> String {
         .unwrap_or(0);
     format!("\"{len:x}-{nanos:x}\"")
 }
+
+/// An object held in memory (generated documents such as a live MPD).
+pub struct MemoryObject {
+    bytes: Bytes,
+    meta: ObjectMeta,
+}
+
+impl MemoryObject {
+    /// Wraps `bytes` with the given modification time and ETag.
+    pub fn new(bytes: Bytes, modified: SystemTime, etag: String) -> MemoryObject {
+        MemoryObject {
+            meta: ObjectMeta {
+                len: bytes.len() as u64,
+                modified,
+                etag,
+            },
+            bytes,
+        }
+    }
+}
+
+impl Object for MemoryObject {
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    fn read(&self, range: Range<u64>) -> ByteStream {
+        let end = range.end.min(self.bytes.len() as u64) as usize;
+        let start = (range.start as usize).min(end);
+        let slice = self.bytes.slice(start..end);
+        Box::pin(futures_util::stream::once(async move { Ok(slice) }))
+    }
+}
+
+/// Reads `range` of `obj` into memory (for small heads of files; callers bound the range).
+pub async fn read_to_vec(obj: &dyn Object, range: Range<u64>) -> io::Result<Vec<u8>> {
+    use futures_util::TryStreamExt;
+    let mut out = Vec::with_capacity((range.end - range.start) as usize);
+    let mut s = obj.read(range);
+    while let Some(chunk) = s.try_next().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
