@@ -276,21 +276,40 @@ impl Stack {
         }
     }
 
-    /// Every `/metrics` endpoint of the stack, as (job, address).
-    pub fn metrics_targets(&self) -> Vec<(String, SocketAddr)> {
-        let mut t = vec![("origin".to_string(), self.origin.local_addr())];
-        t.extend(self.edge_addrs());
-        t.push(("dns-router".to_string(), self.dns.metrics_addr()));
+    /// Every `/metrics` endpoint of the stack, as (job, instance name, address).
+    pub fn metrics_targets(&self) -> Vec<(&'static str, String, SocketAddr)> {
+        let mut t = vec![("origin", "origin".to_string(), self.origin.local_addr())];
+        t.extend(
+            self.edge_addrs()
+                .into_iter()
+                .map(|(name, addr)| ("edge", name, addr)),
+        );
+        t.push((
+            "dns-router",
+            "dns-router".to_string(),
+            self.dns.metrics_addr(),
+        ));
         t
     }
 
-    /// A Prometheus scrape configuration for every service of the stack.
-    pub fn prometheus_config(&self) -> String {
-        let mut s = String::from("global:\n  scrape_interval: 5s\nscrape_configs:\n");
-        for (job, addr) in self.metrics_targets() {
-            s.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
-            ));
+    /// A Prometheus configuration that scrapes every service of the stack every
+    /// `interval_secs`, labelling each target with its instance name (edges by region).
+    pub fn prometheus_config(&self, interval_secs: u32) -> String {
+        let mut s = format!("global:\n  scrape_interval: {interval_secs}s\nscrape_configs:\n");
+        let mut jobs: Vec<&str> = Vec::new();
+        let targets = self.metrics_targets();
+        for (job, _, _) in &targets {
+            if !jobs.contains(job) {
+                jobs.push(job);
+            }
+        }
+        for job in jobs {
+            s.push_str(&format!("  - job_name: {job}\n    static_configs:\n"));
+            for (_, name, addr) in targets.iter().filter(|(j, _, _)| *j == job) {
+                s.push_str(&format!(
+                    "      - targets: ['{addr}']\n        labels: {{ name: '{name}' }}\n"
+                ));
+            }
         }
         s
     }
@@ -363,7 +382,7 @@ impl Stack {
             client(2)
         ));
         s.push_str("Prometheus scrape config (prometheus.yml):\n");
-        s.push_str(&self.prometheus_config());
+        s.push_str(&self.prometheus_config(5));
         s
     }
 

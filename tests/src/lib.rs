@@ -182,7 +182,10 @@ pub struct Fetched {
 impl Fetched {
     /// A header's value as text ("" when absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -200,13 +203,20 @@ pub async fn fetch(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(20), client.request(req.body(Default::default())?))
-        .await
-        .context("request timed out")??;
+    let resp = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        client.request(req.body(Default::default())?),
+    )
+    .await
+    .context("request timed out")??;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await?.to_bytes();
-    Ok(Fetched { status, headers, body })
+    Ok(Fetched {
+        status,
+        headers,
+        body,
+    })
 }
 
 #[cfg(test)]

@@ -22,11 +22,23 @@ async fn changed_mpd_reaches_clients_after_max_age_via_conditional_get() {
 
     let first = fetch(edge, "video.example.test", MPD, &[]).await.unwrap();
     assert_eq!(first.status, 200);
-    assert!(first.header("cache-status").contains("fwd=miss"), "{:?}", first.headers);
+    assert!(
+        first.header("cache-status").contains("fwd=miss"),
+        "{:?}",
+        first.headers
+    );
     let second = fetch(edge, "video.example.test", MPD, &[]).await.unwrap();
-    assert!(second.header("cache-status").contains("hit"), "{:?}", second.headers);
+    assert!(
+        second.header("cache-status").contains("hit"),
+        "{:?}",
+        second.headers
+    );
     assert_eq!(second.body, first.body);
-    assert_eq!(origin_mpd_requests().await, 1.0, "the hit reached the origin");
+    assert_eq!(
+        origin_mpd_requests().await,
+        1.0,
+        "the hit reached the origin"
+    );
 
     // Change the MPD on the origin; within max-age the edge keeps serving the stored copy.
     let path = t.content.path().join("vod/demo/manifest.mpd");
@@ -42,8 +54,16 @@ async fn changed_mpd_reaches_clients_after_max_age_via_conditional_get() {
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let after = fetch(edge, "video.example.test", MPD, &[]).await.unwrap();
     assert_eq!(after.status, 200);
-    assert_eq!(std::str::from_utf8(&after.body).unwrap(), changed, "edge still serves the old MPD");
-    assert!(after.header("cache-status").contains("fwd=stale"), "{:?}", after.headers);
+    assert_eq!(
+        std::str::from_utf8(&after.body).unwrap(),
+        changed,
+        "edge still serves the old MPD"
+    );
+    assert!(
+        after.header("cache-status").contains("fwd=stale"),
+        "{:?}",
+        after.headers
+    );
     assert_eq!(origin_mpd_requests().await, 2.0);
     assert_ne!(after.header("etag"), first.header("etag"));
 
@@ -53,10 +73,21 @@ async fn changed_mpd_reaches_clients_after_max_age_via_conditional_get() {
     assert_eq!(revalidated.status, 200);
     assert_eq!(revalidated.body, after.body);
     let origin_text = scrape(origin).await.unwrap();
-    assert_eq!(metric_sum(&origin_text, "origin_http_not_modified_total", &[("kind", "mpd")]), 1.0);
+    assert_eq!(
+        metric_sum(
+            &origin_text,
+            "origin_http_not_modified_total",
+            &[("kind", "mpd")]
+        ),
+        1.0
+    );
     let edge_text = scrape(edge).await.unwrap();
     assert!(
-        metric_sum(&edge_text, "edge_requests_total", &[("cache_status", "revalidated")]) >= 1.0,
+        metric_sum(
+            &edge_text,
+            "edge_requests_total",
+            &[("cache_status", "revalidated")]
+        ) >= 1.0,
         "edge counted no revalidation:\n{edge_text}"
     );
 
