@@ -17,8 +17,15 @@ fn expect(text: &str, want_line: usize, want_col: usize, want_msg: &str) {
         Err(e) => {
             let (line, col) = e.position().unwrap_or_else(|| panic!("no position in {e}"));
             assert_eq!((line, col), (want_line, want_col), "position of: {e}");
-            assert!(e.to_string().contains(want_msg), "message `{e}` lacks `{want_msg}`");
-            assert!(e.to_string().starts_with(&format!("line {want_line}, column {want_col}: ")), "{e}");
+            assert!(
+                e.to_string().contains(want_msg),
+                "message `{e}` lacks `{want_msg}`"
+            );
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("line {want_line}, column {want_col}: ")),
+                "{e}"
+            );
         }
     }
 }
@@ -30,29 +37,102 @@ fn malformed_xml() {
     expect("<MPD>\n\n<Period id=1/></MPD>", 3, 12, "");
     expect("<Foo/>", 1, 1, "expected <MPD>");
     expect("<MPD>\n<Period>\n", 2, 1, "<Period> is never closed");
-    expect("<MPD>\n  <Title>&bogus;</Title></MPD>", 2, 10, "unknown entity");
+    expect(
+        "<MPD>\n  <Title>&bogus;</Title></MPD>",
+        2,
+        10,
+        "unknown entity",
+    );
     expect("", 1, 1, "no root element");
     expect("<MPD/>\n<MPD/>", 2, 1, "after the root");
     expect("<MPD/>trailing", 1, 7, "text outside");
-    expect("<?xml version=\"1.0\"?>\n<MPD\n  profiles=\"x\" <Period/></MPD>", 3, 23, "followed by `=`");
+    expect(
+        "<?xml version=\"1.0\"?>\n<MPD\n  profiles=\"x\" <Period/></MPD>",
+        3,
+        23,
+        "followed by `=`",
+    );
 }
 
 #[test]
 fn impossible_values_point_at_the_attribute() {
     let bad_duration = format!("{HEAD}\n<Period duration=\"-PT5S\"/></MPD>");
     expect(&bad_duration, 2, 9, "negative duration");
-    expect(&format!("{HEAD}\n<Period   start=\"PT5X\"/></MPD>"), 2, 11, "PT5X");
-    expect(&with_line3("  <SegmentTemplate timescale=\"0\" duration=\"2\" media=\"$Number$.m4s\"/>"), 3, 20, "timescale must not be zero");
-    expect(&with_line3("<SegmentTemplate media=\"$Foo$.m4s\" duration=\"2\"/>"), 3, 18, "unknown identifier `$Foo$`");
-    expect(&with_line3("<SegmentTemplate duration=\"2\" media=\"$RepresentationID%03d$-$Number$\"/>"), 3, 31, "takes no width");
-    expect(&with_line3("<SegmentTemplate duration=\"2\" media=\"$Number%3d$\"/>"), 3, 31, "width tag");
-    expect(&with_line3("<SegmentTemplate duration=\"2\" media=\"$Number$\" initialization=\"i$Number$.mp4\"/>"), 3, 48, "must not use $Number$");
-    expect(&with_line3("<SegmentTemplate duration=\"0\" media=\"$Number$\"/>"), 3, 18, "must not be zero");
-    expect(&with_line3("<SegmentTemplate timescale=\"abc\" media=\"$Number$\"/>"), 3, 18, "invalid value `abc`");
-    expect(&with_line3("<Representation id=\"v\" bandwidth=\"-5\"/>"), 3, 24, "invalid value `-5`");
-    expect(&with_line3("<Representation id=\"v\" frameRate=\"30/0\" bandwidth=\"1\"/>"), 3, 24, "zero denominator");
-    expect(&with_line3("<SegmentBase indexRange=\"900-100\"/>"), 3, 14, "ends before it starts");
-    expect(&format!("{HEAD}\n<Period/></MPD>").replace("minBufferTime=\"PT2S\"", "minBufferTime=\"soon\""), 1, 93, "invalid value `soon`");
+    expect(
+        &format!("{HEAD}\n<Period   start=\"PT5X\"/></MPD>"),
+        2,
+        11,
+        "PT5X",
+    );
+    expect(
+        &with_line3("  <SegmentTemplate timescale=\"0\" duration=\"2\" media=\"$Number$.m4s\"/>"),
+        3,
+        20,
+        "timescale must not be zero",
+    );
+    expect(
+        &with_line3("<SegmentTemplate media=\"$Foo$.m4s\" duration=\"2\"/>"),
+        3,
+        18,
+        "unknown identifier `$Foo$`",
+    );
+    expect(
+        &with_line3("<SegmentTemplate duration=\"2\" media=\"$RepresentationID%03d$-$Number$\"/>"),
+        3,
+        31,
+        "takes no width",
+    );
+    expect(
+        &with_line3("<SegmentTemplate duration=\"2\" media=\"$Number%3d$\"/>"),
+        3,
+        31,
+        "width tag",
+    );
+    expect(
+        &with_line3(
+            "<SegmentTemplate duration=\"2\" media=\"$Number$\" initialization=\"i$Number$.mp4\"/>",
+        ),
+        3,
+        48,
+        "must not use $Number$",
+    );
+    expect(
+        &with_line3("<SegmentTemplate duration=\"0\" media=\"$Number$\"/>"),
+        3,
+        18,
+        "must not be zero",
+    );
+    expect(
+        &with_line3("<SegmentTemplate timescale=\"abc\" media=\"$Number$\"/>"),
+        3,
+        18,
+        "invalid value `abc`",
+    );
+    expect(
+        &with_line3("<Representation id=\"v\" bandwidth=\"-5\"/>"),
+        3,
+        24,
+        "invalid value `-5`",
+    );
+    expect(
+        &with_line3("<Representation id=\"v\" frameRate=\"30/0\" bandwidth=\"1\"/>"),
+        3,
+        24,
+        "zero denominator",
+    );
+    expect(
+        &with_line3("<SegmentBase indexRange=\"900-100\"/>"),
+        3,
+        14,
+        "ends before it starts",
+    );
+    expect(
+        &format!("{HEAD}\n<Period/></MPD>")
+            .replace("minBufferTime=\"PT2S\"", "minBufferTime=\"soon\""),
+        1,
+        93,
+        "invalid value `soon`",
+    );
     let bad_ast = HEAD.replace("<MPD ", "<MPD availabilityStartTime=\"yesterday\" ");
     expect(&format!("{bad_ast}\n<Period/></MPD>"), 1, 6, "xs:dateTime");
 }
@@ -62,13 +142,36 @@ fn impossible_timelines() {
     let timeline = |entries: &str| {
         with_line3(&format!("<SegmentTemplate media=\"$Time$\"><SegmentTimeline>\n{entries}\n</SegmentTimeline></SegmentTemplate>"))
     };
-    expect(&timeline("<S t=\"0\" d=\"10\" r=\"-1\"/>\n<S d=\"10\"/>"), 4, 17, "r=\"-1\" must be on the last S");
-    expect(&timeline("<S t=\"0\" d=\"10\" r=\"-2\"/>"), 4, 17, "r=-2 is impossible");
-    expect(&timeline("<S t=\"0\" d=\"10\"/>\n<S d=\"0\"/>"), 5, 4, "d must not be zero");
-    expect(&timeline("<S t=\"100\" d=\"10\" r=\"3\"/>\n<S t=\"120\" d=\"10\"/>"), 5, 4, "starts before the previous segment ends");
+    expect(
+        &timeline("<S t=\"0\" d=\"10\" r=\"-1\"/>\n<S d=\"10\"/>"),
+        4,
+        17,
+        "r=\"-1\" must be on the last S",
+    );
+    expect(
+        &timeline("<S t=\"0\" d=\"10\" r=\"-2\"/>"),
+        4,
+        17,
+        "r=-2 is impossible",
+    );
+    expect(
+        &timeline("<S t=\"0\" d=\"10\"/>\n<S d=\"0\"/>"),
+        5,
+        4,
+        "d must not be zero",
+    );
+    expect(
+        &timeline("<S t=\"100\" d=\"10\" r=\"3\"/>\n<S t=\"120\" d=\"10\"/>"),
+        5,
+        4,
+        "starts before the previous segment ends",
+    );
     expect(&timeline("<S t=\"0\"/>"), 4, 1, "@d");
     // r="-1" is fine when the next S has @t.
-    assert!(Mpd::parse(&timeline("<S t=\"0\" d=\"10\" r=\"-1\"/>\n<S t=\"50\" d=\"10\"/>")).is_ok());
+    assert!(Mpd::parse(&timeline(
+        "<S t=\"0\" d=\"10\" r=\"-1\"/>\n<S t=\"50\" d=\"10\"/>"
+    ))
+    .is_ok());
 }
 
 #[test]

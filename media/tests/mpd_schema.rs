@@ -23,7 +23,11 @@ fn xmllint(files: &[PathBuf]) -> (bool, String) {
         .args(files)
         .output()
         .expect("run xmllint");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -58,7 +62,11 @@ fn written_mpds_validate() {
     let (ok, text) = xmllint(&files);
     assert!(ok, "xmllint rejected what the writer produced:\n{text}");
     for f in &files {
-        assert!(text.contains(&format!("{} validates", f.display())), "{} not reported valid:\n{text}", f.display());
+        assert!(
+            text.contains(&format!("{} validates", f.display())),
+            "{} not reported valid:\n{text}",
+            f.display()
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }

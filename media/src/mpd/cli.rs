@@ -22,7 +22,11 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let (text, url) = load(&args.source)?;
     let mpd = Mpd::parse(&text).with_context(|| args.source.clone())?;
-    let at = if mpd.is_dynamic() { SegmentsAt::Live(SystemTime::now()) } else { SegmentsAt::Vod };
+    let at = if mpd.is_dynamic() {
+        SegmentsAt::Live(SystemTime::now())
+    } else {
+        SegmentsAt::Vod
+    };
     let summary = Summary::new(&mpd, &url, at).with_context(|| args.source.clone())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -36,9 +40,12 @@ pub fn run(args: Args) -> Result<()> {
 fn load(source: &str) -> Result<(String, Url)> {
     if source.starts_with("http://") || source.starts_with("https://") {
         let url = Url::parse(source).with_context(|| format!("invalid URL `{source}`"))?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let body = rt.block_on(common::http::get(source))?;
-        let text = String::from_utf8(body.to_vec()).with_context(|| format!("{source}: the MPD is not UTF-8"))?;
+        let text = String::from_utf8(body.to_vec())
+            .with_context(|| format!("{source}: the MPD is not UTF-8"))?;
         return Ok((text, url));
     }
     let path = Path::new(source);

@@ -86,7 +86,11 @@ impl<'a> Doc<'a> {
                         return Err(syntax(src, start, "content after the root element".into()));
                     }
                     if stack.len() >= MAX_DEPTH {
-                        return Err(syntax(src, start, format!("elements nested deeper than {MAX_DEPTH}")));
+                        return Err(syntax(
+                            src,
+                            start,
+                            format!("elements nested deeper than {MAX_DEPTH}"),
+                        ));
                     }
                     let node = Node {
                         name: local(e.name().as_ref()),
@@ -123,10 +127,8 @@ impl<'a> Doc<'a> {
                         root_closed = true;
                     }
                 }
-                Event::Text(ref t) => {
-                    if stack.is_empty() && !t.xml10_content().trim().is_empty() {
-                        return Err(syntax(src, before, "text outside the root element".into()));
-                    }
+                Event::Text(ref t) if stack.is_empty() && !t.xml10_content().trim().is_empty() => {
+                    return Err(syntax(src, before, "text outside the root element".into()));
                 }
                 Event::GeneralRef(ref r) => {
                     let name: String = r.as_ref().to_string();
@@ -142,10 +144,18 @@ impl<'a> Doc<'a> {
         }
         if let Some(&open) = stack.last() {
             let n = &nodes[open];
-            return Err(syntax(src, n.start, format!("element <{}> is never closed", n.name)));
+            return Err(syntax(
+                src,
+                n.start,
+                format!("element <{}> is never closed", n.name),
+            ));
         }
         if nodes.is_empty() {
-            return Err(syntax(src, src.len(), "no root element (expected <MPD>)".into()));
+            return Err(syntax(
+                src,
+                src.len(),
+                "no root element (expected <MPD>)".into(),
+            ));
         }
         Ok(Doc { src, nodes })
     }
@@ -177,14 +187,25 @@ impl<'a> Doc<'a> {
 
     /// Where a serde error happened: the reader stopped at byte `stop`; when the error carries the
     /// offending attribute text, point at the attribute holding it in the element just read.
-    pub(crate) fn serde_position(&self, stop: usize, value: Option<&str>) -> ((usize, usize), Option<String>) {
-        let mut candidates: Vec<&Node> = self.nodes.iter().filter(|n| n.tag_end <= stop.max(1)).collect();
+    pub(crate) fn serde_position(
+        &self,
+        stop: usize,
+        value: Option<&str>,
+    ) -> ((usize, usize), Option<String>) {
+        let mut candidates: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.tag_end <= stop.max(1))
+            .collect();
         candidates.reverse();
         if let Some(v) = value {
             let any = self.nodes.iter().rev();
             for n in candidates.iter().copied().chain(any) {
                 if let Some(a) = n.attrs.iter().find(|a| a.value == v) {
-                    return (line_col(self.src, a.pos), Some(format!("<{}> attribute `{}`", n.name, a.name)));
+                    return (
+                        line_col(self.src, a.pos),
+                        Some(format!("<{}> attribute `{}`", n.name, a.name)),
+                    );
                 }
             }
         }
@@ -219,19 +240,30 @@ fn attributes(src: &str, e: &BytesStart<'_>, tag_start: usize) -> Result<Vec<Att
             syntax(src, tag_start + 1 + rel, format!("bad attribute: {err}"))
         })?;
         let name_ptr = attr.key.as_ref().as_ptr() as usize;
-        let pos = name_ptr.checked_sub(base).filter(|p| *p <= src.len()).unwrap_or(tag_start);
+        let pos = name_ptr
+            .checked_sub(base)
+            .filter(|p| *p <= src.len())
+            .unwrap_or(tag_start);
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|err| syntax(src, pos, format!("bad attribute value: {err}")))?
             .into_owned();
-        out.push(Attr { name: local(attr.key.as_ref()), pos, value });
+        out.push(Attr {
+            name: local(attr.key.as_ref()),
+            pos,
+            value,
+        });
     }
     Ok(out)
 }
 
 fn syntax(src: &str, offset: usize, message: String) -> MpdError {
     let (line, column) = line_col(src, offset);
-    MpdError::Syntax { line, column, message }
+    MpdError::Syntax {
+        line,
+        column,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -252,7 +284,10 @@ mod tests {
         let src = "<MPD>\n<Period id=\"a\"/>\n<Period>\n  <AdaptationSet  lang=\"en\"/>\n</Period>\n</MPD>";
         let doc = Doc::scan(src).unwrap();
         assert_eq!(doc.position(&[("Period", 1)], None), (3, 1));
-        assert_eq!(doc.position(&[("Period", 1), ("AdaptationSet", 0)], Some("lang")), (4, 19));
+        assert_eq!(
+            doc.position(&[("Period", 1), ("AdaptationSet", 0)], Some("lang")),
+            (4, 19)
+        );
         assert_eq!(doc.position(&[("Period", 0)], Some("id")), (2, 9));
     }
 

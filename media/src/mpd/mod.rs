@@ -32,16 +32,20 @@ use serde::{Deserialize, Serialize};
 
 pub use chrono::{DateTime, Utc};
 pub use model::{
-    AdaptationSet, BaseUrl, Descriptor, Mpd, Period, ProgramInformation, Representation, SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline,
-    SegmentUrl, UrlType, UtcTiming, S,
+    AdaptationSet, BaseUrl, Descriptor, Mpd, Period, ProgramInformation, Representation,
+    SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline, SegmentUrl, UrlType, UtcTiming, S,
 };
 pub use resolve::{
-    effective_base, effective_list, effective_template, resolve_base, Addressing, ContentKind, MediaSegment, PeriodTiming, ResolvedAdaptationSet,
-    ResolvedPeriod, ResolvedRepresentation, SegmentRef, Segments, SegmentsAt, MAX_SEGMENTS,
+    effective_base, effective_list, effective_template, resolve_base, Addressing, ContentKind,
+    MediaSegment, PeriodTiming, ResolvedAdaptationSet, ResolvedPeriod, ResolvedRepresentation,
+    SegmentRef, Segments, SegmentsAt, MAX_SEGMENTS,
 };
 pub use summary::{AdaptationSetSummary, PeriodSummary, RepresentationSummary, Summary};
 pub use template::{Template, TemplateVars};
-pub use values::{format_datetime, format_duration, parse_datetime, parse_duration, ByteRange, FrameRate, PresentationType};
+pub use values::{
+    format_datetime, format_duration, parse_datetime, parse_duration, ByteRange, FrameRate,
+    PresentationType,
+};
 
 /// The MPD XML namespace the writer declares.
 pub const MPD_NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
@@ -57,10 +61,18 @@ pub const PROFILE_ISOFF_ON_DEMAND: &str = "urn:mpeg:dash:profile:isoff-on-demand
 pub enum MpdError {
     /// The text is not well-formed XML, or its root is not `MPD`.
     #[error("line {line}, column {column}: {message}")]
-    Syntax { line: usize, column: usize, message: String },
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// Well-formed, but a value is impossible (bad number, negative duration, zero timescale, ...).
     #[error("line {line}, column {column}: {message}")]
-    Invalid { line: usize, column: usize, message: String },
+    Invalid {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// The writer refused a model the schema would reject; names the element path.
     #[error("invalid MPD: {0}")]
     Model(String),
@@ -73,7 +85,9 @@ impl MpdError {
     /// 1-based line and column of a parse error.
     pub fn position(&self) -> Option<(usize, usize)> {
         match self {
-            MpdError::Syntax { line, column, .. } | MpdError::Invalid { line, column, .. } => Some((*line, *column)),
+            MpdError::Syntax { line, column, .. } | MpdError::Invalid { line, column, .. } => {
+                Some((*line, *column))
+            }
             _ => None,
         }
     }
@@ -99,7 +113,11 @@ impl Mpd {
                 Some(a) => format!("@{a}: {}", issue.message),
                 None => issue.message,
             };
-            MpdError::Invalid { line, column, message }
+            MpdError::Invalid {
+                line,
+                column,
+                message,
+            }
         })?;
         Ok(mpd)
     }
@@ -107,13 +125,18 @@ impl Mpd {
     /// Writes the MPD as XML that validates against the DASH MPD schema, after checking the
     /// model strictly (required attributes, identifier rules, timeline sanity).
     pub fn to_xml(&self) -> Result<String, MpdError> {
-        validate::check(self, validate::Level::Strict).map_err(|issue| MpdError::Model(issue.describe()))?;
+        validate::check(self, validate::Level::Strict)
+            .map_err(|issue| MpdError::Model(issue.describe()))?;
         let mut body = String::new();
-        let mut ser = quick_xml::se::Serializer::with_root(&mut body, Some("MPD")).map_err(|e| MpdError::Model(e.to_string()))?;
+        let mut ser = quick_xml::se::Serializer::with_root(&mut body, Some("MPD"))
+            .map_err(|e| MpdError::Model(e.to_string()))?;
         ser.indent(' ', 2);
-        self.serialize(ser).map_err(|e| MpdError::Model(e.to_string()))?;
+        self.serialize(ser)
+            .map_err(|e| MpdError::Model(e.to_string()))?;
         let body = body.replacen("<MPD", &format!("<MPD xmlns=\"{MPD_NAMESPACE}\""), 1);
-        Ok(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}\n"))
+        Ok(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}\n"
+        ))
     }
 }
 
@@ -137,5 +160,9 @@ fn serde_error(doc: &locate::Doc<'_>, stop: usize, message: &str) -> MpdError {
         (None, Some(what)) => format!("{what}: {message}"),
         (None, None) => message.to_string(),
     };
-    MpdError::Invalid { line, column, message }
+    MpdError::Invalid {
+        line,
+        column,
+        message,
+    }
 }

@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use url::Url;
 
-use super::model::{AdaptationSet, BaseUrl, Mpd, Period, Representation, SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline, UrlType};
+use super::model::{
+    AdaptationSet, BaseUrl, Mpd, Period, Representation, SegmentBase, SegmentList, SegmentTemplate,
+    SegmentTimeline, UrlType,
+};
 use super::template::{Template, TemplateVars};
 use super::values::{ByteRange, FrameRate, PresentationType};
 use super::MpdError;
@@ -197,10 +200,14 @@ impl Mpd {
         (0..self.periods.len())
             .map(|i| {
                 let start = starts[i]?;
-                let duration = self.periods[i].duration.or_else(|| match starts.get(i + 1) {
-                    Some(next) => next.and_then(|n| n.checked_sub(start)),
-                    None => self.media_presentation_duration.map(|m| m.saturating_sub(start)),
-                });
+                let duration = self.periods[i]
+                    .duration
+                    .or_else(|| match starts.get(i + 1) {
+                        Some(next) => next.and_then(|n| n.checked_sub(start)),
+                        None => self
+                            .media_presentation_duration
+                            .map(|m| m.saturating_sub(start)),
+                    });
                 Some(PeriodTiming { start, duration })
             })
             .collect()
@@ -211,14 +218,22 @@ impl Mpd {
         let timings = self.period_timings();
         let mut out = Vec::with_capacity(self.periods.len());
         for (pi, period) in self.periods.iter().enumerate() {
-            let timing = timings[pi].ok_or_else(|| MpdError::Resolve(format!("Period {pi}: its start time cannot be determined")))?;
+            let timing = timings[pi].ok_or_else(|| {
+                MpdError::Resolve(format!("Period {pi}: its start time cannot be determined"))
+            })?;
             let mut sets = Vec::with_capacity(period.adaptation_sets.len());
             for (ai, set) in period.adaptation_sets.iter().enumerate() {
                 let mut reps = Vec::with_capacity(set.representations.len());
                 for ri in 0..set.representations.len() {
                     reps.push(self.resolve_representation(pi, ai, ri, mpd_url, at)?);
                 }
-                sets.push(ResolvedAdaptationSet { index: ai, id: set.id.clone(), kind: set.kind(), lang: set.lang.clone(), representations: reps });
+                sets.push(ResolvedAdaptationSet {
+                    index: ai,
+                    id: set.id.clone(),
+                    kind: set.kind(),
+                    lang: set.lang.clone(),
+                    representations: reps,
+                });
             }
             out.push(ResolvedPeriod {
                 index: pi,
@@ -233,20 +248,64 @@ impl Mpd {
 
     /// The segments of one Representation (indices into `periods`, `adaptation_sets`,
     /// `representations`).
-    pub fn segments(&self, period: usize, adaptation_set: usize, representation: usize, mpd_url: &Url, at: SegmentsAt) -> Result<Segments, MpdError> {
-        Ok(self.resolve_representation(period, adaptation_set, representation, mpd_url, at)?.segments)
+    pub fn segments(
+        &self,
+        period: usize,
+        adaptation_set: usize,
+        representation: usize,
+        mpd_url: &Url,
+        at: SegmentsAt,
+    ) -> Result<Segments, MpdError> {
+        Ok(self
+            .resolve_representation(period, adaptation_set, representation, mpd_url, at)?
+            .segments)
     }
 
     /// One Representation with inherited attributes and segments.
-    pub fn resolve_representation(&self, pi: usize, ai: usize, ri: usize, mpd_url: &Url, at: SegmentsAt) -> Result<ResolvedRepresentation, MpdError> {
+    pub fn resolve_representation(
+        &self,
+        pi: usize,
+        ai: usize,
+        ri: usize,
+        mpd_url: &Url,
+        at: SegmentsAt,
+    ) -> Result<ResolvedRepresentation, MpdError> {
         let where_ = format!("Period {pi} AdaptationSet {ai} Representation {ri}");
-        let period = self.periods.get(pi).ok_or_else(|| MpdError::Resolve(format!("no Period {pi}")))?;
-        let set = period.adaptation_sets.get(ai).ok_or_else(|| MpdError::Resolve(format!("Period {pi} has no AdaptationSet {ai}")))?;
-        let rep = set.representations.get(ri).ok_or_else(|| MpdError::Resolve(format!("Period {pi} AdaptationSet {ai} has no Representation {ri}")))?;
-        let timing = self.period_timings()[pi].ok_or_else(|| MpdError::Resolve(format!("Period {pi}: its start time cannot be determined")))?;
-        let base_url = resolve_base(mpd_url, [&self.base_urls, &period.base_urls, &set.base_urls, &rep.base_urls]).map_err(|e| MpdError::Resolve(format!("{where_}: {e}")))?;
-        let ctx = Ctx { rep, base: &base_url, timing, window: self.window(at, timing.start) };
-        let segments = ctx.segments(period, set).map_err(|e| MpdError::Resolve(format!("{where_}: {e}")))?;
+        let period = self
+            .periods
+            .get(pi)
+            .ok_or_else(|| MpdError::Resolve(format!("no Period {pi}")))?;
+        let set = period
+            .adaptation_sets
+            .get(ai)
+            .ok_or_else(|| MpdError::Resolve(format!("Period {pi} has no AdaptationSet {ai}")))?;
+        let rep = set.representations.get(ri).ok_or_else(|| {
+            MpdError::Resolve(format!(
+                "Period {pi} AdaptationSet {ai} has no Representation {ri}"
+            ))
+        })?;
+        let timing = self.period_timings()[pi].ok_or_else(|| {
+            MpdError::Resolve(format!("Period {pi}: its start time cannot be determined"))
+        })?;
+        let base_url = resolve_base(
+            mpd_url,
+            [
+                &self.base_urls,
+                &period.base_urls,
+                &set.base_urls,
+                &rep.base_urls,
+            ],
+        )
+        .map_err(|e| MpdError::Resolve(format!("{where_}: {e}")))?;
+        let ctx = Ctx {
+            rep,
+            base: &base_url,
+            timing,
+            window: self.window(at, timing.start),
+        };
+        let segments = ctx
+            .segments(period, set)
+            .map_err(|e| MpdError::Resolve(format!("{where_}: {e}")))?;
         Ok(ResolvedRepresentation {
             index: ri,
             id: rep.id.clone(),
@@ -256,7 +315,10 @@ impl Mpd {
             frame_rate: rep.frame_rate.or(set.frame_rate),
             codecs: rep.codecs.clone().or_else(|| set.codecs.clone()),
             mime_type: rep.mime_type.clone().or_else(|| set.mime_type.clone()),
-            audio_sampling_rate: rep.audio_sampling_rate.clone().or_else(|| set.audio_sampling_rate.clone()),
+            audio_sampling_rate: rep
+                .audio_sampling_rate
+                .clone()
+                .or_else(|| set.audio_sampling_rate.clone()),
             base_url,
             segments,
         })
@@ -265,22 +327,31 @@ impl Mpd {
     /// The live availability window relative to a Period's start, in nanoseconds, before the
     /// availabilityTimeOffset is added; `None` when every segment counts.
     fn window(&self, at: SegmentsAt, period_start: Duration) -> Option<LiveWindow> {
-        let SegmentsAt::Live(now) = at else { return None };
+        let SegmentsAt::Live(now) = at else {
+            return None;
+        };
         if !self.is_dynamic() {
             return None;
         }
-        let ast = self.availability_start_time.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let ast = self
+            .availability_start_time
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let now: DateTime<Utc> = now.into();
         let since_ast = i128::from((now - ast).num_nanoseconds().unwrap_or(i64::MAX));
         let now_rel = since_ast - period_start.as_nanos() as i128;
-        Some(LiveWindow { now_rel, tsbd: self.time_shift_buffer_depth })
+        Some(LiveWindow {
+            now_rel,
+            tsbd: self.time_shift_buffer_depth,
+        })
     }
 }
 
 impl Period {
     /// AdaptationSets of one kind.
     pub fn adaptation_sets_of(&self, kind: ContentKind) -> impl Iterator<Item = &AdaptationSet> {
-        self.adaptation_sets.iter().filter(move |a| a.kind() == kind)
+        self.adaptation_sets
+            .iter()
+            .filter(move |a| a.kind() == kind)
     }
 
     /// The video AdaptationSets.
@@ -310,14 +381,23 @@ impl AdaptationSet {
         if let Some(k) = self.content_type.as_deref().and_then(from_type) {
             return k;
         }
-        let mime = self.mime_type.as_deref().or_else(|| first.and_then(|r| r.mime_type.as_deref()));
+        let mime = self
+            .mime_type
+            .as_deref()
+            .or_else(|| first.and_then(|r| r.mime_type.as_deref()));
         if let Some(k) = mime.and_then(from_type) {
             return k;
         }
-        let codecs = self.codecs.as_deref().or_else(|| first.and_then(|r| r.codecs.as_deref())).unwrap_or("");
+        let codecs = self
+            .codecs
+            .as_deref()
+            .or_else(|| first.and_then(|r| r.codecs.as_deref()))
+            .unwrap_or("");
         let four = codecs.split('.').next().unwrap_or("");
         match four {
-            "avc1" | "avc3" | "hvc1" | "hev1" | "vp08" | "vp09" | "av01" | "dvh1" | "dvhe" => ContentKind::Video,
+            "avc1" | "avc3" | "hvc1" | "hev1" | "vp08" | "vp09" | "av01" | "dvh1" | "dvhe" => {
+                ContentKind::Video
+            }
             "mp4a" | "ac-3" | "ec-3" | "ac-4" | "opus" | "flac" | "dtsc" => ContentKind::Audio,
             "stpp" | "wvtt" => ContentKind::Text,
             _ => ContentKind::Other,
@@ -338,7 +418,9 @@ pub fn resolve_base(mpd_url: &Url, levels: [&Vec<BaseUrl>; 4]) -> Result<Url, St
     for level in levels {
         if let Some(b) = level.first() {
             let text = b.url.trim();
-            base = base.join(text).map_err(|e| format!("bad BaseURL `{text}`: {e}"))?;
+            base = base
+                .join(text)
+                .map_err(|e| format!("bad BaseURL `{text}`: {e}"))?;
         }
     }
     Ok(base)
@@ -355,7 +437,9 @@ fn merge_template(parent: &SegmentTemplate, c: &SegmentTemplate) -> SegmentTempl
         presentation_time_offset: c.presentation_time_offset.or(p.presentation_time_offset),
         time_shift_buffer_depth: c.time_shift_buffer_depth.or(p.time_shift_buffer_depth),
         availability_time_offset: c.availability_time_offset.or(p.availability_time_offset),
-        availability_time_complete: c.availability_time_complete.or(p.availability_time_complete),
+        availability_time_complete: c
+            .availability_time_complete
+            .or(p.availability_time_complete),
         duration: c.duration.or(p.duration),
         start_number: c.start_number.or(p.start_number),
         end_number: c.end_number.or(p.end_number),
@@ -381,7 +465,11 @@ fn merge_list(parent: &SegmentList, c: &SegmentList) -> SegmentList {
         initialization: pick(&c.initialization, &p.initialization),
         representation_index: pick(&c.representation_index, &p.representation_index),
         segment_timeline: pick(&c.segment_timeline, &p.segment_timeline),
-        segment_urls: if c.segment_urls.is_empty() { p.segment_urls.clone() } else { c.segment_urls.clone() },
+        segment_urls: if c.segment_urls.is_empty() {
+            p.segment_urls.clone()
+        } else {
+            c.segment_urls.clone()
+        },
     }
 }
 
@@ -395,7 +483,9 @@ fn merge_base(parent: &SegmentBase, c: &SegmentBase) -> SegmentBase {
         index_range: c.index_range.or(p.index_range),
         index_range_exact: c.index_range_exact.or(p.index_range_exact),
         availability_time_offset: c.availability_time_offset.or(p.availability_time_offset),
-        availability_time_complete: c.availability_time_complete.or(p.availability_time_complete),
+        availability_time_complete: c
+            .availability_time_complete
+            .or(p.availability_time_complete),
         initialization: pick(&c.initialization, &p.initialization),
         representation_index: pick(&c.representation_index, &p.representation_index),
     }
@@ -414,18 +504,51 @@ fn merge_levels<T: Clone>(levels: [Option<&T>; 3], merge: fn(&T, &T) -> T) -> Op
 
 /// The SegmentTemplate a Representation uses: Period, AdaptationSet and Representation
 /// templates merged attribute by attribute, the lower level winning.
-pub fn effective_template(period: &Period, set: &AdaptationSet, rep: &Representation) -> Option<SegmentTemplate> {
-    merge_levels([period.segment_template.as_ref(), set.segment_template.as_ref(), rep.segment_template.as_ref()], merge_template)
+pub fn effective_template(
+    period: &Period,
+    set: &AdaptationSet,
+    rep: &Representation,
+) -> Option<SegmentTemplate> {
+    merge_levels(
+        [
+            period.segment_template.as_ref(),
+            set.segment_template.as_ref(),
+            rep.segment_template.as_ref(),
+        ],
+        merge_template,
+    )
 }
 
 /// The SegmentList a Representation uses (merged like [`effective_template`]).
-pub fn effective_list(period: &Period, set: &AdaptationSet, rep: &Representation) -> Option<SegmentList> {
-    merge_levels([period.segment_list.as_ref(), set.segment_list.as_ref(), rep.segment_list.as_ref()], merge_list)
+pub fn effective_list(
+    period: &Period,
+    set: &AdaptationSet,
+    rep: &Representation,
+) -> Option<SegmentList> {
+    merge_levels(
+        [
+            period.segment_list.as_ref(),
+            set.segment_list.as_ref(),
+            rep.segment_list.as_ref(),
+        ],
+        merge_list,
+    )
 }
 
 /// The SegmentBase a Representation uses (merged like [`effective_template`]).
-pub fn effective_base(period: &Period, set: &AdaptationSet, rep: &Representation) -> Option<SegmentBase> {
-    merge_levels([period.segment_base.as_ref(), set.segment_base.as_ref(), rep.segment_base.as_ref()], merge_base)
+pub fn effective_base(
+    period: &Period,
+    set: &AdaptationSet,
+    rep: &Representation,
+) -> Option<SegmentBase> {
+    merge_levels(
+        [
+            period.segment_base.as_ref(),
+            set.segment_base.as_ref(),
+            rep.segment_base.as_ref(),
+        ],
+        merge_base,
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -448,10 +571,26 @@ fn addressing_kind(period: &Period, set: &AdaptationSet, rep: &Representation) -
             None
         }
     };
-    level(rep.segment_template.is_some(), rep.segment_list.is_some(), rep.segment_base.is_some())
-        .or_else(|| level(set.segment_template.is_some(), set.segment_list.is_some(), set.segment_base.is_some()))
-        .or_else(|| level(period.segment_template.is_some(), period.segment_list.is_some(), period.segment_base.is_some()))
-        .unwrap_or(Kind::Base)
+    level(
+        rep.segment_template.is_some(),
+        rep.segment_list.is_some(),
+        rep.segment_base.is_some(),
+    )
+    .or_else(|| {
+        level(
+            set.segment_template.is_some(),
+            set.segment_list.is_some(),
+            set.segment_base.is_some(),
+        )
+    })
+    .or_else(|| {
+        level(
+            period.segment_template.is_some(),
+            period.segment_list.is_some(),
+            period.segment_base.is_some(),
+        )
+    })
+    .unwrap_or(Kind::Base)
 }
 
 #[derive(Clone, Copy)]
@@ -513,7 +652,9 @@ impl Ctx<'_> {
     }
 
     fn join(&self, relative: &str) -> Result<Url, String> {
-        self.base.join(relative).map_err(|e| format!("bad segment URL `{relative}`: {e}"))
+        self.base
+            .join(relative)
+            .map_err(|e| format!("bad segment URL `{relative}`: {e}"))
     }
 
     fn url_ref(&self, u: &UrlType) -> Result<SegmentRef, String> {
@@ -521,20 +662,36 @@ impl Ctx<'_> {
             Some(s) => self.join(s)?,
             None => self.base.clone(),
         };
-        Ok(SegmentRef { url, range: u.range })
+        Ok(SegmentRef {
+            url,
+            range: u.range,
+        })
     }
 
     fn vars(&self, number: u64, time: u64) -> TemplateVars<'_> {
-        TemplateVars { representation_id: &self.rep.id, bandwidth: self.rep.bandwidth, number, time }
+        TemplateVars {
+            representation_id: &self.rep.id,
+            bandwidth: self.rep.bandwidth,
+            number,
+            time,
+        }
     }
 
     /// The Period's end in media time (timescale units, presentationTimeOffset included).
     fn period_end_media(&self, timescale: u32, pto: u64) -> Option<i128> {
-        self.timing.duration.map(|d| ceil_div(d.as_nanos() as i128 * i128::from(timescale), NANOS) + i128::from(pto))
+        self.timing.duration.map(|d| {
+            ceil_div(d.as_nanos() as i128 * i128::from(timescale), NANOS) + i128::from(pto)
+        })
     }
 
     /// Bounds on a segment's END in media time for the live window.
-    fn window_media(&self, timescale: u32, pto: u64, ato: Option<f64>, tsbd: Option<Duration>) -> Option<(i128, i128)> {
+    fn window_media(
+        &self,
+        timescale: u32,
+        pto: u64,
+        ato: Option<f64>,
+        tsbd: Option<Duration>,
+    ) -> Option<(i128, i128)> {
         let w = self.window?;
         let ts = i128::from(timescale);
         let ato_ns = match ato {
@@ -542,9 +699,16 @@ impl Ctx<'_> {
             Some(a) if a > 0.0 => (a * 1e9) as i128,
             _ => 0,
         };
-        let hi = floor_div((w.now_rel + ato_ns).saturating_mul(ts), NANOS) + i128::from(pto);
+        let hi = floor_div(w.now_rel.saturating_add(ato_ns).saturating_mul(ts), NANOS)
+            .saturating_add(i128::from(pto));
         let lo = match tsbd.or(w.tsbd) {
-            Some(t) => ceil_div((w.now_rel - t.as_nanos() as i128).saturating_mul(ts), NANOS) + i128::from(pto),
+            Some(t) => ceil_div(
+                w.now_rel
+                    .saturating_sub(t.as_nanos() as i128)
+                    .saturating_mul(ts),
+                NANOS,
+            )
+            .saturating_add(i128::from(pto)),
             None => i128::MIN / 4,
         };
         Some((lo, hi))
@@ -552,7 +716,12 @@ impl Ctx<'_> {
 
     /// Expands runs into segments, keeping those inside the live window and starting before
     /// the Period ends.
-    fn expand(&self, runs: &[Run], window: Option<(i128, i128)>, period_end: Option<i128>) -> Result<Vec<Raw>, String> {
+    fn expand(
+        &self,
+        runs: &[Run],
+        window: Option<(i128, i128)>,
+        period_end: Option<i128>,
+    ) -> Result<Vec<Raw>, String> {
         let mut out: Vec<Raw> = Vec::new();
         for run in runs {
             let mut j_lo: i128 = 0;
@@ -578,12 +747,19 @@ impl Ctx<'_> {
             }
             for j in j_lo..=j_hi {
                 let time = run.t0 + j * run.d;
-                let conv = |v: i128| u64::try_from(v).map_err(|_| "segment time out of range".to_string());
+                let conv =
+                    |v: i128| u64::try_from(v).map_err(|_| "segment time out of range".to_string());
                 out.push(Raw {
                     time: conv(time)?,
                     d: conv(run.d)?,
-                    number: run.number0.checked_add(conv(j)?).ok_or("segment number overflows")?,
-                    index: run.index0 + conv(j)?,
+                    number: run
+                        .number0
+                        .checked_add(conv(j)?)
+                        .ok_or("segment number overflows")?,
+                    index: run
+                        .index0
+                        .checked_add(conv(j)?)
+                        .ok_or("segment index overflows")?,
                 });
             }
         }
@@ -591,7 +767,12 @@ impl Ctx<'_> {
     }
 
     /// Runs of a SegmentTimeline.
-    fn timeline_runs(&self, tl: &SegmentTimeline, start_number: u64, period_end: Option<i128>) -> Result<Vec<Run>, String> {
+    fn timeline_runs(
+        &self,
+        tl: &SegmentTimeline,
+        start_number: u64,
+        period_end: Option<i128>,
+    ) -> Result<Vec<Run>, String> {
         let mut runs = Vec::with_capacity(tl.entries.len());
         let mut next_t: i128 = 0;
         let mut number = start_number;
@@ -616,7 +797,13 @@ impl Ctx<'_> {
             if count.is_none() && self.window.is_none() {
                 return Err(format!("S[{i}] has r=-1 and the Period has no known end"));
             }
-            runs.push(Run { t0, d, count, number0: number, index0: index });
+            runs.push(Run {
+                t0,
+                d,
+                count,
+                number0: number,
+                index0: index,
+            });
             let Some(c) = count else { break };
             let c64 = u64::try_from(c).map_err(|_| "segment count out of range")?;
             next_t = t0 + c * d;
@@ -626,7 +813,15 @@ impl Ctx<'_> {
         Ok(runs)
     }
 
-    fn media_segment(&self, raw: &Raw, url: Url, range: Option<ByteRange>, timescale: u32, pto: u64, period_end: Option<i128>) -> MediaSegment {
+    fn media_segment(
+        &self,
+        raw: &Raw,
+        url: Url,
+        range: Option<ByteRange>,
+        timescale: u32,
+        pto: u64,
+        period_end: Option<i128>,
+    ) -> MediaSegment {
         let ts = f64::from(timescale);
         let mut d = raw.d as f64;
         if let Some(end) = period_end {
@@ -654,23 +849,51 @@ impl Ctx<'_> {
         let start_number = u64::from(t.start_number.unwrap_or(1));
         let media = Template::parse(t.media.as_deref().ok_or("SegmentTemplate has no @media")?)?;
         let init = match (&t.initialization, &t.initialization_element) {
-            (Some(text), _) => Some(SegmentRef { url: self.join(&Template::parse(text)?.expand(&self.vars(0, 0)))?, range: None }),
+            (Some(text), _) => Some(SegmentRef {
+                url: self.join(&Template::parse(text)?.expand(&self.vars(0, 0)))?,
+                range: None,
+            }),
             (None, Some(u)) => Some(self.url_ref(u)?),
             (None, None) => None,
         };
-        let index = t.representation_index.as_ref().map(|u| self.url_ref(u)).transpose()?;
+        let index = t
+            .representation_index
+            .as_ref()
+            .map(|u| self.url_ref(u))
+            .transpose()?;
         let period_end = self.period_end_media(timescale, pto);
-        let window = self.window_media(timescale, pto, t.availability_time_offset, t.time_shift_buffer_depth);
+        let window = self.window_media(
+            timescale,
+            pto,
+            t.availability_time_offset,
+            t.time_shift_buffer_depth,
+        );
         let (addressing, runs) = match (&t.segment_timeline, t.duration) {
-            (Some(tl), _) => (Addressing::TemplateTimeline, self.timeline_runs(tl, start_number, period_end)?),
+            (Some(tl), _) => (
+                Addressing::TemplateTimeline,
+                self.timeline_runs(tl, start_number, period_end)?,
+            ),
             (None, Some(d)) => {
                 if media.uses_time() {
                     return Err("$Time$ needs a SegmentTimeline".into());
                 }
-                let count = t.end_number.map(|e| i128::from(e) - start_number as i128 + 1);
-                (Addressing::TemplateDuration, vec![Run { t0: i128::from(pto), d: i128::from(d), count, number0: start_number, index0: 0 }])
+                let count = t
+                    .end_number
+                    .map(|e| i128::from(e) - start_number as i128 + 1);
+                (
+                    Addressing::TemplateDuration,
+                    vec![Run {
+                        t0: i128::from(pto),
+                        d: i128::from(d),
+                        count,
+                        number0: start_number,
+                        index0: 0,
+                    }],
+                )
             }
-            (None, None) => return Err("SegmentTemplate has neither @duration nor a SegmentTimeline".into()),
+            (None, None) => {
+                return Err("SegmentTemplate has neither @duration nor a SegmentTimeline".into())
+            }
         };
         let raws = self.expand(&runs, window, period_end)?;
         let mut out = Vec::with_capacity(raws.len());
@@ -678,7 +901,13 @@ impl Ctx<'_> {
             let url = self.join(&media.expand(&self.vars(raw.number, raw.time)))?;
             out.push(self.media_segment(raw, url, None, timescale, pto, period_end));
         }
-        Ok(Segments { addressing, timescale, init, index, media: out })
+        Ok(Segments {
+            addressing,
+            timescale,
+            init,
+            index,
+            media: out,
+        })
     }
 
     fn list_segments(&self, l: &SegmentList) -> Result<Segments, String> {
@@ -688,31 +917,72 @@ impl Ctx<'_> {
         }
         let pto = l.presentation_time_offset.unwrap_or(0);
         let start_number = u64::from(l.start_number.unwrap_or(1));
-        let init = l.initialization.as_ref().map(|u| self.url_ref(u)).transpose()?;
-        let index = l.representation_index.as_ref().map(|u| self.url_ref(u)).transpose()?;
+        let init = l
+            .initialization
+            .as_ref()
+            .map(|u| self.url_ref(u))
+            .transpose()?;
+        let index = l
+            .representation_index
+            .as_ref()
+            .map(|u| self.url_ref(u))
+            .transpose()?;
         let n = l.segment_urls.len() as i128;
         let period_end = self.period_end_media(timescale, pto);
-        let window = self.window_media(timescale, pto, l.availability_time_offset, l.time_shift_buffer_depth);
+        let window = self.window_media(
+            timescale,
+            pto,
+            l.availability_time_offset,
+            l.time_shift_buffer_depth,
+        );
         let runs = match (&l.segment_timeline, l.duration) {
             (Some(tl), _) => self.timeline_runs(tl, start_number, period_end)?,
-            (None, Some(d)) => vec![Run { t0: i128::from(pto), d: i128::from(d), count: Some(n), number0: start_number, index0: 0 }],
+            (None, Some(d)) => vec![Run {
+                t0: i128::from(pto),
+                d: i128::from(d),
+                count: Some(n),
+                number0: start_number,
+                index0: 0,
+            }],
             (None, None) if n <= 1 => {
                 let d = period_end.map_or(1, |e| (e - i128::from(pto)).max(1));
-                vec![Run { t0: i128::from(pto), d, count: Some(n), number0: start_number, index0: 0 }]
+                vec![Run {
+                    t0: i128::from(pto),
+                    d,
+                    count: Some(n),
+                    number0: start_number,
+                    index0: 0,
+                }]
             }
-            (None, None) => return Err("SegmentList with several SegmentURLs needs @duration or a SegmentTimeline".into()),
+            (None, None) => {
+                return Err(
+                    "SegmentList with several SegmentURLs needs @duration or a SegmentTimeline"
+                        .into(),
+                )
+            }
         };
         let raws = self.expand(&runs, window, period_end)?;
         let mut out = Vec::with_capacity(raws.len());
         for raw in &raws {
-            let Some(su) = usize::try_from(raw.index).ok().and_then(|i| l.segment_urls.get(i)) else { break };
+            let Some(su) = usize::try_from(raw.index)
+                .ok()
+                .and_then(|i| l.segment_urls.get(i))
+            else {
+                break;
+            };
             let url = match &su.media {
                 Some(m) => self.join(m)?,
                 None => self.base.clone(),
             };
             out.push(self.media_segment(raw, url, su.media_range, timescale, pto, period_end));
         }
-        Ok(Segments { addressing: Addressing::List, timescale, init, index, media: out })
+        Ok(Segments {
+            addressing: Addressing::List,
+            timescale,
+            init,
+            index,
+            media: out,
+        })
     }
 
     fn base_segments(&self, b: &SegmentBase) -> Result<Segments, String> {
@@ -720,10 +990,17 @@ impl Ctx<'_> {
         if timescale == 0 {
             return Err("timescale is zero".into());
         }
-        let init = b.initialization.as_ref().map(|u| self.url_ref(u)).transpose()?;
+        let init = b
+            .initialization
+            .as_ref()
+            .map(|u| self.url_ref(u))
+            .transpose()?;
         let index = match (&b.representation_index, b.index_range) {
             (Some(u), _) => Some(self.url_ref(u)?),
-            (None, Some(r)) => Some(SegmentRef { url: self.base.clone(), range: Some(r) }),
+            (None, Some(r)) => Some(SegmentRef {
+                url: self.base.clone(),
+                range: Some(r),
+            }),
             (None, None) => None,
         };
         let duration = self.timing.duration.map_or(0.0, |d| d.as_secs_f64());
@@ -735,6 +1012,12 @@ impl Ctx<'_> {
             start: self.timing.start.as_secs_f64(),
             duration,
         }];
-        Ok(Segments { addressing: Addressing::Base, timescale, init, index, media })
+        Ok(Segments {
+            addressing: Addressing::Base,
+            timescale,
+            init,
+            index,
+            media,
+        })
     }
 }

@@ -117,12 +117,30 @@ impl Summary {
         }
         let _ = writeln!(s, "profiles {}", self.profiles);
         for (pi, p) in self.periods.iter().enumerate() {
-            let dur = p.duration.map_or("open".to_string(), |d| format!("{d:.3} s"));
-            let _ = writeln!(s, "Period {pi} id={} start {:.3} s duration {dur}", p.id.as_deref().unwrap_or("-"), p.start);
+            let dur = p
+                .duration
+                .map_or("open".to_string(), |d| format!("{d:.3} s"));
+            let _ = writeln!(
+                s,
+                "Period {pi} id={} start {:.3} s duration {dur}",
+                p.id.as_deref().unwrap_or("-"),
+                p.start
+            );
             for (ai, a) in p.adaptation_sets.iter().enumerate() {
-                let kind = serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                let lang = a.lang.as_deref().map(|l| format!(" lang={l}")).unwrap_or_default();
-                let _ = writeln!(s, "  AdaptationSet {ai} id={} {kind}{lang}", a.id.as_deref().unwrap_or("-"));
+                let kind = serde_json::to_value(a.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                let lang = a
+                    .lang
+                    .as_deref()
+                    .map(|l| format!(" lang={l}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "  AdaptationSet {ai} id={} {kind}{lang}",
+                    a.id.as_deref().unwrap_or("-")
+                );
                 for r in &a.representations {
                     let res = match (r.width, r.height) {
                         (Some(w), Some(h)) => format!("{w}x{h}"),
@@ -134,7 +152,10 @@ impl Summary {
                         r.id,
                         r.bandwidth,
                         res,
-                        r.frame_rate.as_deref().map(|f| format!("{f}fps")).unwrap_or_else(|| "-".into()),
+                        r.frame_rate
+                            .as_deref()
+                            .map(|f| format!("{f}fps"))
+                            .unwrap_or_else(|| "-".into()),
                         r.codecs.as_deref().unwrap_or("-"),
                         r.segment_count,
                         r.duration

@@ -65,7 +65,11 @@ impl Template {
                 "Number" => Part::Number(width.unwrap_or(0)),
                 "Time" => Part::Time(width.unwrap_or(0)),
                 "Bandwidth" => Part::Bandwidth(width.unwrap_or(0)),
-                _ => return Err(format!("unknown identifier `${ident}$` in template `{text}`")),
+                _ => {
+                    return Err(format!(
+                        "unknown identifier `${ident}$` in template `{text}`"
+                    ))
+                }
             };
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -121,7 +125,9 @@ fn parse_width(fmt: &str, text: &str) -> Result<usize, String> {
         .parse()
         .map_err(|_| format!("bad width tag `%{fmt}` in template `{text}`"))?;
     if width > MAX_WIDTH {
-        return Err(format!("width tag `%{fmt}` wider than {MAX_WIDTH} in template `{text}`"));
+        return Err(format!(
+            "width tag `%{fmt}` wider than {MAX_WIDTH} in template `{text}`"
+        ));
     }
     Ok(width)
 }
@@ -141,7 +147,10 @@ mod tests {
 
     #[test]
     fn identifiers() {
-        assert_eq!(expand("$RepresentationID$/seg-$Number$.m4s", 7, 0), "v1/seg-7.m4s");
+        assert_eq!(
+            expand("$RepresentationID$/seg-$Number$.m4s", 7, 0),
+            "v1/seg-7.m4s"
+        );
         assert_eq!(expand("seg-$Number%05d$.m4s", 42, 0), "seg-00042.m4s");
         assert_eq!(expand("t$Time$.m4s", 0, 180180), "t180180.m4s");
         assert_eq!(expand("b$Bandwidth$-$Number%03d$", 1, 0), "b800000-001");

@@ -5,7 +5,10 @@
 use std::collections::HashSet;
 
 use super::locate::Step;
-use super::model::{AdaptationSet, Descriptor, Mpd, Period, Representation, SegmentList, SegmentTemplate, SegmentTimeline};
+use super::model::{
+    AdaptationSet, Descriptor, Mpd, Period, Representation, SegmentList, SegmentTemplate,
+    SegmentTimeline,
+};
 use super::resolve::effective_template;
 use super::template::Template;
 use super::values::PresentationType;
@@ -47,14 +50,23 @@ struct Checker {
 
 impl Checker {
     fn fail(&self, attr: Option<&'static str>, message: impl Into<String>) -> Check {
-        Err(Issue { path: self.path.clone(), attr, message: message.into() })
+        Err(Issue {
+            path: self.path.clone(),
+            attr,
+            message: message.into(),
+        })
     }
 
     fn strict(&self) -> bool {
         self.level == Level::Strict
     }
 
-    fn within<F: FnOnce(&mut Checker) -> Check>(&mut self, name: &'static str, index: usize, f: F) -> Check {
+    fn within<F: FnOnce(&mut Checker) -> Check>(
+        &mut self,
+        name: &'static str,
+        index: usize,
+        f: F,
+    ) -> Check {
         self.path.push((name, index));
         let r = f(self);
         self.path.pop();
@@ -63,7 +75,10 @@ impl Checker {
 }
 
 pub(crate) fn check(mpd: &Mpd, level: Level) -> Check {
-    let mut c = Checker { level, path: Vec::new() };
+    let mut c = Checker {
+        level,
+        path: Vec::new(),
+    };
     if c.strict() {
         check_profiles(&c, &mpd.profiles)?;
         if mpd.min_buffer_time.is_none() {
@@ -123,7 +138,12 @@ pub(crate) fn check(mpd: &Mpd, level: Level) -> Check {
 }
 
 fn check_period(c: &mut Checker, period: &Period) -> Check {
-    check_addressing(c, period.segment_template.as_ref(), period.segment_list.as_ref(), period.segment_base.as_ref().and_then(|b| b.timescale))?;
+    check_addressing(
+        c,
+        period.segment_template.as_ref(),
+        period.segment_list.as_ref(),
+        period.segment_base.as_ref().and_then(|b| b.timescale),
+    )?;
     let mut as_ids = HashSet::new();
     let mut rep_ids = HashSet::new();
     for (i, set) in period.adaptation_sets.iter().enumerate() {
@@ -131,7 +151,10 @@ fn check_period(c: &mut Checker, period: &Period) -> Check {
             if c.strict() {
                 if let Some(id) = &set.id {
                     if id.parse::<u32>().is_err() {
-                        return c.fail(Some("id"), format!("AdaptationSet id `{id}` must be an unsigned integer"));
+                        return c.fail(
+                            Some("id"),
+                            format!("AdaptationSet id `{id}` must be an unsigned integer"),
+                        );
                     }
                     if !as_ids.insert(id.clone()) {
                         return c.fail(Some("id"), format!("duplicate AdaptationSet id `{id}`"));
@@ -139,19 +162,32 @@ fn check_period(c: &mut Checker, period: &Period) -> Check {
                 }
                 check_adaptation_set_strict(c, set)?;
             }
-            check_addressing(c, set.segment_template.as_ref(), set.segment_list.as_ref(), set.segment_base.as_ref().and_then(|b| b.timescale))?;
+            check_addressing(
+                c,
+                set.segment_template.as_ref(),
+                set.segment_list.as_ref(),
+                set.segment_base.as_ref().and_then(|b| b.timescale),
+            )?;
             for (k, rep) in set.representations.iter().enumerate() {
                 c.within("Representation", k, |c| {
                     if c.strict() {
                         if !rep_ids.insert(rep.id.clone()) {
-                            return c.fail(Some("id"), format!("duplicate Representation id `{}`", rep.id));
+                            return c.fail(
+                                Some("id"),
+                                format!("duplicate Representation id `{}`", rep.id),
+                            );
                         }
                         check_representation_strict(c, rep)?;
                         if let Some(t) = effective_template(period, set, rep) {
                             check_effective_template(c, &t)?;
                         }
                     }
-                    check_addressing(c, rep.segment_template.as_ref(), rep.segment_list.as_ref(), rep.segment_base.as_ref().and_then(|b| b.timescale))
+                    check_addressing(
+                        c,
+                        rep.segment_template.as_ref(),
+                        rep.segment_list.as_ref(),
+                        rep.segment_base.as_ref().and_then(|b| b.timescale),
+                    )
                 })?;
             }
             Ok(())
@@ -161,9 +197,16 @@ fn check_period(c: &mut Checker, period: &Period) -> Check {
 }
 
 /// Checks of the SegmentTemplate / SegmentList / SegmentBase found at one level.
-fn check_addressing(c: &mut Checker, template: Option<&SegmentTemplate>, list: Option<&SegmentList>, base_timescale: Option<u32>) -> Check {
+fn check_addressing(
+    c: &mut Checker,
+    template: Option<&SegmentTemplate>,
+    list: Option<&SegmentList>,
+    base_timescale: Option<u32>,
+) -> Check {
     if base_timescale == Some(0) {
-        return c.within("SegmentBase", 0, |c| c.fail(Some("timescale"), "timescale must not be zero"));
+        return c.within("SegmentBase", 0, |c| {
+            c.fail(Some("timescale"), "timescale must not be zero")
+        });
     }
     if let Some(t) = template {
         c.within("SegmentTemplate", 0, |c| {
@@ -173,19 +216,32 @@ fn check_addressing(c: &mut Checker, template: Option<&SegmentTemplate>, list: O
             if t.duration == Some(0) {
                 return c.fail(Some("duration"), "segment duration must not be zero");
             }
-            for (attr, text) in [("media", &t.media), ("index", &t.index), ("initialization", &t.initialization), ("bitstreamSwitching", &t.bitstream_switching)] {
+            for (attr, text) in [
+                ("media", &t.media),
+                ("index", &t.index),
+                ("initialization", &t.initialization),
+                ("bitstreamSwitching", &t.bitstream_switching),
+            ] {
                 if let Some(text) = text {
                     let parsed = match Template::parse(text) {
                         Ok(p) => p,
                         Err(e) => return c.fail(Some(attr), e),
                     };
                     if attr == "initialization" && (parsed.uses_number() || parsed.uses_time()) {
-                        return c.fail(Some(attr), format!("initialization template `{text}` must not use $Number$ or $Time$"));
+                        return c.fail(
+                            Some(attr),
+                            format!(
+                                "initialization template `{text}` must not use $Number$ or $Time$"
+                            ),
+                        );
                     }
                 }
             }
             if c.strict() && t.duration.is_some() && t.segment_timeline.is_some() {
-                return c.fail(Some("duration"), "SegmentTemplate has both @duration and a SegmentTimeline");
+                return c.fail(
+                    Some("duration"),
+                    "SegmentTemplate has both @duration and a SegmentTimeline",
+                );
             }
             if let Some(tl) = &t.segment_timeline {
                 c.within("SegmentTimeline", 0, |c| check_timeline(c, tl))?;
@@ -219,11 +275,17 @@ fn check_timeline(c: &mut Checker, tl: &SegmentTimeline) -> Check {
             }
             let r = s.r.unwrap_or(0);
             if r < -1 {
-                return c.fail(Some("r"), format!("repeat count r={r} is impossible (r >= -1)"));
+                return c.fail(
+                    Some("r"),
+                    format!("repeat count r={r} is impossible (r >= -1)"),
+                );
             }
             let start = match (s.t, end) {
                 (Some(t), Some(prev_end)) if i > 0 && t < prev_end => {
-                    return c.fail(Some("t"), format!("S@t={t} starts before the previous segment ends ({prev_end})"));
+                    return c.fail(
+                        Some("t"),
+                        format!("S@t={t} starts before the previous segment ends ({prev_end})"),
+                    );
                 }
                 (Some(t), _) => Some(t),
                 (None, e) => e,
@@ -231,7 +293,10 @@ fn check_timeline(c: &mut Checker, tl: &SegmentTimeline) -> Check {
             if r == -1 {
                 let next_has_t = tl.entries.get(i + 1).is_some_and(|n| n.t.is_some());
                 if i + 1 < tl.entries.len() && !next_has_t {
-                    return c.fail(Some("r"), "r=\"-1\" must be on the last S, or the next S must have @t");
+                    return c.fail(
+                        Some("r"),
+                        "r=\"-1\" must be on the last S, or the next S must have @t",
+                    );
                 }
                 end = None;
             } else {
@@ -252,14 +317,27 @@ fn check_timeline(c: &mut Checker, tl: &SegmentTimeline) -> Check {
 /// Strict rules on the template a Representation actually uses (after inheritance).
 fn check_effective_template(c: &Checker, t: &SegmentTemplate) -> Check {
     let Some(media) = &t.media else {
-        return c.fail(None, "the SegmentTemplate used by this Representation has no @media");
+        return c.fail(
+            None,
+            "the SegmentTemplate used by this Representation has no @media",
+        );
     };
-    let parsed = Template::parse(media).map_err(|e| Issue { path: c.path.clone(), attr: None, message: e })?;
+    let parsed = Template::parse(media).map_err(|e| Issue {
+        path: c.path.clone(),
+        attr: None,
+        message: e,
+    })?;
     if !parsed.uses_number() && !parsed.uses_time() {
-        return c.fail(None, format!("SegmentTemplate@media `{media}` must contain $Number$ or $Time$"));
+        return c.fail(
+            None,
+            format!("SegmentTemplate@media `{media}` must contain $Number$ or $Time$"),
+        );
     }
     if parsed.uses_time() && t.segment_timeline.is_none() {
-        return c.fail(None, format!("SegmentTemplate@media `{media}` uses $Time$ without a SegmentTimeline"));
+        return c.fail(
+            None,
+            format!("SegmentTemplate@media `{media}` uses $Time$ without a SegmentTimeline"),
+        );
     }
     if t.duration.is_none() && t.segment_timeline.is_none() {
         return c.fail(None, "the SegmentTemplate used by this Representation has neither @duration nor a SegmentTimeline");
@@ -274,7 +352,10 @@ fn check_profiles(c: &Checker, profiles: &str) -> Check {
     for p in profiles.split(',') {
         let p = p.trim();
         if p.is_empty() || !p.contains(':') || p.chars().any(char::is_whitespace) {
-            return c.fail(Some("profiles"), format!("profile `{p}` is not a URN or URL"));
+            return c.fail(
+                Some("profiles"),
+                format!("profile `{p}` is not a URN or URL"),
+            );
         }
     }
     Ok(())
@@ -290,7 +371,11 @@ fn check_descriptor(c: &Checker, d: &Descriptor) -> Check {
 fn check_lang(c: &Checker, lang: &str) -> Check {
     let ok = lang.split('-').enumerate().all(|(i, part)| {
         (1..=8).contains(&part.len())
-            && if i == 0 { part.chars().all(|ch| ch.is_ascii_alphabetic()) } else { part.chars().all(|ch| ch.is_ascii_alphanumeric()) }
+            && if i == 0 {
+                part.chars().all(|ch| ch.is_ascii_alphabetic())
+            } else {
+                part.chars().all(|ch| ch.is_ascii_alphanumeric())
+            }
     });
     if ok {
         Ok(())
@@ -301,7 +386,9 @@ fn check_lang(c: &Checker, lang: &str) -> Check {
 
 fn check_ratio(c: &Checker, attr: &'static str, v: &Option<String>) -> Check {
     if let Some(v) = v {
-        let ok = v.split_once(':').is_some_and(|(a, b)| a.chars().all(|ch| ch.is_ascii_digit()) && b.chars().all(|ch| ch.is_ascii_digit()));
+        let ok = v.split_once(':').is_some_and(|(a, b)| {
+            a.chars().all(|ch| ch.is_ascii_digit()) && b.chars().all(|ch| ch.is_ascii_digit())
+        });
         if !ok {
             return c.fail(Some(attr), format!("`{v}` is not a ratio like 16:9"));
         }
@@ -323,7 +410,10 @@ fn check_base_attrs(c: &mut Checker, b: BaseAttrs<'_>) -> Check {
     if let Some(rate) = b.audio_sampling_rate {
         let parts: Vec<&str> = rate.split_whitespace().collect();
         if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.parse::<u32>().is_err()) {
-            return c.fail(Some("audioSamplingRate"), format!("`{rate}` is not one or two unsigned integers"));
+            return c.fail(
+                Some("audioSamplingRate"),
+                format!("`{rate}` is not one or two unsigned integers"),
+            );
         }
     }
     if let Some(sap) = b.start_with_sap {
@@ -333,12 +423,22 @@ fn check_base_attrs(c: &mut Checker, b: BaseAttrs<'_>) -> Check {
     }
     if let Some(scan) = b.scan_type {
         if !matches!(scan.as_str(), "progressive" | "interlaced" | "unknown") {
-            return c.fail(Some("scanType"), format!("scanType `{scan}` is not progressive, interlaced or unknown"));
+            return c.fail(
+                Some("scanType"),
+                format!("scanType `{scan}` is not progressive, interlaced or unknown"),
+            );
         }
     }
     if let Some(codecs) = b.codecs {
-        if codecs.is_empty() || codecs.split(',').any(|s| s.is_empty() || s.chars().any(|ch| ch.is_whitespace() || ch == '"')) {
-            return c.fail(Some("codecs"), format!("codecs `{codecs}` is not a comma-separated list of RFC 6381 ids"));
+        if codecs.is_empty()
+            || codecs
+                .split(',')
+                .any(|s| s.is_empty() || s.chars().any(|ch| ch.is_whitespace() || ch == '"'))
+        {
+            return c.fail(
+                Some("codecs"),
+                format!("codecs `{codecs}` is not a comma-separated list of RFC 6381 ids"),
+            );
         }
     }
     for (name, list) in b.descriptors {
@@ -351,15 +451,26 @@ fn check_base_attrs(c: &mut Checker, b: BaseAttrs<'_>) -> Check {
 
 fn check_adaptation_set_strict(c: &mut Checker, set: &AdaptationSet) -> Check {
     if let Some(ct) = &set.content_type {
-        if !matches!(ct.as_str(), "text" | "image" | "audio" | "video" | "application" | "font") {
-            return c.fail(Some("contentType"), format!("contentType `{ct}` is not one of text, image, audio, video, application, font"));
+        if !matches!(
+            ct.as_str(),
+            "text" | "image" | "audio" | "video" | "application" | "font"
+        ) {
+            return c.fail(
+                Some("contentType"),
+                format!(
+                    "contentType `{ct}` is not one of text, image, audio, video, application, font"
+                ),
+            );
         }
     }
     if let Some(lang) = &set.lang {
         check_lang(c, lang)?;
     }
     check_ratio(c, "par", &set.par)?;
-    for (attr, v) in [("minBandwidth", set.min_bandwidth), ("maxBandwidth", set.max_bandwidth)] {
+    for (attr, v) in [
+        ("minBandwidth", set.min_bandwidth),
+        ("maxBandwidth", set.max_bandwidth),
+    ] {
         if v.is_some_and(|v| v > u64::from(u32::MAX)) {
             return c.fail(Some(attr), "bandwidth does not fit an unsignedInt");
         }
@@ -382,7 +493,10 @@ fn check_adaptation_set_strict(c: &mut Checker, set: &AdaptationSet) -> Check {
             scan_type: &set.scan_type,
             codecs: &set.codecs,
             descriptors: [
-                ("AudioChannelConfiguration", &set.audio_channel_configurations),
+                (
+                    "AudioChannelConfiguration",
+                    &set.audio_channel_configurations,
+                ),
                 ("EssentialProperty", &set.essential_properties),
                 ("SupplementalProperty", &set.supplemental_properties),
             ],
@@ -392,7 +506,13 @@ fn check_adaptation_set_strict(c: &mut Checker, set: &AdaptationSet) -> Check {
 
 fn check_representation_strict(c: &mut Checker, rep: &Representation) -> Check {
     if rep.id.is_empty() || rep.id.chars().any(char::is_whitespace) {
-        return c.fail(Some("id"), format!("Representation id `{}` must be non-empty without whitespace", rep.id));
+        return c.fail(
+            Some("id"),
+            format!(
+                "Representation id `{}` must be non-empty without whitespace",
+                rep.id
+            ),
+        );
     }
     if rep.bandwidth > u64::from(u32::MAX) {
         return c.fail(Some("bandwidth"), "bandwidth does not fit an unsignedInt");
@@ -406,7 +526,10 @@ fn check_representation_strict(c: &mut Checker, rep: &Representation) -> Check {
             scan_type: &rep.scan_type,
             codecs: &rep.codecs,
             descriptors: [
-                ("AudioChannelConfiguration", &rep.audio_channel_configurations),
+                (
+                    "AudioChannelConfiguration",
+                    &rep.audio_channel_configurations,
+                ),
                 ("EssentialProperty", &rep.essential_properties),
                 ("SupplementalProperty", &rep.supplemental_properties),
             ],

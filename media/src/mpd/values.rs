@@ -40,7 +40,9 @@ impl AttrValue for f64 {
         let v = match text {
             "INF" => f64::INFINITY,
             "-INF" => f64::NEG_INFINITY,
-            _ => text.parse::<f64>().map_err(|_| "expected a decimal number".to_string())?,
+            _ => text
+                .parse::<f64>()
+                .map_err(|_| "expected a decimal number".to_string())?,
         };
         if v.is_nan() {
             return Err("expected a decimal number, not NaN".into());
@@ -49,7 +51,11 @@ impl AttrValue for f64 {
     }
     fn format_attr(&self) -> String {
         if self.is_infinite() {
-            if *self > 0.0 { "INF".into() } else { "-INF".into() }
+            if *self > 0.0 {
+                "INF".into()
+            } else {
+                "-INF".into()
+            }
         } else {
             self.to_string()
         }
@@ -96,7 +102,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if s.starts_with('-') {
         return Err(format!("negative duration `{s}`"));
     }
-    let rest = s.strip_prefix('P').ok_or_else(|| format!("duration `{s}` must start with P"))?;
+    let rest = s
+        .strip_prefix('P')
+        .ok_or_else(|| format!("duration `{s}` must start with P"))?;
     let mut nanos: u128 = 0;
     let mut in_time = false;
     let mut any = false;
@@ -137,7 +145,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         last_rank = rank;
         nanos = nanos
-            .checked_add(decimal_nanos(number, unit_secs).ok_or_else(|| format!("bad number in duration `{s}`"))?)
+            .checked_add(
+                decimal_nanos(number, unit_secs)
+                    .ok_or_else(|| format!("bad number in duration `{s}`"))?,
+            )
             .ok_or_else(|| format!("duration `{s}` is too large"))?;
         any = true;
         start = i + c.len_utf8();
@@ -148,7 +159,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !any {
         return Err(format!("duration `{s}` has no components"));
     }
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("duration `{s}` is too large"))?;
+    let secs =
+        u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("duration `{s}` is too large"))?;
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
@@ -270,7 +282,10 @@ pub struct ByteRange {
 
 impl ByteRange {
     pub fn new(first: u64, last: u64) -> Self {
-        ByteRange { first, last: Some(last) }
+        ByteRange {
+            first,
+            last: Some(last),
+        }
     }
     /// The value of an HTTP `Range` header for this range.
     pub fn to_header(&self) -> String {
@@ -278,7 +293,8 @@ impl ByteRange {
     }
     /// Number of bytes, when the range is closed.
     pub fn len(&self) -> Option<u64> {
-        self.last.map(|l| l - self.first + 1)
+        self.last
+            .and_then(|l| l.checked_sub(self.first)?.checked_add(1))
     }
     /// True when the range is closed and empty (never produced by the parser).
     pub fn is_empty(&self) -> bool {
@@ -308,7 +324,11 @@ impl AttrValue for ByteRange {
         let bad = || format!("expected a byte range like 0-999, got `{s}`");
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
         let first: u64 = a.parse().map_err(|_| bad())?;
-        let last = if b.is_empty() { None } else { Some(b.parse::<u64>().map_err(|_| bad())?) };
+        let last = if b.is_empty() {
+            None
+        } else {
+            Some(b.parse::<u64>().map_err(|_| bad())?)
+        };
         if let Some(l) = last {
             if l < first {
                 return Err(format!("byte range `{s}` ends before it starts"));
@@ -364,9 +384,13 @@ pub(crate) mod opt {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, T: AttrValue>(d: D) -> Result<Option<T>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: AttrValue>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
         let text = String::deserialize(d)?;
-        T::parse_attr(&text).map(Some).map_err(|m| marked_error(&text, m))
+        T::parse_attr(&text)
+            .map(Some)
+            .map_err(|m| marked_error(&text, m))
     }
 }
 
@@ -407,7 +431,10 @@ mod tests {
 
     #[test]
     fn durations_reject() {
-        for bad in ["", "P", "PT", "-PT1S", "PT1", "1S", "PT1H2", "PTS", "PT1S2M", "P1H", "PT1D", "PT1..5S", "PTxS"] {
+        for bad in [
+            "", "P", "PT", "-PT1S", "PT1", "1S", "PT1H2", "PTS", "PT1S2M", "P1H", "PT1D",
+            "PT1..5S", "PTxS",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} should fail");
         }
         assert!(parse_duration("P99999999999999999999999Y").is_err());
@@ -415,12 +442,20 @@ mod tests {
 
     #[test]
     fn durations_format_round_trip() {
-        for (text, want) in [("PT1M30.5S", "PT1M30.5S"), ("P1DT2H", "PT26H"), ("PT0S", "PT0S"), ("PT4.0S", "PT4S")] {
+        for (text, want) in [
+            ("PT1M30.5S", "PT1M30.5S"),
+            ("P1DT2H", "PT26H"),
+            ("PT0S", "PT0S"),
+            ("PT4.0S", "PT4S"),
+        ] {
             let v = d(text);
             assert_eq!(format_duration(v), want);
             assert_eq!(d(want), v);
         }
-        assert_eq!(format_duration(Duration::new(3661, 250_000_000)), "PT1H1M1.25S");
+        assert_eq!(
+            format_duration(Duration::new(3661, 250_000_000)),
+            "PT1H1M1.25S"
+        );
     }
 
     #[test]
@@ -438,10 +473,16 @@ mod tests {
 
     #[test]
     fn frame_rates_and_ranges() {
-        assert_eq!(FrameRate::parse_attr("30000/1001").unwrap(), FrameRate::new(30000, 1001));
+        assert_eq!(
+            FrameRate::parse_attr("30000/1001").unwrap(),
+            FrameRate::new(30000, 1001)
+        );
         assert_eq!(FrameRate::parse_attr("25").unwrap().to_string(), "25");
         assert!(FrameRate::parse_attr("30/0").is_err());
-        assert_eq!(ByteRange::parse_attr("0-99").unwrap(), ByteRange::new(0, 99));
+        assert_eq!(
+            ByteRange::parse_attr("0-99").unwrap(),
+            ByteRange::new(0, 99)
+        );
         assert_eq!(ByteRange::new(0, 99).to_header(), "bytes=0-99");
         assert_eq!(ByteRange::new(10, 19).len(), Some(10));
         assert!(ByteRange::parse_attr("9-1").is_err());

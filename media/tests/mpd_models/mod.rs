@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use media::mpd::{
-    parse_datetime, AdaptationSet, BaseUrl, ByteRange, Descriptor, FrameRate, Mpd, Period, PresentationType, ProgramInformation, Representation,
-    SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline, SegmentUrl, UrlType, PROFILE_ISOFF_LIVE, PROFILE_ISOFF_ON_DEMAND, S,
+    parse_datetime, AdaptationSet, BaseUrl, ByteRange, Descriptor, FrameRate, Mpd, Period,
+    PresentationType, ProgramInformation, Representation, SegmentBase, SegmentList,
+    SegmentTemplate, SegmentTimeline, SegmentUrl, UrlType, PROFILE_ISOFF_LIVE,
+    PROFILE_ISOFF_ON_DEMAND, S,
 };
 
 pub fn video_set(id: &str, template: SegmentTemplate) -> AdaptationSet {
@@ -20,19 +22,22 @@ pub fn video_set(id: &str, template: SegmentTemplate) -> AdaptationSet {
         max_frame_rate: Some(FrameRate::new(30, 1)),
         par: Some("16:9".into()),
         segment_template: Some(template),
-        representations: [(426, 240, 400_000, "avc1.640015"), (1280, 720, 2_800_000, "avc1.64001f")]
-            .iter()
-            .map(|&(w, h, bw, codecs)| Representation {
-                id: format!("{h}p"),
-                bandwidth: bw,
-                width: Some(w),
-                height: Some(h),
-                frame_rate: Some(FrameRate::new(30, 1)),
-                sar: Some("1:1".into()),
-                codecs: Some(codecs.into()),
-                ..Default::default()
-            })
-            .collect(),
+        representations: [
+            (426, 240, 400_000, "avc1.640015"),
+            (1280, 720, 2_800_000, "avc1.64001f"),
+        ]
+        .iter()
+        .map(|&(w, h, bw, codecs)| Representation {
+            id: format!("{h}p"),
+            bandwidth: bw,
+            width: Some(w),
+            height: Some(h),
+            frame_rate: Some(FrameRate::new(30, 1)),
+            sar: Some("1:1".into()),
+            codecs: Some(codecs.into()),
+            ..Default::default()
+        })
+        .collect(),
         ..Default::default()
     }
 }
@@ -54,16 +59,25 @@ pub fn static_live_profile() -> Mpd {
         mime_type: Some("audio/mp4".into()),
         codecs: Some("mp4a.40.2".into()),
         audio_sampling_rate: Some("48000".into()),
-        audio_channel_configurations: vec![Descriptor::new("urn:mpeg:dash:23003:3:audio_channel_configuration:2011", "2")],
+        audio_channel_configurations: vec![Descriptor::new(
+            "urn:mpeg:dash:23003:3:audio_channel_configuration:2011",
+            "2",
+        )],
         roles: vec![Descriptor::new("urn:mpeg:dash:role:2011", "main")],
         segment_template: Some(SegmentTemplate {
             timescale: Some(48000),
             media: Some("$RepresentationID$/$Time$.m4s".into()),
             initialization: Some("$RepresentationID$/init.mp4".into()),
-            segment_timeline: Some(SegmentTimeline { entries: vec![S::new(Some(0), 96000, 13), S::new(None, 48000, 0)] }),
+            segment_timeline: Some(SegmentTimeline {
+                entries: vec![S::new(Some(0), 96000, 13), S::new(None, 48000, 0)],
+            }),
             ..Default::default()
         }),
-        representations: vec![Representation { id: "aac".into(), bandwidth: 128_000, ..Default::default() }],
+        representations: vec![Representation {
+            id: "aac".into(),
+            bandwidth: 128_000,
+            ..Default::default()
+        }],
         ..Default::default()
     };
     Mpd {
@@ -96,7 +110,17 @@ pub fn dynamic_timeline() -> Mpd {
         availability_time_offset: Some(1.5),
         initialization: Some("$RepresentationID$/init.mp4".into()),
         media: Some("$RepresentationID$/$Time$.m4s".into()),
-        segment_timeline: Some(SegmentTimeline { entries: vec![S::new(Some(5000), 2000, 3), S { t: None, n: Some(9), d: 1000, r: Some(-1) }] }),
+        segment_timeline: Some(SegmentTimeline {
+            entries: vec![
+                S::new(Some(5000), 2000, 3),
+                S {
+                    t: None,
+                    n: Some(9),
+                    d: 1000,
+                    r: Some(-1),
+                },
+            ],
+        }),
         ..Default::default()
     };
     let numbered = SegmentTemplate {
@@ -121,11 +145,25 @@ pub fn dynamic_timeline() -> Mpd {
         base_urls: vec![BaseUrl::new("http://127.0.0.1:8000/live/demo/")],
         locations: vec!["http://127.0.0.1:8000/live/demo/manifest.mpd".into()],
         periods: vec![
-            Period { id: Some("p0".into()), start: Some(Duration::ZERO), duration: Some(Duration::from_secs(20)), adaptation_sets: vec![video_set("0", numbered)], ..Default::default() },
-            Period { id: Some("p1".into()), start: Some(Duration::from_secs(20)), adaptation_sets: vec![video_set("0", template)], ..Default::default() },
+            Period {
+                id: Some("p0".into()),
+                start: Some(Duration::ZERO),
+                duration: Some(Duration::from_secs(20)),
+                adaptation_sets: vec![video_set("0", numbered)],
+                ..Default::default()
+            },
+            Period {
+                id: Some("p1".into()),
+                start: Some(Duration::from_secs(20)),
+                adaptation_sets: vec![video_set("0", template)],
+                ..Default::default()
+            },
         ],
         utc_timings: vec![
-            Descriptor::new("urn:mpeg:dash:utc:http-xsdate:2014", "http://127.0.0.1:8000/time"),
+            Descriptor::new(
+                "urn:mpeg:dash:utc:http-xsdate:2014",
+                "http://127.0.0.1:8000/time",
+            ),
             Descriptor::new("urn:mpeg:dash:utc:direct:2014", "2026-01-01T00:10:00Z"),
         ],
         ..Default::default()
@@ -138,11 +176,18 @@ pub fn on_demand() -> Mpd {
     let rep = |id: &str, bw: u64, file: &str, index: (u64, u64)| Representation {
         id: id.into(),
         bandwidth: bw,
-        base_urls: vec![BaseUrl { url: file.into(), range_access: Some(true), ..Default::default() }],
+        base_urls: vec![BaseUrl {
+            url: file.into(),
+            range_access: Some(true),
+            ..Default::default()
+        }],
         segment_base: Some(SegmentBase {
             index_range: Some(ByteRange::new(index.0, index.1)),
             index_range_exact: Some(true),
-            initialization: Some(UrlType { source_url: None, range: Some(ByteRange::new(0, index.0 - 1)) }),
+            initialization: Some(UrlType {
+                source_url: None,
+                range: Some(ByteRange::new(0, index.0 - 1)),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -160,8 +205,14 @@ pub fn on_demand() -> Mpd {
                 codecs: Some("avc1.4d401f".into()),
                 subsegment_alignment: Some(true),
                 subsegment_starts_with_sap: Some(1),
-                segment_base: Some(SegmentBase { timescale: Some(12800), ..Default::default() }),
-                representations: vec![rep("1", 1_500_000, "video_720.mp4", (854, 1185)), rep("2", 600_000, "video_360.mp4", (800, 1100))],
+                segment_base: Some(SegmentBase {
+                    timescale: Some(12800),
+                    ..Default::default()
+                }),
+                representations: vec![
+                    rep("1", 1_500_000, "video_720.mp4", (854, 1185)),
+                    rep("2", 600_000, "video_360.mp4", (800, 1100)),
+                ],
                 ..Default::default()
             }],
             ..Default::default()
@@ -193,12 +244,27 @@ pub fn segment_list() -> Mpd {
                     base_urls: vec![BaseUrl::new("all.mp4")],
                     segment_list: Some(SegmentList {
                         timescale: Some(100),
-                        initialization: Some(UrlType { source_url: None, range: Some(ByteRange::new(0, 599)) }),
-                        segment_timeline: Some(SegmentTimeline { entries: vec![S::new(Some(0), 200, 1), S::new(None, 100, 0)] }),
+                        initialization: Some(UrlType {
+                            source_url: None,
+                            range: Some(ByteRange::new(0, 599)),
+                        }),
+                        segment_timeline: Some(SegmentTimeline {
+                            entries: vec![S::new(Some(0), 200, 1), S::new(None, 100, 0)],
+                        }),
                         segment_urls: vec![
-                            SegmentUrl { media_range: Some(ByteRange::new(600, 10599)), ..Default::default() },
-                            SegmentUrl { media_range: Some(ByteRange::new(10600, 20599)), ..Default::default() },
-                            SegmentUrl { media: Some("tail.mp4".into()), index_range: Some(ByteRange::new(0, 99)), ..Default::default() },
+                            SegmentUrl {
+                                media_range: Some(ByteRange::new(600, 10599)),
+                                ..Default::default()
+                            },
+                            SegmentUrl {
+                                media_range: Some(ByteRange::new(10600, 20599)),
+                                ..Default::default()
+                            },
+                            SegmentUrl {
+                                media: Some("tail.mp4".into()),
+                                index_range: Some(ByteRange::new(0, 99)),
+                                ..Default::default()
+                            },
                         ],
                         ..Default::default()
                     }),
@@ -214,5 +280,10 @@ pub fn segment_list() -> Mpd {
 }
 
 pub fn all() -> Vec<(&'static str, Mpd)> {
-    vec![("static_live_profile", static_live_profile()), ("dynamic_timeline", dynamic_timeline()), ("on_demand", on_demand()), ("segment_list", segment_list())]
+    vec![
+        ("static_live_profile", static_live_profile()),
+        ("dynamic_timeline", dynamic_timeline()),
+        ("on_demand", on_demand()),
+        ("segment_list", segment_list()),
+    ]
 }
