@@ -171,7 +171,9 @@ fn udp_worker(sock: UdpSocket, shared: &Shared, stop: &AtomicBool) {
         || stop.load(Ordering::Relaxed),
         |packet, src, out, arrived| {
             let len = answer::handle(snap.load(), &shared.metrics, packet, src, Proto::Udp, out);
-            shared.metrics.observe_latency(Proto::Udp, arrived.elapsed().as_secs_f64());
+            shared
+                .metrics
+                .observe_latency(Proto::Udp, arrived.elapsed().as_secs_f64());
             len
         },
     );

@@ -21,13 +21,21 @@ fn to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
             // enough and suitably aligned for.
             let a = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
             let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: as above, for sockaddr_in6.
             let a = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
         }
         _ => None,
     }
@@ -46,14 +54,23 @@ pub fn serve(
     let mut outbufs = vec![[0u8; OUT_SIZE]; BATCH];
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
-    let mut in_iov: Vec<libc::iovec> = vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
+    let mut in_iov: Vec<libc::iovec> = vec![
+        libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0
+        };
+        BATCH
+    ];
     let mut out_iov = in_iov.clone();
     let mut in_msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
     let mut out_msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
     let mut out_len = [0usize; BATCH];
     while !stop() {
         for i in 0..BATCH {
-            in_iov[i] = libc::iovec { iov_base: inbufs[i].as_mut_ptr().cast(), iov_len: IN_SIZE };
+            in_iov[i] = libc::iovec {
+                iov_base: inbufs[i].as_mut_ptr().cast(),
+                iov_len: IN_SIZE,
+            };
             let h = &mut in_msgs[i].msg_hdr;
             h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -66,7 +83,13 @@ pub fn serve(
         }
         // SAFETY: every header points at live buffers owned by this frame, sized as declared.
         let n = unsafe {
-            libc::recvmmsg(fd, in_msgs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_WAITFORONE, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                in_msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
         };
         if n <= 0 {
             // Timeout (EAGAIN) lets the loop check `stop`; other errors are transient on UDP.
@@ -75,7 +98,9 @@ pub fn serve(
         let arrived = Instant::now();
         let mut count = 0usize;
         for i in 0..n as usize {
-            let Some(src) = to_std(&addrs[i]) else { continue };
+            let Some(src) = to_std(&addrs[i]) else {
+                continue;
+            };
             if src.port() == 0 {
                 continue;
             }
@@ -89,7 +114,10 @@ pub fn serve(
             count += 1;
         }
         for i in 0..count {
-            out_iov[i] = libc::iovec { iov_base: outbufs[i].as_mut_ptr().cast(), iov_len: out_len[i] };
+            out_iov[i] = libc::iovec {
+                iov_base: outbufs[i].as_mut_ptr().cast(),
+                iov_len: out_len[i],
+            };
             let h = &mut out_msgs[i].msg_hdr;
             h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = match addrs[i].ss_family as libc::c_int {
@@ -106,7 +134,12 @@ pub fn serve(
         while sent < count {
             // SAFETY: headers [sent, count) point at live buffers of this frame.
             let r = unsafe {
-                libc::sendmmsg(fd, out_msgs[sent..].as_mut_ptr(), (count - sent) as libc::c_uint, 0)
+                libc::sendmmsg(
+                    fd,
+                    out_msgs[sent..].as_mut_ptr(),
+                    (count - sent) as libc::c_uint,
+                    0,
+                )
             };
             if r <= 0 {
                 // A failed datagram (for example an unreachable client) is skipped.

@@ -91,7 +91,7 @@ impl HealthStub {
 }
 
 /// Health-check settings used by the tests.
-pub const INTERVAL_MS: u64 = 100;
+pub const INTERVAL_MS: u64 = 200;
 pub const FALL: u32 = 2;
 pub const RISE: u32 = 2;
 
