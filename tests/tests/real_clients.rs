@@ -281,6 +281,39 @@ async fn prometheus_scrapes_every_service_and_sees_counters_move() {
         "{origin_requests:?}"
     );
 
+    // Every query of the shipped Grafana dashboard is valid PromQL over the stack's metrics.
+    let dashboard = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dashboard).unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 8, "dashboard has too few queries");
+    for expr in &exprs {
+        let url = format!("http://{listen}/api/v1/query?query={}", urlencode(expr));
+        let body = common::http::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{expr}: {e:#}"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["status"], "success",
+            "dashboard query failed: {expr}: {v}"
+        );
+        let metric = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|w| w.starts_with("edge_") || w.starts_with("origin_") || w.starts_with("dns_"))
+            .unwrap_or("");
+        let series = prom_query(&listen, &format!("count({{__name__=~\"{metric}.*\"}})")).await;
+        assert!(
+            !series.is_empty(),
+            "dashboard metric {metric} is not exported by any service"
+        );
+    }
+
     let _ = prom.kill().await;
     t.stack.shutdown().await;
 }
