@@ -3,6 +3,7 @@
 //! file is never held in memory whole.
 
 pub mod local;
+pub mod s3;
 
 use std::future::Future;
 use std::io;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use local::LocalStorage;
+pub use s3::S3Storage;
 
 /// A boxed future, for the object-safe storage trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -70,9 +72,7 @@ pub trait Storage: Send + Sync {
 pub fn from_config(config: &crate::Config) -> anyhow::Result<Arc<dyn Storage>> {
     Ok(match &config.storage {
         crate::config::StorageConfig::Local => Arc::new(LocalStorage::new(&config.root)?),
-        crate::config::StorageConfig::S3(_) => {
-            anyhow::bail!("the S3 storage backend is not available in this build")
-        }
+        crate::config::StorageConfig::S3(s3) => Arc::new(S3Storage::new(s3)?),
     })
 }
 
