@@ -102,7 +102,7 @@ run() { # name port [extra dnsperf args]
     local name=$1 port=$2
     shift 2
     local out
-    out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -q 200 "$@" 2>&1)
+    out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -c 4 -q 200 "$@" 2>&1)
     local qps lat lost
     qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
     lat=$(awk '/Average Latency/ {print $4}' <<<"$out")

@@ -46,14 +46,15 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Runs the router in the current Tokio runtime.
 pub async fn serve(args: Args) -> Result<()> {
+    // The SIGHUP handler is in place before the router answers its first query.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let router = crate::spawn(load(&args)?)?;
     println!(
         "dns router: udp+tcp {}  metrics http://{}/metrics",
         router.dns_addr(),
         router.metrics_addr()
     );
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
     let shutdown = common::shutdown_signal();
     tokio::pin!(shutdown);
     loop {

@@ -563,3 +563,37 @@ async fn metrics_cover_queries_latency_and_health() {
     }
     router.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equally_near_edges_are_chosen_by_subnet_hash() {
+    let mut c = config([None, None, None]);
+    add_edges(&mut c, 3); // three more edges at region 1's coordinates
+    let router = dns_router::spawn(c).unwrap();
+    let server = router.dns_addr();
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..40u8 {
+        let subnet = IpAddr::from([10, 0, n, 0]);
+        let via = Via {
+            ecs: Some((subnet, 24)),
+            ..udp()
+        };
+        let a = ask(server, "video.cdn.example.test.", RecordType::A, via).await;
+        let b = ask(server, "video.cdn.example.test.", RecordType::A, via).await;
+        assert_eq!(addrs(&a), addrs(&b), "one subnet keeps its edge");
+        assert_eq!(addrs(&a).len(), 1);
+        assert_eq!(
+            ecs_of(&a).map(|e| e.2),
+            Some(24),
+            "the answer depends on the /24"
+        );
+        seen.insert(addrs(&a)[0]);
+    }
+    assert!(
+        seen.len() >= 3,
+        "subnets spread over the four equal edges: {seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|a| a.to_string().starts_with("127.0.1.") || a.to_string().starts_with("127.0.10.")));
+    router.shutdown().await;
+}
