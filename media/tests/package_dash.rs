@@ -53,6 +53,8 @@ fn fixture() -> &'static Fixture {
             segment: 2.0,
             ladder: Ladder::parse(LADDER, "test ladder").unwrap(),
             progress: false,
+            // One encoder per segment, so segment boundaries are also encoder boundaries.
+            chunk_frames: 60,
             ..Options::new(&title)
         };
         let report = package(&opts).unwrap();

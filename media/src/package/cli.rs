@@ -45,7 +45,6 @@ pub fn run(args: Args) -> Result<()> {
         None => Ladder::default_ladder(),
     };
     let opts = Options {
-        out: args.out,
         duration: args.duration,
         fps: args.fps,
         segment: args.segment,
@@ -53,6 +52,7 @@ pub fn run(args: Args) -> Result<()> {
         input: args.input,
         threads: args.threads,
         progress: !args.quiet,
+        ..Options::new(args.out)
     };
     let report = package(&opts)?;
     let seconds = report.frames as f64 / f64::from(report.fps);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use encode::{EncodedFrame, H264Encoder};
+use encode::{EncodedFrame, H264Encoder, ParameterSets};
 use ladder::{Ladder, Rendition};
 use manifest::{RepresentationInfo, Timing};
 use pattern::Yuv420;
@@ -49,6 +49,11 @@ pub struct Options {
     pub threads: usize,
     /// Draw a progress bar on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// Frames per independently encoded piece of a rendition (rounded up to whole segments).
+    /// Every segment starts with an IDR picture that nothing before it refers to, so separate
+    /// encoders can make consecutive pieces, which spreads the largest rendition over all cores.
+    /// Longer pieces give the rate control more room to settle.
+    pub chunk_frames: u64,
 }
 
 impl Options {
@@ -64,6 +69,7 @@ impl Options {
             input: None,
             threads: 0,
             progress: true,
+            chunk_frames: 300,
         }
     }
 }
@@ -218,29 +224,29 @@ pub fn package(opts: &Options) -> Result<Report> {
         expected_frames.map(|f| f * renditions.len() as u64),
     );
 
-    // Largest renditions first, so the long jobs start early and the small ones fill the gaps.
-    let mut order: Vec<usize> = (0..renditions.len()).collect();
-    order.sort_by_key(|&i| {
-        std::cmp::Reverse(u64::from(renditions[i].width) * u64::from(renditions[i].height))
-    });
+    for r in renditions {
+        prepare_dir(&opts.out.join(&r.id))?;
+    }
+    let jobs = plan_jobs(renditions, &spec, clock, expected_frames, opts.chunk_frames);
     let workers = match opts.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     }
-    .clamp(1, renditions.len());
+    .clamp(1, jobs.len());
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<Encoded>>>> =
-        Mutex::new((0..renditions.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Chunk>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&idx) = order.get(k) else { break };
-                let result = encode_rendition(
-                    &renditions[idx],
+                let Some(job) = jobs.get(k) else { break };
+                let result = encode_chunk(
+                    &renditions[job.rendition],
                     &spec,
                     clock,
+                    job,
                     &opts.out,
                     &progress,
                     &cancel,
@@ -249,7 +255,7 @@ pub fn package(opts: &Options) -> Result<Report> {
                     cancel.store(true, Ordering::SeqCst);
                 }
                 if let Ok(mut slots) = results.lock() {
-                    slots[idx] = Some(result);
+                    slots[k] = Some(result);
                 }
             });
         }
@@ -259,19 +265,27 @@ pub fn package(opts: &Options) -> Result<Report> {
     let slots = results
         .into_inner()
         .map_err(|_| anyhow::anyhow!("a packaging worker panicked"))?;
-    let mut encoded = Vec::with_capacity(slots.len());
+    let mut chunks: Vec<Vec<Chunk>> = renditions.iter().map(|_| Vec::new()).collect();
     let mut errors = Vec::new();
-    for (slot, r) in slots.into_iter().zip(renditions) {
+    for (slot, job) in slots.into_iter().zip(&jobs) {
+        let id = &renditions[job.rendition].id;
         match slot {
-            Some(Ok(e)) => encoded.push(e),
-            Some(Err(e)) => errors.push(e.context(format!("rendition {}", r.id))),
-            None => bail!("rendition {} was never encoded", r.id),
+            Some(Ok(c)) => chunks[job.rendition].push(c),
+            Some(Err(e)) => errors.push(e.context(format!("rendition {id}"))),
+            None => bail!("a piece of rendition {id} was never encoded"),
         }
     }
     // Report the failure that stopped the run, not the workers it cancelled.
     errors.sort_by_key(|e| e.downcast_ref::<Cancelled>().is_some());
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
+    }
+    let mut encoded = Vec::with_capacity(renditions.len());
+    for (r, pieces) in renditions.iter().zip(chunks) {
+        encoded.push(
+            finish_rendition(r, pieces, clock, &opts.out)
+                .with_context(|| format!("rendition {}", r.id))?,
+        );
     }
 
     let frames = encoded[0].frames;
@@ -351,28 +365,93 @@ fn progress_bar(enabled: bool, total: Option<u64>) -> ProgressBar {
     }
 }
 
-/// Encodes one rendition from its own source, writing its segments as they complete and its
-/// init segment at the end.
-fn encode_rendition(
+/// One unit of work: segments `[first_segment, end_segment)` of one rendition.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    rendition: usize,
+    first_segment: u64,
+    end_segment: u64,
+}
+
+/// Splits the work into jobs of about `chunk_frames` pictures, largest pictures first so the
+/// long jobs start early. Only a seekable source of known length is split.
+fn plan_jobs(
+    renditions: &[Rendition],
+    spec: &SourceSpec,
+    clock: Clock,
+    frames: Option<u64>,
+    chunk_frames: u64,
+) -> Vec<Job> {
+    let seg = u64::from(clock.segment_frames);
+    let split = match frames {
+        Some(frames) if spec.is_seekable() => {
+            Some((frames.div_ceil(seg), chunk_frames.div_ceil(seg).max(1)))
+        }
+        _ => None,
+    };
+    let mut jobs = Vec::new();
+    for (i, _) in renditions.iter().enumerate() {
+        match split {
+            Some((segments, per_job)) => {
+                let mut first = 0;
+                while first < segments {
+                    let end = (first + per_job).min(segments);
+                    jobs.push(Job {
+                        rendition: i,
+                        first_segment: first,
+                        end_segment: end,
+                    });
+                    first = end;
+                }
+            }
+            None => jobs.push(Job {
+                rendition: i,
+                first_segment: 0,
+                end_segment: u64::MAX,
+            }),
+        }
+    }
+    jobs.sort_by_key(|j| {
+        let r = &renditions[j.rendition];
+        (
+            std::cmp::Reverse(u64::from(r.width) * u64::from(r.height)),
+            j.first_segment,
+        )
+    });
+    jobs
+}
+
+/// What one job produced.
+struct Chunk {
+    first_segment: u64,
+    frames: u64,
+    segment_bytes: Vec<u64>,
+    params: ParameterSets,
+}
+
+/// Encodes one piece of a rendition with its own encoder and source, writing its segments as
+/// they complete.
+fn encode_chunk(
     r: &Rendition,
     spec: &SourceSpec,
     clock: Clock,
+    job: &Job,
     out: &Path,
     progress: &ProgressBar,
     cancel: &AtomicBool,
-) -> Result<Encoded> {
-    let dir = out.join(&r.id);
-    prepare_dir(&dir)?;
+) -> Result<Chunk> {
     let (w, h) = (r.width as usize, r.height as usize);
+    let seg_frames = u64::from(clock.segment_frames);
+    let first_frame = job.first_segment * seg_frames;
+    let end_frame = job.end_segment.saturating_mul(seg_frames);
     let mut label = format!("{} {}K", r.id, r.bitrate / 1000);
     label.truncate(24);
-    let mut source = spec.open(w, h, clock.fps, &label)?;
+    let mut source = spec.open(w, h, clock.fps, &label, first_frame..end_frame)?;
     let mut encoder = H264Encoder::new(w, h, clock.fps, r.bitrate, clock.segment_frames)?;
     let mut frame = Yuv420::new(w, h);
-    let seg_frames = u64::from(clock.segment_frames);
     let mut pending: Vec<EncodedFrame> = Vec::with_capacity(clock.segment_frames as usize);
     let mut segment_bytes = Vec::new();
-    let mut index = 0u64;
+    let mut index = first_frame;
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(Cancelled.into());
@@ -388,36 +467,74 @@ fn encode_rendition(
         pending.push(coded);
         index += 1;
         if pending.len() as u64 == seg_frames {
-            segment_bytes.push(write_segment(out, &r.id, clock, &segment_bytes, &pending)?);
+            let number = job.first_segment + segment_bytes.len() as u64;
+            segment_bytes.push(write_segment(out, &r.id, clock, number, &pending)?);
             pending.clear();
         }
         progress.inc(1);
     }
     if !pending.is_empty() {
-        segment_bytes.push(write_segment(out, &r.id, clock, &segment_bytes, &pending)?);
+        let number = job.first_segment + segment_bytes.len() as u64;
+        segment_bytes.push(write_segment(out, &r.id, clock, number, &pending)?);
     }
     let Some(params) = encoder.parameter_sets() else {
-        bail!("no frames were encoded");
+        bail!("no frames were encoded from frame {first_frame} on");
     };
+    Ok(Chunk {
+        first_segment: job.first_segment,
+        frames: index - first_frame,
+        segment_bytes,
+        params: params.clone(),
+    })
+}
+
+/// Joins the pieces of a rendition, checks they fit together, measures its bandwidth and
+/// writes its init segment.
+fn finish_rendition(
+    r: &Rendition,
+    mut chunks: Vec<Chunk>,
+    clock: Clock,
+    out: &Path,
+) -> Result<Encoded> {
+    chunks.sort_by_key(|c| c.first_segment);
+    let seg_frames = u64::from(clock.segment_frames);
+    let Some(params) = chunks.first().map(|c| c.params.clone()) else {
+        bail!("nothing was encoded");
+    };
+    let mut frames = 0u64;
+    let mut segment_bytes = Vec::new();
+    for c in &chunks {
+        if c.first_segment * seg_frames != frames || segment_bytes.len() as u64 != c.first_segment {
+            bail!(
+                "the pieces do not join up: segment {} follows {} frames",
+                c.first_segment + 1,
+                frames
+            );
+        }
+        if c.params.sps != params.sps || c.params.pps != params.pps {
+            bail!("the encoders of different pieces wrote different SPS/PPS");
+        }
+        frames += c.frames;
+        segment_bytes.extend_from_slice(&c.segment_bytes);
+    }
     let fps = f64::from(clock.fps);
     let sizes: Vec<(u64, f64)> = segment_bytes
         .iter()
         .enumerate()
         .map(|(k, &b)| {
-            let first = k as u64 * seg_frames;
-            let n = (index - first).min(seg_frames);
+            let n = (frames - k as u64 * seg_frames).min(seg_frames);
             (b, n as f64 / fps)
         })
         .collect();
     let min_buffer = 2.0 * seg_frames as f64 / fps;
     let bandwidth = manifest::measured_bandwidth(&sizes, min_buffer);
-    let average = segment_bytes.iter().sum::<u64>() as f64 * 8.0 / (index as f64 / fps);
+    let average = segment_bytes.iter().sum::<u64>() as f64 * 8.0 / (frames as f64 / fps);
     let init = fmp4::init_segment(&fmp4::TrackInfo {
         width: u16::try_from(r.width).context("width")?,
         height: u16::try_from(r.height).context("height")?,
         timescale: clock.timescale,
-        duration: index * u64::from(clock.frame_ticks),
-        params,
+        duration: frames * u64::from(clock.frame_ticks),
+        params: &params,
         max_bitrate: u32::try_from(bandwidth).unwrap_or(u32::MAX),
         avg_bitrate: average.round().min(f64::from(u32::MAX)) as u32,
     })?;
@@ -433,21 +550,22 @@ fn encode_rendition(
             bandwidth,
         },
         target_bitrate: r.bitrate,
-        frames: index,
+        frames,
         segment_bytes,
     })
 }
 
-/// Writes the next media segment of a representation; returns its size in bytes.
+/// Writes media segment `index` (0-based; file and `mfhd` numbers are 1-based) of a
+/// representation; returns its size in bytes.
 fn write_segment(
     out: &Path,
     id: &str,
     clock: Clock,
-    done: &[u64],
+    index: u64,
     frames: &[EncodedFrame],
 ) -> Result<u64> {
-    let number = u32::try_from(done.len() + 1).context("too many segments")?;
-    let first_frame = done.len() as u64 * u64::from(clock.segment_frames);
+    let number = u32::try_from(index + 1).context("too many segments")?;
+    let first_frame = index * u64::from(clock.segment_frames);
     let samples: Vec<fmp4::Sample<'_>> = frames
         .iter()
         .map(|f| fmp4::Sample {
@@ -526,6 +644,8 @@ mod tests {
             segment: 0.5,
             ladder,
             progress: false,
+            // Two segments per piece: segments 1-2 and 3 come from separate encoders.
+            chunk_frames: 10,
             ..Options::new(&dir)
         };
         let report = package(&opts).unwrap();
@@ -547,6 +667,46 @@ mod tests {
             assert!(r.bandwidth >= r.average_bitrate);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn jobs_split_seekable_sources_largest_first() {
+        let ladder = Ladder::default_ladder();
+        let clock = Clock::new(30, 2.0).unwrap();
+        let spec = SourceSpec::Pattern { frames: 900 };
+        let jobs = plan_jobs(&ladder.renditions, &spec, clock, Some(900), 300);
+        assert_eq!(jobs.len(), 12);
+        let first: Vec<_> = jobs[..3]
+            .iter()
+            .map(|j| {
+                (
+                    ladder.renditions[j.rendition].id.as_str(),
+                    j.first_segment,
+                    j.end_segment,
+                )
+            })
+            .collect();
+        assert_eq!(first, [("720p", 0, 5), ("720p", 5, 10), ("720p", 10, 15)]);
+        assert_eq!(ladder.renditions[jobs[11].rendition].id, "240p");
+        // A partial last segment still gets a job.
+        let jobs = plan_jobs(&ladder.renditions[..1], &spec, clock, Some(301), 300);
+        assert_eq!(
+            jobs.iter()
+                .map(|j| (j.first_segment, j.end_segment))
+                .collect::<Vec<_>>(),
+            [(0, 5), (5, 6)]
+        );
+        // A pipe from ffmpeg is read in one piece per rendition.
+        let file = SourceSpec::File {
+            ffmpeg: "ffmpeg".into(),
+            path: "x.mp4".into(),
+            max_seconds: None,
+        };
+        let jobs = plan_jobs(&ladder.renditions, &file, clock, Some(900), 300);
+        assert_eq!(jobs.len(), 4);
+        assert!(jobs
+            .iter()
+            .all(|j| j.first_segment == 0 && j.end_segment == u64::MAX));
     }
 
     #[test]

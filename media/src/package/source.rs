@@ -36,43 +36,56 @@ pub trait FrameSource {
 }
 
 impl SourceSpec {
-    /// Opens the source for one rendition size.
+    /// Opens the source for one rendition size, delivering pictures `frames.start` up to (not
+    /// including) `frames.end`. Only the test pattern can start later than picture 0.
     pub fn open(
         &self,
         width: usize,
         height: usize,
         fps: u32,
         label: &str,
+        frames: std::ops::Range<u64>,
     ) -> Result<Box<dyn FrameSource + Send>> {
         Ok(match self {
-            SourceSpec::Pattern { frames } => Box::new(PatternSource {
+            SourceSpec::Pattern { frames: total } => Box::new(PatternSource {
                 pattern: Pattern::new(width, height, fps, label),
-                frames: *frames,
+                end: frames.end.min(*total),
             }),
             SourceSpec::File {
                 ffmpeg,
                 path,
                 max_seconds,
-            } => Box::new(FfmpegSource::spawn(
-                ffmpeg,
-                path,
-                *max_seconds,
-                width,
-                height,
-                fps,
-            )?),
+            } => {
+                if frames.start != 0 || frames.end != u64::MAX {
+                    bail!("a file source is read from start to end in one piece");
+                }
+                Box::new(FfmpegSource::spawn(
+                    ffmpeg,
+                    path,
+                    *max_seconds,
+                    width,
+                    height,
+                    fps,
+                )?)
+            }
         })
+    }
+
+    /// True if pictures can be produced from any starting point (so a rendition can be encoded
+    /// in independent pieces).
+    pub fn is_seekable(&self) -> bool {
+        matches!(self, SourceSpec::Pattern { .. })
     }
 }
 
 struct PatternSource {
     pattern: Pattern,
-    frames: u64,
+    end: u64,
 }
 
 impl FrameSource for PatternSource {
     fn next_frame(&mut self, index: u64, out: &mut Yuv420) -> Result<bool> {
-        if index >= self.frames {
+        if index >= self.end {
             return Ok(false);
         }
         self.pattern.render(index, out);
