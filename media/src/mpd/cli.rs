@@ -20,14 +20,7 @@ pub struct Args {
 
 /// Reads, parses and summarizes the MPD; prints the summary to stdout.
 pub fn run(args: Args) -> Result<()> {
-    let (text, url) = load(&args.source)?;
-    let mpd = Mpd::parse(&text).with_context(|| args.source.clone())?;
-    let at = if mpd.is_dynamic() {
-        SegmentsAt::Live(SystemTime::now())
-    } else {
-        SegmentsAt::Vod
-    };
-    let summary = Summary::new(&mpd, &url, at).with_context(|| args.source.clone())?;
+    let summary = summarize(&args.source)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -36,8 +29,26 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The MPD text and the URL its relative BaseURLs resolve against.
-fn load(source: &str) -> Result<(String, Url)> {
+/// The summary of an MPD file or URL; a dynamic MPD is summarized as available now.
+pub fn summarize(source: &str) -> Result<Summary> {
+    let (mpd, url) = load(source)?;
+    let at = if mpd.is_dynamic() {
+        SegmentsAt::Live(SystemTime::now())
+    } else {
+        SegmentsAt::Vod
+    };
+    Summary::new(&mpd, &url, at).with_context(|| source.to_string())
+}
+
+/// Reads and parses an MPD file or http:// URL; returns it with the URL its relative BaseURLs
+/// resolve against (the file's `file://` URL or the URL fetched).
+pub fn load(source: &str) -> Result<(Mpd, Url)> {
+    let (text, url) = read(source)?;
+    let mpd = Mpd::parse(&text).with_context(|| source.to_string())?;
+    Ok((mpd, url))
+}
+
+fn read(source: &str) -> Result<(String, Url)> {
     if source.starts_with("http://") || source.starts_with("https://") {
         let url = Url::parse(source).with_context(|| format!("invalid URL `{source}`"))?;
         let rt = tokio::runtime::Builder::new_current_thread()
