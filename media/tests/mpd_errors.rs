@@ -188,3 +188,28 @@ fn missing_required_representation_attributes() {
     expect(&with_line3("<Representation id=\"v\"/>"), 3, 1, "bandwidth");
     expect(&with_line3("<Representation bandwidth=\"5\"/>"), 3, 1, "id");
 }
+
+#[test]
+fn errors_in_interleaved_elements_still_point_at_them() {
+    // The SegmentTemplate sits between Representations, so the deserializer reads it out of order.
+    let text = with_line3("<Representation id=\"a\" bandwidth=\"1\"/>\n<SegmentTemplate timescale=\"x9\"/>\n<Representation id=\"b\" bandwidth=\"2\"/>");
+    expect(&text, 4, 18, "invalid value `x9`");
+}
+
+#[test]
+fn live_timeline_needs_availability_start_time() {
+    let text = with_line3("<SegmentTemplate duration=\"2\" media=\"$Number$.m4s\"/><Representation id=\"v\" bandwidth=\"1\"/>")
+        .replace("<MPD ", "<MPD type=\"dynamic\" ");
+    let mpd = Mpd::parse(&text).unwrap();
+    let url = url::Url::parse("http://o.test/live/m.mpd").unwrap();
+    let err = mpd
+        .segments(
+            0,
+            0,
+            0,
+            &url,
+            media::mpd::SegmentsAt::Live(std::time::SystemTime::now()),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("availabilityStartTime"), "{err}");
+}

@@ -301,7 +301,7 @@ impl Mpd {
             rep,
             base: &base_url,
             timing,
-            window: self.window(at, timing.start),
+            window: self.window(at, timing.start)?,
         };
         let segments = ctx
             .segments(period, set)
@@ -326,23 +326,30 @@ impl Mpd {
 
     /// The live availability window relative to a Period's start, in nanoseconds, before the
     /// availabilityTimeOffset is added; `None` when every segment counts.
-    fn window(&self, at: SegmentsAt, period_start: Duration) -> Option<LiveWindow> {
+    fn window(
+        &self,
+        at: SegmentsAt,
+        period_start: Duration,
+    ) -> Result<Option<LiveWindow>, MpdError> {
         let SegmentsAt::Live(now) = at else {
-            return None;
+            return Ok(None);
         };
         if !self.is_dynamic() {
-            return None;
+            return Ok(None);
         }
-        let ast = self
-            .availability_start_time
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let ast = self.availability_start_time.ok_or_else(|| {
+            MpdError::Resolve(
+                "a dynamic MPD without availabilityStartTime has no live timeline".into(),
+            )
+        })?;
         let now: DateTime<Utc> = now.into();
-        let since_ast = i128::from((now - ast).num_nanoseconds().unwrap_or(i64::MAX));
+        let since = now - ast;
+        let since_ast = i128::from(since.num_seconds()) * NANOS + i128::from(since.subsec_nanos());
         let now_rel = since_ast - period_start.as_nanos() as i128;
-        Some(LiveWindow {
+        Ok(Some(LiveWindow {
             now_rel,
             tsbd: self.time_shift_buffer_depth,
-        })
+        }))
     }
 }
 
