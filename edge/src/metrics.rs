@@ -15,8 +15,21 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
+/// The cache-status labels, in the order of [`Metrics::by_status`].
+pub const STATUS_LABELS: [&str; 7] = [
+    "hit",
+    "miss",
+    "revalidated",
+    "stale",
+    "coalesced",
+    "bypass",
+    "error",
+];
+
 pub struct Metrics {
     pub registry: Registry,
+    /// Per cache-status label: the request counter and duration histogram, resolved once.
+    by_status: Vec<(IntCounter, prometheus::Histogram)>,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub served_bytes: IntCounterVec,
@@ -110,8 +123,18 @@ impl Metrics {
         ] {
             registry.register(c)?;
         }
+        let by_status = STATUS_LABELS
+            .iter()
+            .map(|l| {
+                (
+                    requests.with_label_values(&[l]),
+                    request_duration.with_label_values(&[l]),
+                )
+            })
+            .collect();
         Ok(Metrics {
             registry,
+            by_status,
             requests,
             request_duration,
             served_bytes,
@@ -126,6 +149,22 @@ impl Metrics {
             inflight_fetches,
             served_total: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Counts one request with cache status `label` that took `seconds` to its response head.
+    pub fn observe_request(&self, label: &str, seconds: f64) {
+        match STATUS_LABELS.iter().position(|l| *l == label) {
+            Some(i) => {
+                self.by_status[i].0.inc();
+                self.by_status[i].1.observe(seconds);
+            }
+            None => {
+                self.requests.with_label_values(&[label]).inc();
+                self.request_duration
+                    .with_label_values(&[label])
+                    .observe(seconds);
+            }
+        }
     }
 
     /// A tally for bytes served from `source` ("cache" or "upstream").

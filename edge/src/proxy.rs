@@ -48,6 +48,8 @@ pub struct Ctx {
     pub flights: Flights,
     pub upstream: Upstream,
     pub metrics: Arc<Metrics>,
+    /// This edge's Via member, built once.
+    pub via: HeaderValue,
     pub idle: Duration,
     pub coalesce_wait: Duration,
 }
@@ -840,17 +842,13 @@ fn finish(
     if !from_edge {
         headers.remove("cdn-cache-control");
     }
-    upstream::add_via(&mut headers, &ctx.name);
+    headers.append(header::VIA, ctx.via.clone());
     if let Ok(v) = HeaderValue::from_str(&cs.render(&ctx.name)) {
         // Cache-Status is a list: each cache appends its member after the upstream's.
         headers.append("cache-status", v);
     }
-    let label = cs.label();
-    ctx.metrics.requests.with_label_values(&[label]).inc();
     ctx.metrics
-        .request_duration
-        .with_label_values(&[label])
-        .observe(started.elapsed().as_secs_f64());
+        .observe_request(cs.label(), started.elapsed().as_secs_f64());
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
@@ -894,7 +892,10 @@ pub fn context(
         config.max_object_size.0,
         metrics.evictions.clone(),
     );
+    let via = HeaderValue::from_str(&format!("1.1 {name} {}", upstream::EDGE_VIA_COMMENT))
+        .unwrap_or_else(|_| HeaderValue::from_static("1.1 edge (cdn-edge)"));
     Ctx {
+        via,
         flights: Flights::new(config.inflight_buffer.0),
         idle: Config::duration(config.idle_timeout_secs),
         coalesce_wait: Config::duration(config.coalesce_wait_secs),

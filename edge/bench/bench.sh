@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Edge benchmark: our edge vs nginx proxy_cache and Varnish (Debian packages), same machine, same
+# run, interleaved rounds, quoted as ratios.
+#
+#   1. Cache hits: wrk with fixed connections on a 2 KiB MPD and a 1 MiB segment, each server
+#      pinned to core 0 (one worker: TOKIO_WORKER_THREADS=1, nginx worker_processes 1), wrk on
+#      core 1. Requests/s and p99 latency, median of ROUNDS interleaved rounds.
+#   2. Miss storm: STORM concurrent requests (warm keep-alive connections) for one uncached key;
+#      origin fetches counted from the origin's /metrics, latency to the full body. Against nginx
+#      with and without proxy_cache_lock, and Varnish.
+#
+# Usage: edge/bench/bench.sh            (env: ROUNDS=3 DURATION=8 CONNS=32 STORM=200 STORMS=3)
+# Needs: wrk nginx varnishd taskset curl (Debian: wrk nginx-light varnish util-linux curl).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+CONNS=${CONNS:-32}
+STORM=${STORM:-200}
+STORMS=${STORMS:-3}
+ROOT_DIR=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/edge-bench.XXXXXX)
+SHM=$(mktemp -d /dev/shm/edge-bench-nginx.XXXXXX)
+chmod 777 "$SHM"
+
+P_ORIGIN=18000 P_EDGE=18080 P_NGINX=18081 P_VARNISH=18082 P_NGINX_NOLOCK=18083
+
+for tool in wrk nginx varnishd taskset curl; do
+    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
+done
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK" "$SHM"
+}
+trap cleanup EXIT
+
+echo "building release binaries..." >&2
+(cd "$ROOT_DIR" && cargo build --release --bin cdn -q && cargo build --release -p edge --example storm -q)
+CDN="$ROOT_DIR/target/release/cdn"
+STORM_BIN="$ROOT_DIR/target/release/examples/storm"
+
+# Content: a 2 KiB MPD and a 1 MiB segment.
+mkdir -p "$WORK/content/vod/demo/v0"
+python3 - "$WORK/content/vod/demo" <<'PY'
+import sys, os
+d = sys.argv[1]
+reps = "".join(f'      <Representation id="v{i}" bandwidth="{(i+1)*400000}" width="1280" height="720"/>\n' for i in range(20))
+mpd = f'''<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" profiles="urn:mpeg:dash:profile:isoff-live:2011" mediaPresentationDuration="PT60S" minBufferTime="PT2S">
+  <Period>
+    <AdaptationSet mimeType="video/mp4" codecs="avc1.64001f" segmentAlignment="true">
+      <SegmentTemplate timescale="90000" duration="360000" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Number$.m4s" startNumber="1"/>
+{reps}    </AdaptationSet>
+  </Period>
+</MPD>
+'''
+mpd = mpd + "<!--" + "x" * max(0, 2048 - len(mpd) - 8) + "-->\n"
+open(os.path.join(d, "manifest.mpd"), "w").write(mpd)
+open(os.path.join(d, "v0", "1.m4s"), "wb").write(os.urandom(1 << 20))
+PY
+MPD_PATH=/vod/demo/manifest.mpd
+SEG_PATH=/vod/demo/v0/1.m4s
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+        sleep 0.1
+    done
+    echo "port $1 did not come up" >&2
+    exit 1
+}
+
+# Origin (ours; all three caches use it).
+taskset -c 0 "$CDN" origin --root "$WORK/content" --listen 127.0.0.1:$P_ORIGIN >"$WORK/origin.log" 2>&1 &
+PIDS+=($!)
+wait_port $P_ORIGIN
+
+# Our edge: one worker thread on core 0.
+TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 0 "$CDN" edge --listen 127.0.0.1:$P_EDGE \
+    --upstream http://127.0.0.1:$P_ORIGIN --name edge-bench --cache-size 512MiB >"$WORK/edge.log" 2>&1 &
+PIDS+=($!)
+wait_port $P_EDGE
+
+# nginx: memory-backed proxy_cache, revalidation, stale serving, keep-alive upstream; one server
+# with proxy_cache_lock (the equivalent of our coalescing), one without.
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    proxy_cache_path $SHM levels=1:2 keys_zone=edge:64m max_size=512m inactive=1h use_temp_path=off;
+    upstream origin { server 127.0.0.1:$P_ORIGIN; keepalive 64; }
+    server {
+        listen 127.0.0.1:$P_NGINX;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache edge;
+            proxy_cache_revalidate on;
+            proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
+            proxy_cache_background_update on;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 10s;
+            add_header Cache-Status \$upstream_cache_status;
+        }
+    }
+    server {
+        listen 127.0.0.1:$P_NGINX_NOLOCK;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache edge;
+            proxy_cache_revalidate on;
+            add_header Cache-Status \$upstream_cache_status;
+        }
+    }
+}
+EOF
+taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
+PIDS+=($!)
+wait_port $P_NGINX
+
+# Varnish: malloc storage, default VCL behaviour (honours Cache-Control, waiting list).
+cat >"$WORK/default.vcl" <<EOF
+vcl 4.1;
+backend default { .host = "127.0.0.1"; .port = "$P_ORIGIN"; }
+EOF
+taskset -c 0 varnishd -F -j none -a 127.0.0.1:$P_VARNISH -f "$WORK/default.vcl" -s malloc,512m \
+    -n "$WORK/varnish" -p thread_pools=1 >"$WORK/varnish.log" 2>&1 &
+PIDS+=($!)
+wait_port $P_VARNISH
+
+declare -A PORT=([edge]=$P_EDGE [nginx]=$P_NGINX [varnish]=$P_VARNISH)
+
+# wrk output -> "rps p99_ms"
+run_wrk() {
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" | awk '
+        /Requests\/sec/ { rps = $2 }
+        /^ +99%/ { v = $2; u = v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
+                   if (u == "us") v /= 1000; else if (u == "s") v *= 1000; p99 = v }
+        END { printf "%.0f %.3f\n", rps, p99 }'
+}
+
+declare -A RPS P99
+for r in $(seq 1 "$ROUNDS"); do
+    for obj in mpd seg; do
+        path=$MPD_PATH; [ "$obj" = seg ] && path=$SEG_PATH
+        for srv in edge nginx varnish; do
+            url="http://127.0.0.1:${PORT[$srv]}$path"
+            curl -s -o /dev/null "$url"; curl -s -o /dev/null "$url"
+            read -r rps p99 < <(run_wrk "$url")
+            RPS[$srv.$obj]+="$rps "
+            P99[$srv.$obj]+="$p99 "
+            echo "round $r $obj $srv: $rps req/s, p99 ${p99} ms" >&2
+        done
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo
+echo "## Cache hits (wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS interleaved rounds)"
+echo
+echo "| object | server | req/s | p99 ms | edge req/s ratio |"
+echo "| --- | --- | ---: | ---: | ---: |"
+for obj in mpd seg; do
+    e=$(echo "${RPS[edge.$obj]}" | median)
+    for srv in edge nginx varnish; do
+        m=$(echo "${RPS[$srv.$obj]}" | median)
+        p=$(echo "${P99[$srv.$obj]}" | median)
+        ratio=$(awk -v a="$e" -v b="$m" 'BEGIN { printf "%.2f", a / b }')
+        echo "| $obj | $srv | $m | $p | $ratio |"
+    done
+done
+
+echo
+echo "## Miss storm ($STORM concurrent requests for one uncached 1 MiB key, warm connections)"
+echo
+echo "| server | origin fetches | first ms | p50 ms | p99 ms | max ms |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+declare -A SPORT=([edge]=$P_EDGE [nginx-lock]=$P_NGINX [nginx-nolock]=$P_NGINX_NOLOCK [varnish]=$P_VARNISH)
+for s in $(seq 1 "$STORMS"); do
+    for srv in edge nginx-lock nginx-nolock varnish; do
+        port=${SPORT[$srv]}
+        key="$SEG_PATH?storm=$srv-$s-$RANDOM"
+        out=$("$STORM_BIN" "http://127.0.0.1:$port$key" "$STORM" \
+            "http://127.0.0.1:$P_ORIGIN/metrics" "http://127.0.0.1:$port$MPD_PATH")
+        echo "storm $s $srv: $out" >&2
+        echo "$out" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+print("| %s | %d | %.1f | %.1f | %.1f | %.1f |" % (sys.argv[1], d["origin_fetches"], d["first_ms"], d["p50_ms"], d["p99_ms"], d["max_ms"]))
+' "$srv"
+    done
+done
