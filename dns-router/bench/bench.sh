@@ -38,7 +38,8 @@ sed -e "s/^listen = .*/listen = \"127.0.0.1:$router_port\"/" \
     -e '/^health_url/d' \
     "$root/dns-router/examples/local.toml" > "$work/router.toml"
 RUST_LOG=warn "$cdn" dns --config "$work/router.toml" >"$work/router.log" 2>&1 &
-pids+=($!)
+router_pid=$!
+pids+=($router_pid)
 
 # Knot: the same names, with the CDN name as a static A record.
 mkdir -p "$work/knot"
@@ -82,7 +83,8 @@ zone:
     file: cdn.example.test.zone
 CONF
 knotd -c "$work/knot/knot.conf" >"$work/knot.log" 2>&1 &
-pids+=($!)
+knot_pid=$!
+pids+=($knot_pid)
 
 echo "video.cdn.example.test A" > "$work/queries.txt"
 # ECS 127.0.2.0/24: family 1, source 24, scope 0, three address octets.
@@ -98,32 +100,49 @@ done
 echo "router answers: $(dig +short @127.0.0.1 -p $router_port video.cdn.example.test A)  (ECS region 2: $(dig +short +subnet=127.0.2.0/24 @127.0.0.1 -p $router_port video.cdn.example.test A))" >&2
 echo "knot answers:   $(dig +short @127.0.0.1 -p $knot_port video.cdn.example.test A)" >&2
 
-run() { # name port [extra dnsperf args]
-    local name=$1 port=$2
-    shift 2
-    local out
+# CPU time (user+system, clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+run() { # name port pid [extra dnsperf args]
+    local name=$1 port=$2 pid=$3
+    shift 3
+    local out before after
+    before=$(cpu_ticks "$pid")
     out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -c 4 -q 200 "$@" 2>&1)
-    local qps lat lost
+    after=$(cpu_ticks "$pid")
+    local qps lat lost completed
     qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
     lat=$(awk '/Average Latency/ {print $4}' <<<"$out")
     lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
-    echo "$name qps=$qps avg_latency_s=$lat lost=$lost"
+    completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
+    # Server CPU microseconds per answered query: robust to the machine's load, unlike qps.
+    local cpu_us
+    cpu_us=$(awk -v d=$((after - before)) -v hz="$hz" -v n="$completed" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
+    echo "$name qps=$qps avg_latency_s=$lat lost=$lost server_cpu_us_per_query=$cpu_us"
 }
 
 results="$work/results.txt"
 for r in $(seq "$rounds"); do
-    run router "$router_port" | tee -a "$results"
-    run knot "$knot_port" | tee -a "$results"
-    run router_ecs "$router_port" -E "$ecs" | tee -a "$results"
-    run knot_ecs "$knot_port" -E "$ecs" | tee -a "$results"
+    run router "$router_port" "$router_pid" | tee -a "$results"
+    run knot "$knot_port" "$knot_pid" | tee -a "$results"
+    run router_ecs "$router_port" "$router_pid" -E "$ecs" | tee -a "$results"
+    run knot_ecs "$knot_port" "$knot_pid" -E "$ecs" | tee -a "$results"
 done
 
 awk '
-    { split($2, q, "="); split($3, l, "="); n[$1]++; qps[$1] += q[2]; lat[$1] += l[2] }
+    {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); v[$1, kv[1]] += kv[2] }
+        n[$1]++
+    }
     END {
-        printf "\n%-11s %12s %16s\n", "server", "mean qps", "mean latency ms"
-        for (k in n) printf "%-11s %12.0f %16.3f\n", k, qps[k]/n[k], 1000*lat[k]/n[k]
-        printf "\nrouter / knot (no ECS): %.2fx\n", (qps["router"]/n["router"]) / (qps["knot"]/n["knot"])
-        printf "router ECS / knot (ECS query, static answer): %.2fx\n", (qps["router_ecs"]/n["router_ecs"]) / (qps["knot_ecs"]/n["knot_ecs"])
-        printf "router ECS / knot (no ECS): %.2fx\n", (qps["router_ecs"]/n["router_ecs"]) / (qps["knot"]/n["knot"])
+        printf "\n%-11s %10s %16s %18s\n", "server", "mean qps", "mean latency ms", "cpu us per query"
+        split("router knot router_ecs knot_ecs", order, " ")
+        for (i = 1; i <= 4; i++) {
+            k = order[i]
+            printf "%-11s %10.0f %16.3f %18.2f\n", k, v[k, "qps"]/n[k], 1000*v[k, "avg_latency_s"]/n[k], v[k, "server_cpu_us_per_query"]/n[k]
+        }
+        q = "qps"; c = "server_cpu_us_per_query"
+        printf "\nqps ratio router/knot: no ECS %.2fx, ECS %.2fx\n", v["router", q]/v["knot", q], v["router_ecs", q]/v["knot_ecs", q]
+        printf "CPU per query knot/router (higher = router cheaper): no ECS %.2fx, ECS %.2fx\n", v["knot", c]/v["router", c], v["knot_ecs", c]/v["router_ecs", c]
     }' "$results"
