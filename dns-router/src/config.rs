@@ -172,8 +172,8 @@ pub struct EdgeConfig {
     pub addresses: Vec<IpAddr>,
     pub latitude: f64,
     pub longitude: f64,
-    /// Load at or above which the edge spills clients to the next nearest; in the unit of the
-    /// `load` its `/health` reports (a `capacity` in the report overrides this).
+    /// Load at or above which the edge spills clients to the next nearest, in the unit of the
+    /// `load` its `/health` reports (1.0 when the load is a fraction of the edge's capacity).
     #[serde(default = "default_capacity")]
     pub capacity: f64,
     /// `http://host:port/health`; without one the edge is always considered up with load 0.

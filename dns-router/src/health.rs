@@ -3,10 +3,13 @@
 //! atomics (no locks).
 //!
 //! The `/health` body this router understands (all fields optional):
-//! `{"status": "up", "load": 12, "capacity": 1000}`. `status` other than `up`/`ok`/`pass`
-//! counts as a failed check; `active_connections` is accepted in place of `load`; `capacity`
-//! overrides the configured one. An empty or non-JSON body on a 2xx means up with load 0. A
-//! non-2xx status, a timeout, a refused connection or a malformed JSON object is a failure.
+//! `{"status": "up", "load": 0.42}`. `load` is compared with the edge's configured `capacity`
+//! (default 1.0, so a load given as a fraction of the edge's capacity spills at 1.0; this is what
+//! the `edge` crate reports). Without `load`, `active_connections` divided by the report's
+//! `capacity` is used when both are there, else `active_connections` alone. `status` other than
+//! `up`/`ok`/`pass`/`healthy` counts as a failed check. An empty or non-JSON body on a 2xx means
+//! up with load 0. A non-2xx status, a timeout, a refused connection or a malformed JSON object
+//! is a failure.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -88,7 +91,6 @@ impl HealthTable {
 pub struct Report {
     pub up: bool,
     pub load: f64,
-    pub capacity: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +109,6 @@ pub fn parse_report(body: &[u8]) -> Result<Report, String> {
         return Ok(Report {
             up: true,
             load: 0.0,
-            capacity: None,
         });
     }
     let j: ReportJson =
@@ -116,15 +117,16 @@ pub fn parse_report(body: &[u8]) -> Result<Report, String> {
         None | Some("up" | "ok" | "pass" | "healthy") => true,
         Some(_) => false,
     };
-    let load = j.load.or(j.active_connections).unwrap_or(0.0);
-    if !load.is_finite() || j.capacity.is_some_and(|c| !c.is_finite()) {
-        return Err("non-finite load or capacity".into());
+    let load = match (j.load, j.active_connections, j.capacity) {
+        (Some(load), _, _) => load,
+        (None, Some(active), Some(capacity)) if capacity > 0.0 => active / capacity,
+        (None, Some(active), _) => active,
+        (None, None, _) => 0.0,
+    };
+    if !load.is_finite() || load < 0.0 {
+        return Err(format!("load {load} is not a finite, non-negative number"));
     }
-    Ok(Report {
-        up,
-        load,
-        capacity: j.capacity,
-    })
+    Ok(Report { up, load })
 }
 
 /// Rise/fall hysteresis: `fall` failures in a row take an up edge down, `rise` successes in a
@@ -189,7 +191,7 @@ impl Checkers {
             let (table, cfg, gauges) = (table.clone(), cfg.clone(), gauges.clone());
             tasks.push(tokio::spawn(async move {
                 let edge = &table.edges[i];
-                let configured_capacity = edge.capacity();
+                let capacity = edge.capacity();
                 let mut tracker = Tracker::new(edge.is_up());
                 let mut tick = tokio::time::interval(Duration::from_millis(cfg.interval_ms.max(10)));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -208,9 +210,9 @@ impl Checkers {
                             Ok(r) => tracing::warn!(edge = %edge.name, %url, up = now_up, load = r.load, "edge health changed"),
                         }
                     }
-                    let (load, capacity) = match result {
-                        Ok(r) => (r.load, r.capacity.unwrap_or(configured_capacity)),
-                        Err(_) => (edge.load(), edge.capacity()),
+                    let load = match result {
+                        Ok(r) => r.load,
+                        Err(_) => edge.load(),
                     };
                     edge.set(tracker.up, load, capacity);
                     gauges.up.with_label_values(&[&edge.name]).set(tracker.up as i64);
@@ -264,17 +266,30 @@ mod tests {
             Report {
                 up: true,
                 load: 0.0,
-                capacity: None
             }
         );
         assert_eq!(parse_report(b"OK\n").unwrap().load, 0.0);
         let r = parse_report(br#"{"status":"up","load":0.3}"#).unwrap();
         assert_eq!((r.up, r.load), (true, 0.3));
-        let r = parse_report(br#"{"active_connections":7,"capacity":5}"#).unwrap();
-        assert_eq!((r.up, r.load, r.capacity), (true, 7.0, Some(5.0)));
+        let r = parse_report(br#"{"active_connections":7,"capacity":28}"#).unwrap();
+        assert_eq!((r.up, r.load), (true, 0.25));
+        assert_eq!(
+            parse_report(br#"{"active_connections":7}"#).unwrap().load,
+            7.0
+        );
+        // The edge crate's report: load is a fraction, capacity is in bytes per second.
+        let edge = br#"{"status":"up","name":"region1","active_connections":3,"bytes_per_sec":1000,"capacity":12500000,"load":0.004}"#;
+        assert_eq!(
+            parse_report(edge).unwrap(),
+            Report {
+                up: true,
+                load: 0.004
+            }
+        );
         assert!(!parse_report(br#"{"status":"draining"}"#).unwrap().up);
         assert!(parse_report(b"{not json").is_err());
         assert!(parse_report(br#"{"load":"high"}"#).is_err());
+        assert!(parse_report(br#"{"load":-1}"#).is_err());
     }
 
     #[test]

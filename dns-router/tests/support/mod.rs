@@ -120,7 +120,7 @@ pub fn add_edges(c: &mut Config, n: usize) {
             addresses: vec![IpAddr::from([127, 0, 10, i as u8 + 1])],
             latitude: 48.86,
             longitude: 2.35,
-            capacity: 1000.0,
+            capacity: 1.0,
             health_url: None,
         });
     }
