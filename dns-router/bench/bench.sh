@@ -27,8 +27,10 @@ for tool in dnsperf knotd; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install dnsperf knot)" >&2; exit 1; }
 done
 
-cargo build --release --bin cdn --manifest-path "$root/Cargo.toml" >&2
-cdn="$root/target/release/cdn"
+# The router binary: `cdn dns`'s code alone (dns-router/examples/serve.rs), so the benchmark
+# builds even while other crates of the workspace are mid-change.
+cargo build --release -p dns-router --example serve --manifest-path "$root/Cargo.toml" >&2
+router_bin="$root/target/release/examples/serve"
 
 # The router: the shipped local-stack config, on other ports, edges without health URLs
 # (always up, so every answer goes through the geo steering path).
@@ -37,7 +39,7 @@ sed -e "s/^listen = .*/listen = \"127.0.0.1:$router_port\"/" \
     -e "s/^udp_workers = .*/udp_workers = $workers/" \
     -e '/^health_url/d' \
     "$root/dns-router/examples/local.toml" > "$work/router.toml"
-RUST_LOG=warn "$cdn" dns --config "$work/router.toml" >"$work/router.log" 2>&1 &
+RUST_LOG=warn "$router_bin" --config "$work/router.toml" >"$work/router.log" 2>&1 &
 router_pid=$!
 pids+=($router_pid)
 
