@@ -12,6 +12,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the stack, play the demo title from two regions and a live channel, and report.
+    Demo(cdn::demo::DemoArgs),
     /// Start the whole stack (origin, three edges, DNS router) on loopback and leave it running.
     Up(cdn::up::StackArgs),
     /// Run the geo-aware authoritative DNS router (SIGHUP reloads its config).
@@ -38,6 +40,7 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => cdn::demo::run(args),
         Command::Up(args) => cdn::up::run(args),
         Command::Dns(args) => dns_router::cli::run(args),
         Command::Mpd(args) => media::mpd::cli::run(args),

@@ -183,6 +183,12 @@ pub fn free_port_on(ips: &[IpAddr]) -> Result<u16> {
     bail!("no port free on all of {ips:?}")
 }
 
+/// GETs `http://ADDR/metrics` and returns the text exposition.
+pub async fn scrape(addr: SocketAddr) -> Result<String> {
+    let body = common::http::get(&format!("http://{addr}/metrics")).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// The running stack.
 pub struct Stack {
     pub config: StackConfig,
@@ -311,6 +317,20 @@ impl Stack {
                 ));
             }
         }
+        s
+    }
+
+    /// What runs where, in a few lines.
+    pub fn banner_short(&self) -> String {
+        let mut s = format!("   origin     http://{}\n", self.origin.local_addr());
+        for (name, addr) in self.edge_addrs() {
+            s.push_str(&format!("   edge       http://{addr}  ({name})\n"));
+        }
+        s.push_str(&format!(
+            "   dns-router {} udp+tcp, metrics http://{}/metrics",
+            self.dns.dns_addr(),
+            self.dns.metrics_addr()
+        ));
         s
     }
 

@@ -22,6 +22,35 @@ pub fn response(registry: &Registry) -> http::Response<crate::http::Body> {
         .unwrap_or_else(|_| http::Response::new(crate::http::empty()))
 }
 
+/// Reads a text exposition (as scraped from `/metrics`): the sum of every sample of `name`
+/// whose labels include all of `labels`. Used by the demo's summary and by tests.
+pub fn sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let wanted = labels.iter().all(|(k, v)| {
+                label_text
+                    .split(',')
+                    .any(|kv| kv.split_once('=') == Some((k, &format!("\"{v}\""))))
+            });
+            if wanted {
+                value.parse::<f64>().ok()
+            } else {
+                None
+            }
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +63,16 @@ mod tests {
         c.inc_by(3);
         let text = String::from_utf8(render(&registry)).unwrap();
         assert!(text.contains("demo_total 3"), "{text}");
+    }
+
+    #[test]
+    fn sum_adds_matching_series() {
+        let text = "# HELP x y\nreq_total{a=\"1\",b=\"hit\"} 3\nreq_total{a=\"2\",b=\"hit\"} 4\n\
+                    req_total{a=\"2\",b=\"miss\"} 5\nother 9\n";
+        assert_eq!(sum(text, "req_total", &[("b", "hit")]), 7.0);
+        assert_eq!(sum(text, "req_total", &[("a", "2"), ("b", "hit")]), 4.0);
+        assert_eq!(sum(text, "req_total", &[]), 12.0);
+        assert_eq!(sum(text, "other", &[]), 9.0);
+        assert_eq!(sum(text, "missing", &[]), 0.0);
     }
 }

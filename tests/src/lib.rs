@@ -138,38 +138,9 @@ impl TestStack {
     }
 }
 
-/// Reads one counter or gauge sample from a Prometheus text exposition: the sum of every series
-/// of `name` whose labels include all of `labels` (`key="value"` pairs).
-pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (metric, label_text) = match series.split_once('{') {
-                Some((m, rest)) => (m, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if metric != name {
-                return None;
-            }
-            let ok = labels
-                .iter()
-                .all(|(k, v)| label_text.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
-            if ok {
-                value.parse::<f64>().ok()
-            } else {
-                None
-            }
-        })
-        .sum()
-}
+pub use common::metrics::sum as metric_sum;
 
-/// GETs `http://ADDR/metrics` and returns the exposition.
-pub async fn scrape(addr: std::net::SocketAddr) -> Result<String> {
-    let body = common::http::get(&format!("http://{addr}/metrics")).await?;
-    Ok(String::from_utf8_lossy(&body).into_owned())
-}
+pub use cdn::stack::scrape;
 
 /// One HTTP response as a test sees it.
 #[derive(Debug)]
@@ -222,15 +193,6 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metric_sum_adds_matching_series() {
-        let text = "# HELP x y\nreq_total{a=\"1\",b=\"hit\"} 3\nreq_total{a=\"2\",b=\"hit\"} 4\nreq_total{a=\"2\",b=\"miss\"} 5\nother 9\n";
-        assert_eq!(metric_sum(text, "req_total", &[("b", "hit")]), 7.0);
-        assert_eq!(metric_sum(text, "req_total", &[]), 12.0);
-        assert_eq!(metric_sum(text, "other", &[]), 9.0);
-        assert_eq!(metric_sum(text, "missing", &[]), 0.0);
-    }
 
     #[test]
     fn octets_are_distinct_and_not_zero() {
