@@ -28,6 +28,8 @@ enum Command {
     Edge(edge::cli::Args),
     /// Simulate DASH sessions over network traces in virtual time (ABR comparison).
     Simulate(player::cli::SimulateArgs),
+    /// Play a DASH URL in real time (DNS, HTTP failover, ABR, optional shaping) and report QoE.
+    Play(player::cli::PlayArgs),
 }
 
 fn main() -> Result<()> {
@@ -48,5 +50,6 @@ fn main() -> Result<()> {
         Command::Origin(args) => origin::cli::run(args),
         Command::Edge(args) => edge::cli::run(args),
         Command::Simulate(args) => player::cli::simulate(args),
+        Command::Play(args) => player::cli::play(args),
     }
 }

@@ -212,8 +212,8 @@ pub fn load_traces(path: &Path) -> Result<Vec<Trace>> {
 /// A position on a looping trace; moves forward only. Moving bytes through the link
 /// ([`Link::transfer`]) advances it.
 #[derive(Debug, Clone)]
-pub struct Link<'a> {
-    trace: &'a Trace,
+pub struct Link<T: std::ops::Deref<Target = Trace>> {
+    trace: T,
     /// Fraction of the trace rate that carries payload (Pensieve uses 0.95).
     efficiency: f64,
     idx: usize,
@@ -228,8 +228,8 @@ pub enum Transfer {
     Stopped { at_s: f64, bytes_done: u64 },
 }
 
-impl<'a> Link<'a> {
-    pub fn new(trace: &'a Trace, efficiency: f64) -> Self {
+impl<T: std::ops::Deref<Target = Trace>> Link<T> {
+    pub fn new(trace: T, efficiency: f64) -> Self {
         Link {
             trace,
             efficiency: efficiency.clamp(1e-6, 1.0),

@@ -6,7 +6,7 @@ mod bba;
 mod bola;
 mod dynamic;
 mod hybrid;
-mod mpc;
+pub mod mpc;
 mod throughput;
 
 pub use bba::Bba;

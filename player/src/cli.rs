@@ -1,0 +1,246 @@
+//! The `cdn simulate` and `cdn play` command lines.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::abr;
+use crate::report::{Aggregate, SessionReport};
+use crate::sim::{self, SimConfig};
+use crate::trace::load_traces;
+use crate::video::Video;
+
+/// `cdn simulate`: trace-driven sessions in virtual time.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A trace file (Sabre JSON, Pensieve text or Mahimahi) or a directory of them.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// A Sabre movie JSON, a Pensieve `video_size_*` folder or a packaged DASH folder.
+    #[arg(long)]
+    pub video: PathBuf,
+    /// ABR algorithm name, `default`, or `all`.
+    #[arg(long, default_value = "default")]
+    pub abr: String,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Request latency added to every download, milliseconds.
+    #[arg(long, default_value_t = 80.0)]
+    pub rtt_ms: f64,
+    /// Share of the trace rate that carries payload (Pensieve's simulator uses 0.95).
+    #[arg(long, default_value_t = 1.0)]
+    pub efficiency: f64,
+    /// Fetching pauses above this buffer level, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub buffer_max: f64,
+    /// Play only the first N segments.
+    #[arg(long)]
+    pub segments: Option<usize>,
+    /// Never abandon a download.
+    #[arg(long)]
+    pub no_abandon: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write an SVG plot of the (single) session.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Write every session's full report (per-segment rows) as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// Runs `cdn simulate`.
+pub fn simulate(args: SimulateArgs) -> Result<()> {
+    let traces = load_traces(&args.trace)?;
+    let mut video = Video::load(&args.video)?;
+    if let Some(n) = args.segments {
+        video.truncate(n);
+    }
+    let names: Vec<&str> = if args.abr == "all" {
+        abr::NAMES.to_vec()
+    } else {
+        vec![args.abr.as_str()]
+    };
+    let mut cfg = SimConfig {
+        rtt_s: args.rtt_ms / 1000.0,
+        efficiency: args.efficiency,
+        ..SimConfig::default()
+    };
+    if !(cfg.efficiency > 0.0 && cfg.efficiency <= 1.0) {
+        bail!("--efficiency must be in (0, 1]");
+    }
+    cfg.session.buffer.max_s = args.buffer_max;
+    cfg.session.abandonment = !args.no_abandon;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let started = Instant::now();
+    let reports = sim::simulate_many(&traces, &video, &names, &cfg, threads)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let sessions = traces.len() * names.len();
+    let default_name = abr::by_name("default")?.name();
+    let aggregates: Vec<Aggregate> = names
+        .iter()
+        .zip(&reports)
+        .map(|(n, rs)| {
+            let canonical = abr::by_name(n).map(|a| a.name()).unwrap_or("?");
+            let summaries: Vec<_> = rs.iter().map(|r| r.summary.clone()).collect();
+            Aggregate::of(canonical, canonical == default_name, &summaries)
+        })
+        .collect();
+    let single = sessions == 1;
+    if let Some(path) = &args.report {
+        let all: Vec<&SessionReport> = reports.iter().flatten().collect();
+        std::fs::write(path, serde_json::to_vec_pretty(&all)?)
+            .with_context(|| format!("{}: cannot write report", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let Some(first) = reports.first().and_then(|r| r.first()) else {
+            bail!("no session to plot");
+        };
+        crate::plot::write_svg(first, path)?;
+    }
+    if args.json {
+        let results: Vec<serde_json::Value> = aggregates
+            .iter()
+            .map(|a| serde_json::to_value(a))
+            .collect::<Result<_, _>>()?;
+        let mut obj = serde_json::json!({
+            "sessions": traces.len(),
+            "segments": video.num_segments,
+            "results": results,
+        });
+        if single {
+            if let Some(r) = reports.first().and_then(|r| r.first()) {
+                obj["report"] = serde_json::to_value(r)?;
+            }
+        }
+        println!("{}", serde_json::to_string(&obj)?);
+    } else if single {
+        if let Some(r) = reports.first().and_then(|r| r.first()) {
+            print!("{}", r.table());
+        }
+    } else {
+        println!(
+            "{} traces from {} | video {} ({} segments of {} s, {} rungs) | rtt {} ms",
+            traces.len(),
+            args.trace.display(),
+            video.name,
+            video.num_segments,
+            video.segment_duration_s,
+            video.rungs(),
+            args.rtt_ms
+        );
+        println!("{}", Aggregate::header());
+        for a in &aggregates {
+            println!("{}", a.row());
+        }
+        println!("(* = default)");
+    }
+    eprintln!(
+        "{sessions} sessions of {} segments in {elapsed:.3} s on {threads} threads: {:.0} sessions/s",
+        video.num_segments,
+        sessions as f64 / elapsed.max(1e-9)
+    );
+    Ok(())
+}
+
+/// `cdn play`: real playback of a DASH URL.
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// MPD URL (http://).
+    pub url: String,
+    /// DNS server, `IP` or `IP:PORT` (default port 53); the system resolver when absent.
+    #[arg(long)]
+    pub dns: Option<String>,
+    /// Source address for DNS and HTTP (places the client in a region on loopback).
+    #[arg(long)]
+    pub bind: Option<std::net::IpAddr>,
+    /// ABR algorithm name or `default`.
+    #[arg(long, default_value = "default")]
+    pub abr: String,
+    /// Throttle downloads to this network trace (any format `cdn simulate` reads).
+    #[arg(long)]
+    pub shape: Option<PathBuf>,
+    /// Write the full report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write an SVG plot of bitrate, estimate and buffer.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Stop requesting segments after this many seconds (live default: 30).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Timeout for a response's headers and between body chunks, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    /// Fetching pauses above this buffer level, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub buffer_max: f64,
+    /// Speak HTTP/2 with prior knowledge (h2c).
+    #[arg(long)]
+    pub http2: bool,
+}
+
+/// Parses `IP` or `IP:PORT` (port 53 by default).
+pub fn parse_dns_addr(s: &str) -> Result<std::net::SocketAddr> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: std::net::IpAddr = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .with_context(|| format!("--dns {s:?}: expected IP or IP:PORT"))?;
+    Ok(std::net::SocketAddr::new(ip, 53))
+}
+
+impl PlayArgs {
+    /// The playback configuration these flags describe.
+    pub fn config(&self) -> Result<crate::play::PlayConfig> {
+        let url = url::Url::parse(&self.url).with_context(|| format!("{:?}: bad URL", self.url))?;
+        let mut cfg = crate::play::PlayConfig::new(url);
+        cfg.dns = self.dns.as_deref().map(parse_dns_addr).transpose()?;
+        cfg.bind = self.bind;
+        cfg.abr = self.abr.clone();
+        abr::by_name(&cfg.abr)?;
+        cfg.shape = self
+            .shape
+            .as_deref()
+            .map(crate::trace::Trace::load)
+            .transpose()?;
+        cfg.duration_s = self.duration;
+        if !(self.timeout > 0.0 && self.timeout < 3600.0) {
+            bail!("--timeout must be between 0 and 3600 seconds");
+        }
+        cfg.timeout = std::time::Duration::from_secs_f64(self.timeout);
+        cfg.session.buffer.max_s = self.buffer_max;
+        cfg.http2 = self.http2;
+        Ok(cfg)
+    }
+}
+
+/// Runs `cdn play`.
+pub fn play(args: PlayArgs) -> Result<()> {
+    let cfg = args.config()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(crate::play::play(&cfg))?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("{}: cannot write report", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        crate::plot::write_svg(&report.session, path)?;
+    }
+    Ok(())
+}
