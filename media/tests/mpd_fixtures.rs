@@ -55,6 +55,8 @@ fn approx(a: f64, b: f64) -> bool {
 fn vod_number_duration() {
     let mpd = load("vod_number_duration.mpd");
     assert!(!mpd.is_dynamic());
+    let first = segs(&mpd, 0, 0, 0, SegmentsAt::Vod).media[0].clone();
+    assert_eq!(mpd.availability_time(&first), None);
     assert_eq!(
         mpd.media_presentation_duration,
         Some(Duration::from_secs(30))
@@ -495,6 +497,11 @@ fn dynamic_number_window() {
     let numbers: Vec<u64> = s.media.iter().map(|m| m.number).collect();
     assert_eq!(numbers, (35..=50).collect::<Vec<u64>>());
     assert!(approx(s.media[0].start, 68.0));
+    let ready = mpd.availability_time(s.media.last().unwrap()).unwrap();
+    assert_eq!(
+        ready,
+        SystemTime::from(parse_datetime("2026-01-01T00:01:40Z").unwrap())
+    );
     assert_eq!(
         s.media.last().unwrap().url.as_str(),
         "http://origin.example.test/vod/demo/v1/50.m4s"

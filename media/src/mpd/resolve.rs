@@ -178,6 +178,18 @@ impl Mpd {
         &self.utc_timings
     }
 
+    /// Wall-clock time at which a media segment of a dynamic MPD becomes available (its end:
+    /// availabilityStartTime + start + duration); `None` for a static MPD or without
+    /// availabilityStartTime.
+    pub fn availability_time(&self, segment: &MediaSegment) -> Option<SystemTime> {
+        if !self.is_dynamic() {
+            return None;
+        }
+        let ast: SystemTime = self.availability_start_time?.into();
+        let end = Duration::try_from_secs_f64(segment.start + segment.duration).ok()?;
+        ast.checked_add(end)
+    }
+
     /// Start and duration of every Period: `@start`, else where the previous Period ends (0 for
     /// the first); duration from `@duration`, the next Period's start, or, for the last one,
     /// mediaPresentationDuration. A start that cannot be known is `None`.
