@@ -597,3 +597,39 @@ async fn equally_near_edges_are_chosen_by_subnet_hash() {
         .all(|a| a.to_string().starts_with("127.0.1.") || a.to_string().starts_with("127.0.10.")));
     router.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_ecs_is_echoed_and_located() {
+    let mut c = config([None, None, None]);
+    c.geo
+        .coverage_zones
+        .get_mut("region3")
+        .unwrap()
+        .network6
+        .push("2001:db8:3::/48".into());
+    let router = dns_router::spawn(c).unwrap();
+    let server = router.dns_addr();
+    let via = Via {
+        ecs: Some((ip("2001:db8:3:1::"), 64)),
+        ..udp()
+    };
+    let m = ask(server, "video.cdn.example.test.", RecordType::A, via).await;
+    assert_eq!(addrs(&m), vec![ip("127.0.3.1")]);
+    assert_eq!(
+        ecs_of(&m),
+        Some((ip("2001:db8:3:1::"), 64, 48)),
+        "scope is the matched /48"
+    );
+    let via = Via {
+        ecs: Some((ip("2001:db8:9::"), 56)),
+        ..udp()
+    };
+    let m = ask(server, "video.cdn.example.test.", RecordType::A, via).await;
+    assert_eq!(
+        addrs(&m),
+        vec![ip("127.0.1.1")],
+        "unmatched: default location"
+    );
+    assert_eq!(ecs_of(&m).map(|e| (e.1, e.2)), Some((56, 56)));
+    router.shutdown().await;
+}
