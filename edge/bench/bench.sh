@@ -9,7 +9,8 @@
 #      origin fetches counted from the origin's /metrics, latency to the full body. Against nginx
 #      with and without proxy_cache_lock, and Varnish.
 #
-# Usage: edge/bench/bench.sh            (env: ROUNDS=3 DURATION=8 CONNS=32 STORM=200 STORMS=3)
+# Usage: edge/bench/bench.sh            (env: ROUNDS=3 DURATION=8 CONNS=32 STORM=200 STORMS=3,
+#                                        SKIP_BUILD=1 to use the release binaries already built)
 # Needs: wrk nginx varnishd taskset curl (Debian: wrk nginx-light varnish util-linux curl).
 set -euo pipefail
 
@@ -37,8 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building release binaries..." >&2
-(cd "$ROOT_DIR" && cargo build --release --bin cdn -q && cargo build --release -p edge --example storm -q)
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "building release binaries..." >&2
+    (cd "$ROOT_DIR" && cargo build --release --bin cdn -q && cargo build --release -p edge --example storm -q)
+fi
 CDN="$ROOT_DIR/target/release/cdn"
 STORM_BIN="$ROOT_DIR/target/release/examples/storm"
 
@@ -182,22 +185,27 @@ for obj in mpd seg; do
 done
 
 echo
-echo "## Miss storm ($STORM concurrent requests for one uncached 1 MiB key, warm connections)"
+echo "## Miss storm ($STORM concurrent requests for one uncached 1 MiB key, warm connections, $STORMS rounds)"
 echo
-echo "| server | origin fetches | first ms | p50 ms | p99 ms | max ms |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+echo "Baseline: one request alone for another uncached key through the same server. Added latency ="
+echo "storm head p99 - baseline head."
+echo
+echo "| server | origin fetches | baseline head ms | head p50 ms | head p99 ms | added ms | body p50 ms | body p99 ms |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 declare -A SPORT=([edge]=$P_EDGE [nginx-lock]=$P_NGINX [nginx-nolock]=$P_NGINX_NOLOCK [varnish]=$P_VARNISH)
 for s in $(seq 1 "$STORMS"); do
     for srv in edge nginx-lock nginx-nolock varnish; do
         port=${SPORT[$srv]}
-        key="$SEG_PATH?storm=$srv-$s-$RANDOM"
-        out=$("$STORM_BIN" "http://127.0.0.1:$port$key" "$STORM" \
+        base=$("$STORM_BIN" "http://127.0.0.1:$port$SEG_PATH?alone=$srv-$s-$RANDOM" 1 "" "http://127.0.0.1:$port$MPD_PATH")
+        out=$("$STORM_BIN" "http://127.0.0.1:$port$SEG_PATH?storm=$srv-$s-$RANDOM" "$STORM" \
             "http://127.0.0.1:$P_ORIGIN/metrics" "http://127.0.0.1:$port$MPD_PATH")
-        echo "storm $s $srv: $out" >&2
-        echo "$out" | python3 -c '
+        echo "storm $s $srv: alone $base storm $out" >&2
+        python3 -c '
 import json, sys
-d = json.loads(sys.stdin.read())
-print("| %s | %d | %.1f | %.1f | %.1f | %.1f |" % (sys.argv[1], d["origin_fetches"], d["first_ms"], d["p50_ms"], d["p99_ms"], d["max_ms"]))
-' "$srv"
+b = json.loads(sys.argv[2]); d = json.loads(sys.argv[3])
+print("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (sys.argv[1], d["origin_fetches"],
+      b["head_p50_ms"], d["head_p50_ms"], d["head_p99_ms"], d["head_p99_ms"] - b["head_p50_ms"],
+      d["body_p50_ms"], d["body_p99_ms"]))
+' "$srv" "$base" "$out"
     done
 done

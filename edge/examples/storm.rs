@@ -1,6 +1,7 @@
 //! Miss-storm client for `bench/bench.sh`: opens N keep-alive connections, then sends N
-//! concurrent GETs for one URL at the same instant and reports latencies (to the full body) and,
-//! given the origin's /metrics URL, how many segment requests reached the origin.
+//! concurrent GETs for one URL at the same instant and reports latencies (to the response head
+//! and to the full body) and, given the origin's /metrics URL, how many segment requests reached
+//! the origin.
 //!
 //! `cargo run --release -p edge --example storm -- URL N [ORIGIN_METRICS_URL] [WARM_URL]`
 
@@ -61,33 +62,37 @@ async fn main() -> Result<()> {
         let (c, u) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let resp = tokio::time::timeout(Duration::from_secs(30), c.get(u)).await??;
+            let head = start.elapsed();
             let status = resp.status().as_u16();
             let len = resp.into_body().collect().await?.to_bytes().len();
-            Ok::<_, anyhow::Error>((status, len, start.elapsed()))
+            Ok::<_, anyhow::Error>((status, len, head, start.elapsed()))
         }));
     }
-    let mut lat = Vec::new();
+    let (mut heads, mut bodies) = (Vec::new(), Vec::new());
     let mut ok = 0;
     for t in tasks {
-        let (status, _len, d) = t.await??;
+        let (status, _len, head, full) = t.await??;
         if status == 200 {
             ok += 1;
         }
-        lat.push(d.as_secs_f64() * 1000.0);
+        heads.push(head.as_secs_f64() * 1000.0);
+        bodies.push(full.as_secs_f64() * 1000.0);
     }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    heads.sort_by(|a, b| a.total_cmp(b));
+    bodies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |v: &[f64], p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
     let after = match &metrics {
         Some(m) => origin_segment_requests(&String::from_utf8_lossy(&common::http::get(m).await?)),
         None => 0,
     };
     println!(
-        "{{\"n\":{n},\"ok\":{ok},\"origin_fetches\":{},\"first_ms\":{:.1},\"p50_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1}}}",
+        "{{\"n\":{n},\"ok\":{ok},\"origin_fetches\":{},\"head_p50_ms\":{:.1},\"head_p99_ms\":{:.1},\"head_max_ms\":{:.1},\"body_p50_ms\":{:.1},\"body_p99_ms\":{:.1}}}",
         after.saturating_sub(before),
-        lat[0],
-        pct(0.5),
-        pct(0.99),
-        lat[lat.len() - 1]
+        pct(&heads, 0.5),
+        pct(&heads, 0.99),
+        heads[heads.len() - 1],
+        pct(&bodies, 0.5),
+        pct(&bodies, 0.99),
     );
     Ok(())
 }

@@ -842,3 +842,34 @@ async fn request_no_cache_revalidates_and_only_if_cached_gives_504() {
     assert_eq!(up.count(), 2);
     e.shutdown().await;
 }
+
+#[tokio::test]
+async fn stalled_upstream_body_is_cut_after_the_idle_timeout_and_not_stored() {
+    let up = Upstream::start(|_| Reply {
+        chunks: 3,
+        chunk_delay: Duration::from_secs(3),
+        ..Reply::ok(vec![5u8; 3000], &[("cache-control", "max-age=60")])
+    })
+    .await;
+    let e = edge(&up.url(), |c| c.idle_timeout_secs = 0.5).await;
+    let c = client();
+    let req = http::Request::get(format!("http://{}/stall", e.local_addr()))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let started = Instant::now();
+    let resp = c.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await;
+    assert!(
+        body.is_err(),
+        "a stalled body must end in an error, not a short 200"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut after the idle timeout"
+    );
+    let m = send(e.local_addr(), "GET", "/metrics", &[]).await;
+    let t = String::from_utf8_lossy(&m.body).to_string();
+    assert_eq!(metric(&t, "edge_stored_objects"), 0.0, "{t}");
+    e.shutdown().await;
+}
