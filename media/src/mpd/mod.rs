@@ -31,6 +31,7 @@ mod values;
 use serde::{Deserialize, Serialize};
 
 pub use chrono::{DateTime, Utc};
+pub use url::Url;
 pub use model::{
     AdaptationSet, BaseUrl, Descriptor, Mpd, Period, ProgramInformation, Representation,
     SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline, SegmentUrl, UrlType, UtcTiming, S,
