@@ -31,7 +31,6 @@ mod values;
 use serde::{Deserialize, Serialize};
 
 pub use chrono::{DateTime, Utc};
-pub use url::Url;
 pub use model::{
     AdaptationSet, BaseUrl, Descriptor, Mpd, Period, ProgramInformation, Representation,
     SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline, SegmentUrl, UrlType, UtcTiming, S,
@@ -43,6 +42,7 @@ pub use resolve::{
 };
 pub use summary::{AdaptationSetSummary, PeriodSummary, RepresentationSummary, Summary};
 pub use template::{Template, TemplateVars};
+pub use url::Url;
 pub use values::{
     format_datetime, format_duration, parse_datetime, parse_duration, ByteRange, FrameRate,
     PresentationType,
