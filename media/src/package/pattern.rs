@@ -95,11 +95,13 @@ pub struct Pattern {
     height: usize,
     fps: u32,
     label: String,
-    tile: Vec<i8>,
+    /// The noise tile resampled to this picture size: `period` rows of `period + width`
+    /// entries (each row continues with its own start, so any `width` run is contiguous).
+    texture: Vec<i8>,
+    period: usize,
     bars: Vec<Yuv>,
     text_scale: usize,
     // Per-frame scratch, kept to avoid reallocating.
-    tex_x: Vec<u8>,
     grad_x: Vec<i16>,
     chroma_u_x: Vec<i16>,
     chroma_v_x: Vec<i16>,
@@ -122,15 +124,26 @@ impl Pattern {
         .iter()
         .map(|&(r, g, b)| rgb(r, g, b))
         .collect();
+        let tile = noise_tile();
+        // Square texels, TEXELS_ACROSS of them across the picture whatever its size.
+        let period = (TILE * width / TEXELS_ACROSS).max(8);
+        let stride = period + width;
+        let mut texture = vec![0i8; period * stride];
+        for (y, row) in texture.chunks_exact_mut(stride).enumerate() {
+            let ty = y * TILE / period;
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = tile[ty * TILE + (x % period) * TILE / period];
+            }
+        }
         Pattern {
             width,
             height,
             fps: fps.max(1),
             label: label.to_ascii_uppercase(),
-            tile: noise_tile(),
+            texture,
+            period,
             bars,
             text_scale: (height / 120).max(1),
-            tex_x: vec![0; width],
             grad_x: vec![0; width],
             chroma_u_x: vec![0; width / 2],
             chroma_v_x: vec![0; width / 2],
@@ -154,21 +167,22 @@ impl Pattern {
     /// Gradient plus scrolling texture in luma, slowly drifting colour washes in chroma.
     fn background(&mut self, t: f32, out: &mut Yuv420) {
         let (w, h) = (self.width, self.height);
-        let texel_num = TEXELS_ACROSS;
-        let pan_x = (t * 31.0) as usize;
-        let pan_y = (t * 13.0) as usize;
+        // The texture pans by whole pixels: 31 and 13 texels per second.
+        let pan_x = (t * 31.0 * self.period as f32 / TILE as f32) as usize % self.period;
+        let pan_y = (t * 13.0 * self.period as f32 / TILE as f32) as usize;
         for x in 0..w {
-            self.tex_x[x] = ((x * texel_num / w + pan_x) % TILE) as u8;
             let u = x as f32 / w as f32 + 0.07 * t;
             self.grad_x[x] = 40 + (90.0 * triangle(u)) as i16;
         }
+        let stride = self.period + w;
         let (yp, up, vp) = out.planes_mut();
         for (row_idx, row) in yp.chunks_exact_mut(w).enumerate() {
             let grad_y = (35.0 * triangle(row_idx as f32 / h as f32 * 0.8 - 0.03 * t)) as i16;
-            let ty = (row_idx * texel_num / w + pan_y) % TILE;
-            let tile_row = &self.tile[ty * TILE..(ty + 1) * TILE];
-            for ((px, &g), &tx) in row.iter_mut().zip(&self.grad_x).zip(&self.tex_x) {
-                let v = g + grad_y + i16::from(tile_row[usize::from(tx)]);
+            let ty = (row_idx + pan_y) % self.period;
+            let start = ty * stride + pan_x;
+            let tex_row = &self.texture[start..start + w];
+            for ((px, &g), &tex) in row.iter_mut().zip(&self.grad_x).zip(tex_row) {
+                let v = g + grad_y + i16::from(tex);
                 *px = v.clamp(16, 235) as u8;
             }
         }
