@@ -194,13 +194,7 @@ pub fn package(opts: &Options) -> Result<Report> {
             if !path.is_file() {
                 bail!("--input {}: no such file", path.display());
             }
-            let Some(ffmpeg) = common::tools::find("ffmpeg") else {
-                bail!(
-                    "--input needs ffmpeg to decode {}, and ffmpeg is not on PATH \
-                     (install the Debian package `ffmpeg`); without --input the test pattern needs no tools",
-                    path.display()
-                );
-            };
+            let ffmpeg = ffmpeg_for(path, common::tools::find("ffmpeg"))?;
             let estimate = common::tools::find("ffprobe")
                 .and_then(|probe| source::probe_duration(&probe, path))
                 .map(|d| opts.duration.map_or(d, |max| max.min(d)))
@@ -337,6 +331,18 @@ pub fn package(opts: &Options) -> Result<Report> {
         representations,
         elapsed: started.elapsed(),
     })
+}
+
+/// The ffmpeg that decodes `input` (as found on PATH), or an error saying what to install.
+fn ffmpeg_for(input: &Path, found: Option<PathBuf>) -> Result<PathBuf> {
+    match found {
+        Some(ffmpeg) => Ok(ffmpeg),
+        None => bail!(
+            "--input needs ffmpeg to decode {}, and ffmpeg is not on PATH (install the Debian \
+             package `ffmpeg`); without --input the test pattern needs no external tool",
+            input.display()
+        ),
+    }
 }
 
 fn progress_bar(enabled: bool, total: Option<u64>) -> ProgressBar {
@@ -707,6 +713,18 @@ mod tests {
         assert!(jobs
             .iter()
             .all(|j| j.first_segment == 0 && j.end_segment == u64::MAX));
+    }
+
+    #[test]
+    fn missing_ffmpeg_is_a_clear_error() {
+        let err = format!("{:#}", ffmpeg_for(Path::new("talk.mov"), None).unwrap_err());
+        assert!(err.contains("talk.mov"), "{err}");
+        assert!(err.contains("ffmpeg is not on PATH"), "{err}");
+        assert!(err.contains("Debian package `ffmpeg`"), "{err}");
+        assert_eq!(
+            ffmpeg_for(Path::new("x"), Some("/usr/bin/ffmpeg".into())).unwrap(),
+            PathBuf::from("/usr/bin/ffmpeg")
+        );
     }
 
     #[test]
