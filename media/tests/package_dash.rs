@@ -482,5 +482,18 @@ fn transcodes_a_user_video_with_ffmpeg() {
     assert!(!lines.is_empty(), "ffprobe printed nothing");
     let expected = format!("256,144,{}", report.frames);
     assert!(lines.iter().all(|l| l.trim() == expected), "{out}");
+
+    // Not a video: the error carries ffmpeg's own diagnosis, and no manifest is left behind.
+    let bogus = dir.join("notes.txt");
+    std::fs::write(&bogus, "this is not a video\n").unwrap();
+    let err = package(&Options {
+        input: Some(bogus),
+        ..opts.clone()
+    })
+    .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("ffmpeg could not decode"), "{err}");
+    assert!(err.contains("notes.txt"), "{err}");
+    assert!(!title.join("manifest.mpd").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

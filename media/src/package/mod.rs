@@ -218,6 +218,12 @@ pub fn package(opts: &Options) -> Result<Report> {
         expected_frames.map(|f| f * renditions.len() as u64),
     );
 
+    // An earlier title's manifest must not describe the segments about to be rewritten.
+    let manifest_path = opts.out.join(manifest::MANIFEST_NAME);
+    if manifest_path.exists() {
+        std::fs::remove_file(&manifest_path)
+            .with_context(|| format!("cannot remove {}", manifest_path.display()))?;
+    }
     for r in renditions {
         prepare_dir(&opts.out.join(&r.id))?;
     }
@@ -303,7 +309,6 @@ pub fn package(opts: &Options) -> Result<Report> {
     };
     let infos: Vec<RepresentationInfo> = encoded.iter().map(|e| e.info.clone()).collect();
     let xml = manifest::to_xml(&timing, &infos)?;
-    let manifest_path = opts.out.join(manifest::MANIFEST_NAME);
     write_atomically(&manifest_path, xml.as_bytes())?;
 
     let seconds = frames as f64 / f64::from(clock.fps);
