@@ -4,7 +4,7 @@
 //! or decodes to a `/`, a `\`, a NUL or another control character, or is not UTF-8. So `..`,
 //! `%2e%2e`, `%2F`, `//etc/passwd` and `a/%00` never reach storage. Names starting with a dot
 //! (hidden files) are refused as not found. Symbolic links that resolve outside the root are the
-//! local backend's check (it canonicalizes the final path).
+//! local backend's check (it resolves the real path of the opened file).
 
 use std::borrow::Cow;
 

@@ -1,6 +1,7 @@
-//! The local filesystem backend. Opening canonicalizes the path and refuses anything that
-//! resolves outside the (canonical) root, so a symbolic link cannot leak a file from elsewhere.
-//! Reads are positional (`pread`) on a blocking thread, one bounded chunk at a time.
+//! The local filesystem backend. Opening resolves where the opened file really is (symlinks
+//! followed) and refuses anything outside the (canonical) root, so a symbolic link cannot leak a
+//! file from elsewhere. Small files are read whole when opened; larger ones are read with
+//! positional reads (`pread`) on a blocking thread, one bounded chunk at a time.
 //!
 //! The ETag is built from the file's size and modification time in nanoseconds: stable across
 //! restarts (and across machines that copy files with their times), cheap (one `fstat`), and
@@ -10,7 +11,8 @@ use std::fs::File;
 use std::future::Future as _;
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use super::{etag_from, BoxFuture, ByteStream, Object, ObjectMeta, Storage, Stora
 
 /// Bytes read per blocking call.
 const CHUNK: u64 = 256 * 1024;
+/// Files up to this size are read whole when opened.
+const SMALL: u64 = 64 * 1024;
 
 /// Files under a root directory.
 pub struct LocalStorage {
@@ -78,20 +82,31 @@ impl Storage for LocalStorage {
 
 fn open_blocking(root: &Path, key: &str) -> io::Result<Option<LocalObject>> {
     let full = root.join(key);
-    let canon = match std::fs::canonicalize(&full) {
-        Ok(p) => p,
-        Err(e) if is_missing(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if !canon.starts_with(root) {
-        tracing::warn!(key, resolved = %canon.display(), "refusing a path that resolves outside the content root");
-        return Ok(None);
-    }
-    let file = match File::open(&canon) {
+    // O_NONBLOCK: opening a FIFO planted in the root must not block a thread forever (reads of
+    // regular files are unaffected by the flag).
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&full)
+    {
         Ok(f) => f,
         Err(e) if is_missing(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
+    // Where the open file really is, symlinks resolved: one readlink of /proc/self/fd/N
+    // (canonicalizing the path instead when /proc is not mounted).
+    let real = match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(p) => p,
+        Err(_) => match std::fs::canonicalize(&full) {
+            Ok(p) => p,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        },
+    };
+    if !real.starts_with(root) {
+        tracing::warn!(key, resolved = %real.display(), "refusing a path that resolves outside the content root");
+        return Ok(None);
+    }
     let md = file.metadata()?;
     if !md.is_file() {
         return Ok(None);
@@ -102,9 +117,20 @@ fn open_blocking(root: &Path, key: &str) -> io::Result<Option<LocalObject>> {
         modified,
         etag: etag_from(md.len(), modified),
     };
+    // Small files (MPDs, init segments) are read right away, saving a second blocking hop.
+    let small = if md.len() <= SMALL {
+        match read_exact_at(&file, 0, md.len() as usize) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     Ok(Some(LocalObject {
         file: Arc::new(file),
         meta,
+        small,
     }))
 }
 
@@ -120,6 +146,8 @@ fn is_missing(e: &io::Error) -> bool {
 pub struct LocalObject {
     file: Arc<File>,
     meta: ObjectMeta,
+    /// The whole content of a small file, read at opening.
+    small: Option<Bytes>,
 }
 
 impl Object for LocalObject {
@@ -128,6 +156,11 @@ impl Object for LocalObject {
     }
 
     fn read(&self, range: Range<u64>) -> ByteStream {
+        if let Some(bytes) = &self.small {
+            let end = range.end.min(bytes.len() as u64) as usize;
+            let slice = bytes.slice((range.start as usize).min(end)..end);
+            return Box::pin(futures_util::stream::once(async move { Ok(slice) }));
+        }
         Box::pin(FileStream {
             file: self.file.clone(),
             pos: range.start,
@@ -256,6 +289,17 @@ mod tests {
         let e3 = store.open("a").await.unwrap().unwrap().meta().etag.clone();
         assert_ne!(e1, e3);
         assert!(e1.starts_with('"') && e1.ends_with('"'));
+    }
+
+    #[tokio::test]
+    async fn a_fifo_is_not_an_object_and_does_not_block() {
+        let dir = tempdir("fifo");
+        let path = std::ffi::CString::new(dir.join("pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+        let store = LocalStorage::new(&dir).unwrap();
+        let opened =
+            tokio::time::timeout(std::time::Duration::from_secs(5), store.open("pipe")).await;
+        assert!(opened.expect("opening a FIFO blocked").unwrap().is_none());
     }
 
     #[tokio::test]
