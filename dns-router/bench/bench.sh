@@ -42,6 +42,15 @@ sed -e "s/^listen = .*/listen = \"127.0.0.1:$router_port\"/" \
 RUST_LOG=warn "$router_bin" --config "$work/router.toml" >"$work/router.log" 2>&1 &
 router_pid=$!
 pids+=($router_pid)
+# The same with one SO_REUSEPORT socket shared by the worker threads (udp_sockets = 1).
+shared_port=25356
+sed -e "s/^listen = .*/listen = \"127.0.0.1:$shared_port\"/" \
+    -e "s/^metrics_listen = .*/metrics_listen = \"127.0.0.1:25357\"/" \
+    -e "s/^udp_sockets = .*/udp_sockets = 1/" \
+    "$work/router.toml" > "$work/router_shared.toml"
+RUST_LOG=warn "$router_bin" --config "$work/router_shared.toml" >"$work/router_shared.log" 2>&1 &
+shared_pid=$!
+pids+=($shared_pid)
 
 # Knot: the same names, with the CDN name as a static A record.
 mkdir -p "$work/knot"
@@ -93,7 +102,7 @@ echo "video.cdn.example.test A" > "$work/queries.txt"
 ecs="8:000118007f0002"
 
 # Wait for both servers.
-for port in $router_port $knot_port; do
+for port in $router_port $shared_port $knot_port; do
     for _ in $(seq 50); do
         if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" video.cdn.example.test A | grep -q 127.0; then break; fi
         sleep 0.2
@@ -128,8 +137,10 @@ results="$work/results.txt"
 for r in $(seq "$rounds"); do
     run router "$router_port" "$router_pid" | tee -a "$results"
     run knot "$knot_port" "$knot_pid" | tee -a "$results"
+    run shared "$shared_port" "$shared_pid" | tee -a "$results"
     run router_ecs "$router_port" "$router_pid" -E "$ecs" | tee -a "$results"
     run knot_ecs "$knot_port" "$knot_pid" -E "$ecs" | tee -a "$results"
+    run shared_ecs "$shared_port" "$shared_pid" -E "$ecs" | tee -a "$results"
 done
 
 awk '
@@ -139,12 +150,14 @@ awk '
     }
     END {
         printf "\n%-11s %10s %16s %18s\n", "server", "mean qps", "mean latency ms", "cpu us per query"
-        split("router knot router_ecs knot_ecs", order, " ")
-        for (i = 1; i <= 4; i++) {
+        split("router shared knot router_ecs shared_ecs knot_ecs", order, " ")
+        for (i = 1; i <= 6; i++) {
             k = order[i]
             printf "%-11s %10.0f %16.3f %18.2f\n", k, v[k, "qps"]/n[k], 1000*v[k, "avg_latency_s"]/n[k], v[k, "server_cpu_us_per_query"]/n[k]
         }
         q = "qps"; c = "server_cpu_us_per_query"
         printf "\nqps ratio router/knot: no ECS %.2fx, ECS %.2fx\n", v["router", q]/v["knot", q], v["router_ecs", q]/v["knot_ecs", q]
+        printf "qps ratio shared-socket router/knot: no ECS %.2fx, ECS %.2fx\n", v["shared", q]/v["knot", q], v["shared_ecs", q]/v["knot_ecs", q]
         printf "CPU per query knot/router (higher = router cheaper): no ECS %.2fx, ECS %.2fx\n", v["knot", c]/v["router", c], v["knot_ecs", c]/v["router_ecs", c]
+        printf "CPU per query knot/shared-socket router: no ECS %.2fx, ECS %.2fx\n", v["knot", c]/v["shared", c], v["knot_ecs", c]/v["shared_ecs", c]
     }' "$results"

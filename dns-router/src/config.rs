@@ -46,8 +46,12 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// HTTP address of `/metrics`.
     pub metrics_listen: SocketAddr,
-    /// UDP sockets (SO_REUSEPORT), each served by its own thread; 0 means one per core.
+    /// UDP worker threads; 0 means one per core.
     pub udp_workers: usize,
+    /// UDP sockets bound with SO_REUSEPORT that the workers share round-robin; 0 means one per
+    /// worker (the kernel then spreads clients over workers by address hash, which leaves a
+    /// worker idle when a few clients hash alike; 1 lets every worker take from one queue).
+    pub udp_sockets: usize,
     /// A TCP connection idle this long is closed (milliseconds).
     pub tcp_idle_timeout_ms: u64,
 }
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5353)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9153)),
             udp_workers: 0,
+            udp_sockets: 0,
             tcp_idle_timeout_ms: 10_000,
         }
     }

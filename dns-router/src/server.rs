@@ -47,6 +47,7 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
     let metrics = Metrics::new().context("creating metrics")?;
     let listen = config.server.listen;
     let metrics_listen = config.server.metrics_listen;
+    let udp_sockets = config.server.udp_sockets;
     let workers = match config.server.udp_workers {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
@@ -62,11 +63,18 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
         metrics,
     });
 
-    let (udp_sockets, tcp_listener) = bind_dns(listen, workers)?;
+    let sockets = match udp_sockets {
+        0 => workers,
+        n => n.min(workers),
+    };
+    let (udp_sockets, tcp_listener) = bind_dns(listen, sockets)?;
     let dns_addr = tcp_listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut udp_threads = Vec::new();
-    for (i, sock) in udp_sockets.into_iter().enumerate() {
+    for i in 0..workers {
+        let sock = udp_sockets[i % udp_sockets.len()]
+            .try_clone()
+            .context("sharing a UDP socket between workers")?;
         let (shared, stop) = (shared.clone(), stop.clone());
         udp_threads.push(
             std::thread::Builder::new()

@@ -633,3 +633,19 @@ async fn ipv6_ecs_is_echoed_and_located() {
     assert_eq!(ecs_of(&m).map(|e| (e.1, e.2)), Some((56, 56)));
     router.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_can_share_one_socket() {
+    let mut c = config([None, None, None]);
+    c.server.udp_workers = 3;
+    c.server.udp_sockets = 1;
+    let router = dns_router::spawn(c).unwrap();
+    let server = router.dns_addr();
+    for (src, edge) in [("127.0.2.20", "127.0.2.1"), ("127.0.3.20", "127.0.3.1")] {
+        for _ in 0..5 {
+            let m = ask(server, "video.cdn.example.test.", RecordType::A, from(src)).await;
+            assert_eq!(addrs(&m), vec![ip(edge)]);
+        }
+    }
+    router.shutdown().await;
+}
