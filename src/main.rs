@@ -1,6 +1,7 @@
 //! `cdn`: one command for every job of the stack. Each subcommand is a thin face over a crate.
 
-use anyhow::Result;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,7 +33,7 @@ enum Command {
     Play(player::cli::PlayArgs),
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own story; servers' access logs would drown it (RUST_LOG overrides).
     let default_level = match cli.command {
@@ -46,7 +47,7 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    let result = match cli.command {
         Command::Demo(args) => cdn::demo::run(args),
         Command::Up(args) => cdn::up::run(args),
         Command::Dns(args) => dns_router::cli::run(args),
@@ -56,5 +57,12 @@ fn main() -> Result<()> {
         Command::Edge(args) => edge::cli::run(args),
         Command::Simulate(args) => player::cli::simulate(args),
         Command::Play(args) => player::cli::play(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
