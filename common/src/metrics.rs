@@ -48,7 +48,7 @@ pub fn sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                 None
             }
         })
-        .sum()
+        .fold(0.0, |a, b| a + b)
 }
 
 #[cfg(test)]
@@ -74,5 +74,6 @@ mod tests {
         assert_eq!(sum(text, "req_total", &[]), 12.0);
         assert_eq!(sum(text, "other", &[]), 9.0);
         assert_eq!(sum(text, "missing", &[]), 0.0);
+        assert!(sum(text, "missing", &[]).is_sign_positive(), "an empty sum prints as -0");
     }
 }
