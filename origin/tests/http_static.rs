@@ -578,6 +578,7 @@ async fn limits_headers_and_connections() {
     let c = content("limits");
     let mut cfg = config(&c.root);
     cfg.limits.max_headers = 16;
+    cfg.limits.max_header_bytes = 16 * 1024;
     cfg.limits.max_connections = 1;
     cfg.limits.header_read_timeout_ms = 500;
     let o = origin::spawn(cfg).await.unwrap();
@@ -589,6 +590,9 @@ async fn limits_headers_and_connections() {
     let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let r = get(a, "/vod/demo/manifest.mpd", &refs).await;
     assert_eq!(r.status, 431);
+    let huge = "x".repeat(64 * 1024);
+    let r = get(a, "/vod/demo/manifest.mpd", &[("X-Huge", huge.as_str())]).await;
+    assert_eq!(r.status, 431, "a request head beyond max_header_bytes");
 
     // One connection at a time: a second client waits until the first leaves.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -689,4 +693,74 @@ async fn graceful_shutdown_finishes_in_flight_responses() {
         tokio::net::TcpStream::connect(a).await.is_err(),
         "still accepting after shutdown"
     );
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn one_access_log_line_per_request() {
+    let cap = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(cap.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // This test runs on one thread, which also polls every connection task of the origin.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let c = content("accesslog");
+    let mut cfg = config(&c.root);
+    cfg.access_log = true;
+    let o = origin::spawn(cfg).await.unwrap();
+    let a = o.local_addr();
+    get(a, "/vod/demo/manifest.mpd", &[]).await;
+    get(a, "/vod/demo/v0/1.m4s", &[("Range", "bytes=0-9")]).await;
+    raw(a, "DELETE", "/vod/demo/manifest.mpd", &[]).await;
+    o.shutdown().await;
+    let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("origin::access"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains("method=GET")
+            && lines[0].contains("path=/vod/demo/manifest.mpd")
+            && lines[0].contains("status=200"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("status=206")
+            && lines[1].contains("kind=\"segment\"")
+            && lines[1].contains("bytes=\"10\""),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("method=DELETE") && lines[2].contains("status=405"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("peer=127.0.0.1:") && l.contains("micros=")));
 }
