@@ -37,12 +37,14 @@ router_bin="$root/target/release/examples/serve"
 sed -e "s/^listen = .*/listen = \"127.0.0.1:$router_port\"/" \
     -e "s/^metrics_listen = .*/metrics_listen = \"127.0.0.1:25355\"/" \
     -e "s/^udp_workers = .*/udp_workers = $workers/" \
+    -e "s/^udp_sockets = .*/udp_sockets = 0/" \
     -e '/^health_url/d' \
     "$root/dns-router/examples/local.toml" > "$work/router.toml"
 RUST_LOG=warn "$router_bin" --config "$work/router.toml" >"$work/router.log" 2>&1 &
 router_pid=$!
 pids+=($router_pid)
-# The same with one SO_REUSEPORT socket shared by the worker threads (udp_sockets = 1).
+# The same with one SO_REUSEPORT socket shared by the worker threads (udp_sockets = 1, the
+# default); `router` above has one socket per worker (udp_sockets = 0).
 shared_port=25356
 sed -e "s/^listen = .*/listen = \"127.0.0.1:$shared_port\"/" \
     -e "s/^metrics_listen = .*/metrics_listen = \"127.0.0.1:25357\"/" \

@@ -49,8 +49,9 @@ pub struct ServerConfig {
     /// UDP worker threads; 0 means one per core.
     pub udp_workers: usize,
     /// UDP sockets bound with SO_REUSEPORT that the workers share round-robin; 0 means one per
-    /// worker (the kernel then spreads clients over workers by address hash, which leaves a
-    /// worker idle when a few clients hash alike; 1 lets every worker take from one queue).
+    /// worker. The default, 1, lets every worker take from one queue; with one socket per worker
+    /// the kernel spreads clients by address hash, which leaves a worker idle when a few busy
+    /// clients hash alike (measured in docs/BENCHMARKS.md).
     pub udp_sockets: usize,
     /// A TCP connection idle this long is closed (milliseconds).
     pub tcp_idle_timeout_ms: u64,
@@ -62,7 +63,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5353)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9153)),
             udp_workers: 0,
-            udp_sockets: 0,
+            udp_sockets: 1,
             tcp_idle_timeout_ms: 10_000,
         }
     }

@@ -635,17 +635,20 @@ async fn ipv6_ecs_is_echoed_and_located() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_can_share_one_socket() {
-    let mut c = config([None, None, None]);
-    c.server.udp_workers = 3;
-    c.server.udp_sockets = 1;
-    let router = dns_router::spawn(c).unwrap();
-    let server = router.dns_addr();
-    for (src, edge) in [("127.0.2.20", "127.0.2.1"), ("127.0.3.20", "127.0.3.1")] {
-        for _ in 0..5 {
-            let m = ask(server, "video.cdn.example.test.", RecordType::A, from(src)).await;
-            assert_eq!(addrs(&m), vec![ip(edge)]);
+async fn every_socket_layout_answers() {
+    // One shared socket (the default), one socket per worker, and two sockets for three workers.
+    for sockets in [1, 0, 2] {
+        let mut c = config([None, None, None]);
+        c.server.udp_workers = 3;
+        c.server.udp_sockets = sockets;
+        let router = dns_router::spawn(c).unwrap();
+        let server = router.dns_addr();
+        for (src, edge) in [("127.0.2.20", "127.0.2.1"), ("127.0.3.20", "127.0.3.1")] {
+            for _ in 0..5 {
+                let m = ask(server, "video.cdn.example.test.", RecordType::A, from(src)).await;
+                assert_eq!(addrs(&m), vec![ip(edge)], "udp_sockets = {sockets}");
+            }
         }
+        router.shutdown().await;
     }
-    router.shutdown().await;
 }
