@@ -39,6 +39,9 @@ pub struct StackConfig {
     pub health_interval_ms: u64,
     /// Cache-Control the origin sends with static MPDs.
     pub mpd_cache_control: String,
+    /// Where the edges send misses, when not straight to the origin (e.g. a shield tier, or a
+    /// test's fault-injecting proxy).
+    pub edge_upstream: Option<String>,
 }
 
 /// One edge and the region it serves.
@@ -79,6 +82,7 @@ impl Default for StackConfig {
             purge_token: None,
             health_interval_ms: 1000,
             mpd_cache_control: "public, max-age=60".into(),
+            edge_upstream: None,
         }
     }
 }
@@ -107,10 +111,13 @@ impl StackConfig {
             edge.listen = SocketAddr::new(base(n), edge_port);
             edge.clients = vec![format!("127.{second_octet}.{n}.0/24")];
         }
-        let local = IpAddr::from([127, second_octet, 0, 1]);
-        cfg.origin = SocketAddr::new(local, 0);
-        cfg.dns = SocketAddr::new(local, free_port_on(&[local])?);
-        cfg.dns_metrics = SocketAddr::new(local, 0);
+        // The DNS port is probed free and bound later: nothing else binds port 0 on its address
+        // in between, or the kernel may hand the same port out again.
+        let dns_ip = IpAddr::from([127, second_octet, 0, 1]);
+        let others = IpAddr::from([127, second_octet, 0, 2]);
+        cfg.origin = SocketAddr::new(others, 0);
+        cfg.dns = SocketAddr::new(dns_ip, free_port_on(&[dns_ip])?);
+        cfg.dns_metrics = SocketAddr::new(others, 0);
         Ok(cfg)
     }
 
@@ -183,6 +190,19 @@ pub fn free_port_on(ips: &[IpAddr]) -> Result<u16> {
     bail!("no port free on all of {ips:?}")
 }
 
+/// The configuration of one edge of the stack, fetching from `upstream`.
+fn edge_config(config: &StackConfig, spec: &EdgeSpec, upstream: String) -> Result<edge::Config> {
+    let cache_size = common::units::parse_size(&config.edge_cache_size)?;
+    Ok(edge::Config {
+        listen: spec.listen,
+        upstream,
+        name: spec.name.clone(),
+        cache_size: edge::config::ByteSize(cache_size),
+        purge_token: config.purge_token.clone(),
+        ..edge::Config::default()
+    })
+}
+
 /// GETs `http://ADDR/metrics` and returns the text exposition.
 pub async fn scrape(addr: SocketAddr) -> Result<String> {
     let body = common::http::get(&format!("http://{addr}/metrics")).await?;
@@ -232,7 +252,7 @@ impl Stack {
         for spec in &config.edges {
             let edge_cfg = edge::Config {
                 listen: spec.listen,
-                upstream: origin.url(),
+                upstream: config.edge_upstream.clone().unwrap_or_else(|| origin.url()),
                 name: spec.name.clone(),
                 cache_size: edge::config::ByteSize(cache_size),
                 purge_token: config.purge_token.clone(),
@@ -280,6 +300,52 @@ impl Stack {
         if let Some(e) = self.edges.get_mut(index).and_then(Option::take) {
             e.shutdown().await;
         }
+    }
+
+    /// Starts edge `index` again after [`Stack::stop_edge`], on its configured address and with
+    /// an empty cache, as a restarted machine comes back. Does nothing if it is running.
+    pub async fn start_edge(&mut self, index: usize) -> Result<()> {
+        let spec = self
+            .config
+            .edges
+            .get(index)
+            .with_context(|| format!("no edge number {index}"))?;
+        if self.edges.get(index).is_some_and(Option::is_some) {
+            return Ok(());
+        }
+        let upstream = self
+            .config
+            .edge_upstream
+            .clone()
+            .unwrap_or_else(|| self.origin.url());
+        let e = edge::spawn(edge_config(&self.config, spec, upstream)?)
+            .await
+            .with_context(|| format!("restarting edge {}", spec.name))?;
+        self.edges[index] = Some(e);
+        Ok(())
+    }
+
+    /// Stops the DNS router, waits `down_for`, and starts a new one on the same DNS address
+    /// (UDP and TCP), with fresh health state and metrics, as a restart of its process would.
+    pub async fn restart_dns(self, down_for: std::time::Duration) -> Result<Stack> {
+        let Stack {
+            config,
+            origin,
+            edges,
+            dns,
+        } = self;
+        let listen = dns.dns_addr();
+        dns.shutdown().await;
+        tokio::time::sleep(down_for).await;
+        let mut dns_cfg = config.dns_config(origin.local_addr());
+        dns_cfg.server.listen = listen;
+        let dns = dns_router::spawn(dns_cfg).context("restarting the DNS router")?;
+        Ok(Stack {
+            config,
+            origin,
+            edges,
+            dns,
+        })
     }
 
     /// Every `/metrics` endpoint of the stack, as (job, instance name, address).

@@ -202,3 +202,139 @@ mod tests {
         assert!(a >= 20 && b >= 20);
     }
 }
+
+/// A proxy to put between the edges and the origin: it counts requests per path and can be told
+/// to misbehave (delay, answer 500, or refuse connections), like a failing origin would.
+pub struct Interposer {
+    pub addr: std::net::SocketAddr,
+    state: std::sync::Arc<InterposerState>,
+    server: Option<common::http::ServerHandle>,
+}
+
+/// How the interposer answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Forward to the target.
+    Pass,
+    /// Forward after this delay.
+    Delay(std::time::Duration),
+    /// Answer 500 without asking the target.
+    Error500,
+}
+
+struct InterposerState {
+    target: std::sync::OnceLock<std::net::SocketAddr>,
+    counts: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    fault: std::sync::Mutex<Fault>,
+}
+
+impl Interposer {
+    /// Starts on a free port of `ip`; set the target with [`Interposer::forward_to`].
+    pub async fn start(ip: IpAddr) -> Result<Interposer> {
+        let state = std::sync::Arc::new(InterposerState {
+            target: std::sync::OnceLock::new(),
+            counts: Default::default(),
+            fault: std::sync::Mutex::new(Fault::Pass),
+        });
+        let listener = common::http::bind(std::net::SocketAddr::new(ip, 0)).await?;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let st = state.clone();
+        let server = common::http::serve(
+            listener,
+            Default::default(),
+            Default::default(),
+            move |req: http::Request<hyper::body::Incoming>, _| {
+                let st = st.clone();
+                let client = client.clone();
+                async move { st.handle(req, client).await }
+            },
+        )?;
+        Ok(Interposer {
+            addr: server.local_addr(),
+            state,
+            server: Some(server),
+        })
+    }
+
+    /// Where requests go.
+    pub fn forward_to(&self, target: std::net::SocketAddr) {
+        let _ = self.state.target.set(target);
+    }
+
+    /// `http://ADDR`, for an edge's upstream.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        *self.state.fault.lock().unwrap() = fault;
+    }
+
+    /// Requests seen per path (query included).
+    pub fn counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.counts.lock().unwrap().clone()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+impl InterposerState {
+    async fn handle(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        client: hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            http_body_util::Full<bytes::Bytes>,
+        >,
+    ) -> http::Response<common::http::Body> {
+        use http_body_util::BodyExt;
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        *self.counts.lock().unwrap().entry(path.clone()).or_default() += 1;
+        let fault = *self.fault.lock().unwrap();
+        let status = |code: u16| {
+            let mut r = http::Response::new(common::http::full(format!("interposer: {code}\n")));
+            *r.status_mut() =
+                http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::BAD_GATEWAY);
+            r
+        };
+        match fault {
+            Fault::Error500 => return status(500),
+            Fault::Delay(d) => tokio::time::sleep(d).await,
+            Fault::Pass => {}
+        }
+        let Some(target) = self.target.get() else {
+            return status(502);
+        };
+        let (parts, body) = req.into_parts();
+        let Ok(body) = body.collect().await else {
+            return status(400);
+        };
+        let mut out = http::Request::builder()
+            .method(parts.method)
+            .uri(format!("http://{target}{path}"));
+        for (k, v) in &parts.headers {
+            out = out.header(k, v);
+        }
+        let Ok(out) = out.body(http_body_util::Full::new(body.to_bytes())) else {
+            return status(400);
+        };
+        match client.request(out).await {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                let body = body.map_err(common::http::BoxError::from).boxed_unsync();
+                http::Response::from_parts(parts, body)
+            }
+            Err(_) => status(502),
+        }
+    }
+}
