@@ -49,7 +49,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(demo(cfg, args.live_seconds))
 }
 
-async fn demo(cfg: StackConfig, live_seconds: f64) -> Result<()> {
+/// The demo on a given stack configuration (tests run it on free addresses).
+pub async fn demo(cfg: StackConfig, live_seconds: f64) -> Result<()> {
     let started = Instant::now();
     let data = cfg.data.clone();
     println!("== cdn demo: packaging (first run only) and starting the stack");
