@@ -7,6 +7,10 @@
 # process, sendfile on), wrk to core 1. Access logs are off on both. Requests/s and p99 latency,
 # median of ROUNDS interleaved rounds (the order alternates per round).
 #
+# Two configurations: "default" (ours as shipped: every request opens the file; nginx without
+# open_file_cache, as Debian ships it) and "cached" (ours with small_file_cache_ms = 1000; nginx
+# with open_file_cache and open_file_cache_valid 1s: both trust a file for 1 s).
+#
 # Usage: origin/bench/bench.sh          (env: ROUNDS=3 DURATION=8 CONNS=32)
 # Needs: wrk nginx taskset curl (Debian: wrk nginx-light util-linux curl).
 set -euo pipefail
@@ -16,7 +20,7 @@ DURATION=${DURATION:-8}
 CONNS=${CONNS:-32}
 ROOT_DIR=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/origin-bench.XXXXXX)
-P_ORIGIN=18100 P_NGINX=18101
+P_ORIGIN=18100 P_NGINX=18101 P_ORIGIN_C=18102 P_NGINX_C=18103
 
 for tool in wrk nginx taskset curl python3; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
@@ -67,32 +71,39 @@ wait_port() {
     exit 1
 }
 
-cat >"$WORK/origin.toml" <<EOF2
+start_origin() { # port cache_ms
+    cat >"$WORK/origin-$1.toml" <<EOF2
 root = "$WORK/content"
-listen = "127.0.0.1:$P_ORIGIN"
+listen = "127.0.0.1:$1"
 access_log = false
+small_file_cache_ms = $2
 EOF2
-TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 0 "$ORIGIN_BIN" --config "$WORK/origin.toml" \
-    >"$WORK/origin.log" 2>&1 &
-PIDS+=($!)
-wait_port $P_ORIGIN
+    TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 0 "$ORIGIN_BIN" --config "$WORK/origin-$1.toml" \
+        >"$WORK/origin-$1.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$1"
+}
+start_origin $P_ORIGIN 0
+start_origin $P_ORIGIN_C 1000
 
 # nginx as a static origin: the same headers ours sends (CORS, Cache-Control by kind; ETag,
 # Last-Modified and Accept-Ranges are nginx defaults), sendfile, long keep-alive.
-cat >"$WORK/nginx.conf" <<EOF2
+start_nginx() { # port extra-directives
+    cat >"$WORK/nginx-$1.conf" <<EOF2
 worker_processes 1;
 daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+pid $WORK/nginx-$1.pid;
+error_log $WORK/nginx-error-$1.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
     sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
+    $2
     types { application/dash+xml mpd; video/mp4 mp4 m4s; }
     server {
-        listen 127.0.0.1:$P_NGINX;
+        listen 127.0.0.1:$1;
         root $WORK/content;
         add_header Access-Control-Allow-Origin *;
         location ~ \.mpd\$ { add_header Access-Control-Allow-Origin *; add_header Cache-Control "public, max-age=60"; }
@@ -100,15 +111,20 @@ http {
     }
 }
 EOF2
-taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 &
-PIDS+=($!)
-wait_port $P_NGINX
+    taskset -c 0 nginx -c "$WORK/nginx-$1.conf" -p "$WORK" >"$WORK/nginx-$1.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$1"
+}
+start_nginx $P_NGINX ""
+start_nginx $P_NGINX_C "open_file_cache max=1000 inactive=20s; open_file_cache_valid 1s;"
 
 # Both must serve the same bytes.
 for p in $MPD_PATH $SEG_PATH; do
     a=$(curl -s "http://127.0.0.1:$P_ORIGIN$p" | sha256sum)
-    b=$(curl -s "http://127.0.0.1:$P_NGINX$p" | sha256sum)
-    [ "$a" = "$b" ] || { echo "origin and nginx serve different bytes for $p" >&2; curl -si "http://127.0.0.1:$P_NGINX$p" | head -5 >&2; exit 1; }
+    for port in $P_NGINX $P_ORIGIN_C $P_NGINX_C; do
+        b=$(curl -s "http://127.0.0.1:$port$p" | sha256sum)
+        [ "$a" = "$b" ] || { echo "port $port serves different bytes for $p" >&2; curl -si "http://127.0.0.1:$port$p" | head -5 >&2; exit 1; }
+    done
 done
 
 # One wrk run: prints "rps p99_ms".
@@ -126,13 +142,20 @@ RESULTS="$WORK/results.txt"
 echo "wrk -t1 -c$CONNS -d${DURATION}s, servers on core 0, wrk on core 1, $ROUNDS rounds" >&2
 for round in $(seq 1 "$ROUNDS"); do
     if (( round % 2 )); then order="origin nginx"; else order="nginx origin"; fi
-    for target in mpd segment; do
-        path=$MPD_PATH; [ "$target" = segment ] && path=$SEG_PATH
-        for server in $order; do
-            port=$P_ORIGIN; [ "$server" = nginx ] && port=$P_NGINX
-            read -r rps p99 < <(run_wrk "$port" "$path")
-            echo "round $round $target $server rps=$rps p99_ms=$p99" >&2
-            echo "$target $server $rps $p99" >>"$RESULTS"
+    for conf in default cached; do
+        for target in mpd segment; do
+            path=$MPD_PATH; [ "$target" = segment ] && path=$SEG_PATH
+            for server in $order; do
+                case "$server-$conf" in
+                    origin-default) port=$P_ORIGIN ;;
+                    nginx-default) port=$P_NGINX ;;
+                    origin-cached) port=$P_ORIGIN_C ;;
+                    nginx-cached) port=$P_NGINX_C ;;
+                esac
+                read -r rps p99 < <(run_wrk "$port" "$path")
+                echo "round $round $conf $target $server rps=$rps p99_ms=$p99" >&2
+                echo "$conf $target $server $rps $p99" >>"$RESULTS"
+            done
         done
     done
 done
@@ -140,14 +163,13 @@ done
 python3 - "$RESULTS" <<'PY'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-med = {}
-for target in ("mpd", "segment"):
-    for server in ("origin", "nginx"):
-        rps = [float(r[2]) for r in rows if r[0] == target and r[1] == server]
-        p99 = [float(r[3]) for r in rows if r[0] == target and r[1] == server]
-        med[(target, server)] = (statistics.median(rps), statistics.median(p99))
-print(f"{'object':<10}{'origin req/s':>14}{'nginx req/s':>14}{'ratio':>8}{'origin p99 ms':>15}{'nginx p99 ms':>14}")
-for target in ("mpd", "segment"):
-    o, n = med[(target, "origin")], med[(target, "nginx")]
-    print(f"{target:<10}{o[0]:>14.0f}{n[0]:>14.0f}{o[0]/n[0]:>8.2f}{o[1]:>15.2f}{n[1]:>14.2f}")
+print(f"{'config':<9}{'object':<9}{'origin req/s':>13}{'nginx req/s':>13}{'ratio':>7}{'origin p99 ms':>15}{'nginx p99 ms':>14}")
+for conf in ("default", "cached"):
+    for target in ("mpd", "segment"):
+        med = {}
+        for server in ("origin", "nginx"):
+            sel = [r for r in rows if r[0] == conf and r[1] == target and r[2] == server]
+            med[server] = (statistics.median(float(r[3]) for r in sel), statistics.median(float(r[4]) for r in sel))
+        o, n = med["origin"], med["nginx"]
+        print(f"{conf:<9}{target:<9}{o[0]:>13.0f}{n[0]:>13.0f}{o[0]/n[0]:>7.2f}{o[1]:>15.2f}{n[1]:>14.2f}")
 PY

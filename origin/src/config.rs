@@ -31,6 +31,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Emit one `tracing` line per request (target `origin::access`).
     pub access_log: bool,
+    /// Local backend: keep files of at most 64 KiB (MPDs, init segments) in memory and trust
+    /// them for this long without touching the disk, like nginx's `open_file_cache_valid`.
+    /// 0 (the default) opens the file on every request, so changes are seen at once.
+    pub small_file_cache_ms: u64,
+    /// Local backend: memory bound of that cache.
+    pub small_file_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -44,6 +50,8 @@ impl Default for Config {
             cache_control: CacheControlConfig::default(),
             limits: LimitsConfig::default(),
             access_log: true,
+            small_file_cache_ms: 0,
+            small_file_cache_bytes: 32 << 20,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! restarts (and across machines that copy files with their times), cheap (one `fstat`), and
 //! strong in practice because writers that change a file also change its mtime.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future as _;
 use std::io;
@@ -15,8 +16,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
@@ -33,17 +35,45 @@ const SMALL: u64 = 64 * 1024;
 /// Files under a root directory.
 pub struct LocalStorage {
     root: PathBuf,
+    cache: Option<SmallCache>,
+}
+
+/// Small files kept in memory for a short validity, like nginx's `open_file_cache` (which keeps
+/// descriptors and metadata): within the validity a hot MPD costs no system call and no thread
+/// hop; after it, the next request opens the file again. Bounded in bytes; entries are dropped
+/// oldest-checked first when full.
+struct SmallCache {
+    validity: Duration,
+    max_bytes: u64,
+    entries: Mutex<SmallEntries>,
+}
+
+#[derive(Default)]
+struct SmallEntries {
+    map: HashMap<String, (Arc<LocalObject>, Instant)>,
+    bytes: u64,
 }
 
 impl LocalStorage {
-    /// Serves files under `root`, which must exist.
+    /// Serves files under `root`, which must exist. Every request opens the file.
     pub fn new(root: &Path) -> anyhow::Result<LocalStorage> {
         let root = std::fs::canonicalize(root)
             .with_context(|| format!("content root {} does not exist", root.display()))?;
         if !root.is_dir() {
             anyhow::bail!("content root {} is not a directory", root.display());
         }
-        Ok(LocalStorage { root })
+        Ok(LocalStorage { root, cache: None })
+    }
+
+    /// Keeps files of at most 64 KiB in memory for `validity` after each check, up to
+    /// `max_bytes` in total. A file changed on disk is seen at most `validity` later.
+    pub fn with_small_file_cache(mut self, validity: Duration, max_bytes: u64) -> LocalStorage {
+        self.cache = (!validity.is_zero() && max_bytes > 0).then(|| SmallCache {
+            validity,
+            max_bytes,
+            entries: Mutex::new(SmallEntries::default()),
+        });
+        self
     }
 
     /// The canonical root.
@@ -57,6 +87,15 @@ impl Storage for LocalStorage {
         &'a self,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Arc<dyn Object>>, StorageError>> {
+        if let Some(cache) = &self.cache {
+            let entries = lock(&cache.entries);
+            if let Some((obj, checked)) = entries.map.get(key) {
+                if checked.elapsed() < cache.validity {
+                    let obj: Arc<dyn Object> = obj.clone();
+                    return Box::pin(async move { Ok(Some(obj)) });
+                }
+            }
+        }
         let root = self.root.clone();
         let key = key.to_string();
         Box::pin(async move {
@@ -68,8 +107,19 @@ impl Storage for LocalStorage {
                     source: io::Error::other(e),
                 })?;
             match opened {
-                Ok(Some(obj)) => Ok(Some(Arc::new(obj) as Arc<dyn Object>)),
-                Ok(None) => Ok(None),
+                Ok(Some(obj)) => {
+                    let obj = Arc::new(obj);
+                    if let Some(cache) = &self.cache {
+                        cache.insert(&key, &obj);
+                    }
+                    Ok(Some(obj as Arc<dyn Object>))
+                }
+                Ok(None) => {
+                    if let Some(cache) = &self.cache {
+                        cache.remove(&key);
+                    }
+                    Ok(None)
+                }
                 Err(source) => Err(StorageError::Io { key, source }),
             }
         })
@@ -78,6 +128,47 @@ impl Storage for LocalStorage {
     fn name(&self) -> &'static str {
         "local"
     }
+}
+
+impl SmallCache {
+    fn insert(&self, key: &str, obj: &Arc<LocalObject>) {
+        let Some(small) = &obj.small else {
+            self.remove(key);
+            return;
+        };
+        let size = small.len() as u64 + key.len() as u64;
+        let mut e = lock(&self.entries);
+        if let Some((old, _)) = e.map.remove(key) {
+            e.bytes -= old.small.as_ref().map_or(0, |b| b.len() as u64) + key.len() as u64;
+        }
+        while e.bytes + size > self.max_bytes && !e.map.is_empty() {
+            let oldest = e
+                .map
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                if let Some((old, _)) = e.map.remove(&k) {
+                    e.bytes -= old.small.as_ref().map_or(0, |b| b.len() as u64) + k.len() as u64;
+                }
+            }
+        }
+        if size <= self.max_bytes {
+            e.bytes += size;
+            e.map.insert(key.to_string(), (obj.clone(), Instant::now()));
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        let mut e = lock(&self.entries);
+        if let Some((old, _)) = e.map.remove(key) {
+            e.bytes -= old.small.as_ref().map_or(0, |b| b.len() as u64) + key.len() as u64;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn open_blocking(root: &Path, key: &str) -> io::Result<Option<LocalObject>> {
@@ -289,6 +380,61 @@ mod tests {
         let e3 = store.open("a").await.unwrap().unwrap().meta().etag.clone();
         assert_ne!(e1, e3);
         assert!(e1.starts_with('"') && e1.ends_with('"'));
+    }
+
+    #[tokio::test]
+    async fn small_file_cache_serves_for_its_validity_then_rechecks() {
+        let dir = tempdir("cache");
+        std::fs::write(dir.join("m.mpd"), b"one").unwrap();
+        std::fs::write(dir.join("big"), vec![7u8; SMALL as usize + 1]).unwrap();
+        let store = LocalStorage::new(&dir)
+            .unwrap()
+            .with_small_file_cache(Duration::from_millis(300), 1 << 20);
+        let read = |o: Arc<dyn Object>| async move {
+            let len = o.meta().len;
+            crate::storage::read_to_vec(o.as_ref(), 0..len)
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            read(store.open("m.mpd").await.unwrap().unwrap()).await,
+            b"one"
+        );
+        std::fs::write(dir.join("m.mpd"), b"two!").unwrap();
+        assert_eq!(
+            read(store.open("m.mpd").await.unwrap().unwrap()).await,
+            b"one",
+            "within the validity"
+        );
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(
+            read(store.open("m.mpd").await.unwrap().unwrap()).await,
+            b"two!",
+            "after the validity"
+        );
+        std::fs::remove_file(dir.join("m.mpd")).unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+        assert!(store.open("m.mpd").await.unwrap().is_none());
+        // Large files are never cached.
+        store.open("big").await.unwrap().unwrap();
+        assert!(!lock(&store.cache.as_ref().unwrap().entries)
+            .map
+            .contains_key("big"));
+        // The byte bound holds.
+        let tiny = LocalStorage::new(&dir)
+            .unwrap()
+            .with_small_file_cache(Duration::from_secs(60), 40);
+        for name in ["a1", "a2", "a3"] {
+            std::fs::write(dir.join(name), [1u8; 16]).unwrap();
+            tiny.open(name).await.unwrap().unwrap();
+        }
+        let e = lock(&tiny.cache.as_ref().unwrap().entries);
+        assert!(
+            e.bytes <= 40 && e.map.len() == 2,
+            "{} bytes, {} entries",
+            e.bytes,
+            e.map.len()
+        );
     }
 
     #[tokio::test]

@@ -71,7 +71,12 @@ pub trait Storage: Send + Sync {
 /// Builds the configured backend.
 pub fn from_config(config: &crate::Config) -> anyhow::Result<Arc<dyn Storage>> {
     Ok(match &config.storage {
-        crate::config::StorageConfig::Local => Arc::new(LocalStorage::new(&config.root)?),
+        crate::config::StorageConfig::Local => {
+            Arc::new(LocalStorage::new(&config.root)?.with_small_file_cache(
+                std::time::Duration::from_millis(config.small_file_cache_ms),
+                config.small_file_cache_bytes,
+            ))
+        }
         crate::config::StorageConfig::S3(s3) => Arc::new(S3Storage::new(s3)?),
     })
 }
