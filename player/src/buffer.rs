@@ -236,7 +236,11 @@ mod tests {
         b.finish(11.0);
         b.advance(100.0);
         assert_eq!(b.state(), PlayState::Ended);
-        assert_eq!(b.rebuffer_events(), 1, "running out after the last segment is the end");
+        assert_eq!(
+            b.rebuffer_events(),
+            1,
+            "running out after the last segment is the end"
+        );
         assert!((b.played_s() - 12.0).abs() < 1e-12);
     }
 

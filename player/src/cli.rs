@@ -51,11 +51,20 @@ pub struct SimulateArgs {
     /// Write every session's full report (per-segment rows) as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Run the trace set this many times (for measuring simulation speed).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 /// Runs `cdn simulate`.
 pub fn simulate(args: SimulateArgs) -> Result<()> {
-    let traces = load_traces(&args.trace)?;
+    let mut traces = load_traces(&args.trace)?;
+    if args.repeat > 1 {
+        let one = traces.clone();
+        for _ in 1..args.repeat.min(10_000) {
+            traces.extend(one.iter().cloned());
+        }
+    }
     let mut video = Video::load(&args.video)?;
     if let Some(n) = args.segments {
         video.truncate(n);
@@ -186,6 +195,9 @@ pub struct PlayArgs {
     /// Speak HTTP/2 with prior knowledge (h2c).
     #[arg(long)]
     pub http2: bool,
+    /// Skip DNS: use these comma-separated addresses for the URL's host, in failover order.
+    #[arg(long, value_delimiter = ',')]
+    pub resolve: Option<Vec<std::net::IpAddr>>,
 }
 
 /// Parses `IP` or `IP:PORT` (port 53 by default).
@@ -222,6 +234,7 @@ impl PlayArgs {
         cfg.timeout = std::time::Duration::from_secs_f64(self.timeout);
         cfg.session.buffer.max_s = self.buffer_max;
         cfg.http2 = self.http2;
+        cfg.resolve = self.resolve.clone();
         Ok(cfg)
     }
 }

@@ -47,7 +47,8 @@ fn segment_size(seg: &MediaSegment) -> Result<u64> {
     let Ok(p) = seg.url.to_file_path() else {
         bail!("{}: segment is not a local file", seg.url);
     };
-    let meta = std::fs::metadata(&p).with_context(|| format!("{}: missing segment", p.display()))?;
+    let meta =
+        std::fs::metadata(&p).with_context(|| format!("{}: missing segment", p.display()))?;
     Ok(meta.len())
 }
 
@@ -63,7 +64,8 @@ mod tests {
             std::fs::create_dir_all(dir.join(rep)).unwrap();
             std::fs::write(dir.join(rep).join("init.mp4"), b"init").unwrap();
             for n in 1..=3 {
-                std::fs::write(dir.join(rep).join(format!("{n}.m4s")), vec![0u8; base * n]).unwrap();
+                std::fs::write(dir.join(rep).join(format!("{n}.m4s")), vec![0u8; base * n])
+                    .unwrap();
             }
         }
         std::fs::write(

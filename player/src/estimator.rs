@@ -218,7 +218,10 @@ mod tests {
             e.add(Sample::new(125_000, 1.0));
         }
         let est = mbps(e.estimate_bps());
-        assert!((est - 5.5).abs() < 0.01, "fast track after one half-life: {est}");
+        assert!(
+            (est - 5.5).abs() < 0.01,
+            "fast track after one half-life: {est}"
+        );
         // A rise back to 10 Mb/s: the slow track (still low-ish) now dictates.
         let mut up = Ewma::dash_js();
         for _ in 0..80 {
@@ -228,7 +231,10 @@ mod tests {
             up.add(Sample::new(1_250_000, 1.0));
         }
         let est = mbps(up.estimate_bps());
-        assert!((est - 5.5).abs() < 0.01, "slow track after one half-life: {est}");
+        assert!(
+            (est - 5.5).abs() < 0.01,
+            "slow track after one half-life: {est}"
+        );
     }
 
     #[test]
@@ -246,7 +252,7 @@ mod tests {
         h.add(Sample::new(125_000, 1.0)); // 1 Mb/s
         h.add(Sample::new(250_000, 1.0)); // 2 Mb/s
         h.add(Sample::new(500_000, 1.0)); // 4 Mb/s
-        // 3 / (1 + 1/2 + 1/4) = 12/7
+                                          // 3 / (1 + 1/2 + 1/4) = 12/7
         assert!((mbps(h.estimate_bps()) - 12.0 / 7.0).abs() < 1e-9);
         h.add(Sample::new(500_000, 1.0)); // the 1 Mb/s sample leaves the window
         assert_eq!(h.len(), 3);
@@ -262,7 +268,7 @@ mod tests {
         let mut t = HarmonicWindow::new(Weighting::Time, 10);
         t.add(Sample::new(1_000_000, 1.0)); // 8 Mb/s for 1 s
         t.add(Sample::new(3_000_000, 2.0)); // 12 Mb/s for 2 s
-        // time-weighted harmonic: 3 / (1/8 + 2/12)
+                                            // time-weighted harmonic: 3 / (1/8 + 2/12)
         assert!((mbps(t.estimate_bps()) - 3.0 / (1.0 / 8.0 + 2.0 / 12.0)).abs() < 1e-9);
     }
 }

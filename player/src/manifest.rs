@@ -50,7 +50,10 @@ impl Title {
                 );
             }
             if rep.bandwidth == 0 {
-                bail!("cannot play this MPD: Representation {} has no bandwidth", rep.id);
+                bail!(
+                    "cannot play this MPD: Representation {} has no bandwidth",
+                    rep.id
+                );
             }
             rungs.push(Rung {
                 id: rep.id.clone(),
@@ -125,10 +128,15 @@ mod tests {
 
     #[test]
     fn no_video_is_a_clear_error() {
-        let audio_only = MPD.replace("video/mp4", "audio/mp4").replace("avc1.64001f", "mp4a.40.2");
+        let audio_only = MPD
+            .replace("video/mp4", "audio/mp4")
+            .replace("avc1.64001f", "mp4a.40.2");
         let mpd = Mpd::parse(&audio_only).unwrap();
         let url = Url::parse("http://x.test/m.mpd").unwrap();
         let err = Title::from_mpd(&mpd, &url, SegmentsAt::Vod).unwrap_err();
-        assert_eq!(err.to_string(), "cannot play this MPD: no video AdaptationSet");
+        assert_eq!(
+            err.to_string(),
+            "cannot play this MPD: no video AdaptationSet"
+        );
     }
 }

@@ -42,6 +42,8 @@ pub struct PlayConfig {
     pub timeout: Duration,
     /// Talk HTTP/2 with prior knowledge (cleartext h2c).
     pub http2: bool,
+    /// Skip DNS and use these addresses for the URL's host, in order (like curl's --resolve).
+    pub resolve: Option<Vec<IpAddr>>,
     pub session: SessionConfig,
 }
 
@@ -56,6 +58,7 @@ impl PlayConfig {
             duration_s: None,
             timeout: Duration::from_secs(5),
             http2: false,
+            resolve: None,
             session: SessionConfig {
                 buffer: crate::buffer::BufferConfig {
                     max_s: 30.0,
@@ -102,6 +105,7 @@ impl PlayReport {
 /// Resolves names, following and recording the CNAME chain.
 pub struct Dns {
     resolver: Option<hickory_resolver::TokioResolver>,
+    fixed: Option<Vec<IpAddr>>,
 }
 
 /// A resolution: the names walked and the addresses found.
@@ -118,7 +122,10 @@ impl Dns {
             ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
         };
         let Some(server) = server else {
-            return Ok(Dns { resolver: None });
+            return Ok(Dns {
+                resolver: None,
+                fixed: None,
+            });
         };
         let mut conns = vec![ConnectionConfig::udp(), ConnectionConfig::tcp()];
         for c in &mut conns {
@@ -141,10 +148,28 @@ impl Dns {
         .context("cannot build the DNS resolver")?;
         Ok(Dns {
             resolver: Some(resolver),
+            fixed: None,
         })
     }
 
+    /// A "resolver" that always answers `addrs`.
+    pub fn fixed(addrs: Vec<IpAddr>) -> Self {
+        Dns {
+            resolver: None,
+            fixed: Some(addrs),
+        }
+    }
+
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Resolved> {
+        if let Some(addrs) = &self.fixed {
+            if addrs.is_empty() {
+                bail!("no addresses given for {host}");
+            }
+            return Ok(Resolved {
+                chain: vec![host.to_string()],
+                addrs: addrs.clone(),
+            });
+        }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(Resolved {
@@ -279,7 +304,10 @@ impl Net {
             bail!("{}: only http:// URLs are supported", cfg.url);
         }
         let port = cfg.url.port_or_known_default().unwrap_or(80);
-        let dns = Dns::new(cfg.dns, cfg.bind)?;
+        let dns = match &cfg.resolve {
+            Some(addrs) => Dns::fixed(addrs.clone()),
+            None => Dns::new(cfg.dns, cfg.bind)?,
+        };
         let resolved = dns.resolve(&host, port).await?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -351,17 +379,19 @@ impl Net {
             .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: {e}")))?;
         let t0 = self.clock.now();
         let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
-            Err(_) => return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: timeout"))),
-            Ok(Err(e)) => {
+            Err(_) => {
                 return Err(FetchFailure::Retryable(anyhow!(
-                    "{url} via {edge}: {e}"
+                    "{url} via {edge}: timeout"
                 )))
             }
+            Ok(Err(e)) => return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: {e}"))),
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
         if status.is_server_error() {
-            return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: HTTP {status}")));
+            return Err(FetchFailure::Retryable(anyhow!(
+                "{url} via {edge}: HTTP {status}"
+            )));
         }
         if !status.is_success() {
             return Err(FetchFailure::Fatal(anyhow!("{url}: HTTP {status}")));
@@ -388,7 +418,9 @@ impl Net {
                 }
                 Ok(Some(Ok(f))) => f,
             };
-            let Ok(chunk) = frame.into_data() else { continue };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             done += chunk.len() as u64;
             if let Some(d) = &mut data {
                 d.extend_from_slice(&chunk);
@@ -505,7 +537,11 @@ impl HttpTransport {
     fn media_url(&mut self, segment: usize, rung: usize) -> Result<(Url, Option<String>)> {
         if let Some(live) = &self.live {
             let number = live.first_number + segment as u64;
-            if let Some(s) = self.title.rungs[rung].media.iter().find(|s| s.number == number) {
+            if let Some(s) = self.title.rungs[rung]
+                .media
+                .iter()
+                .find(|s| s.number == number)
+            {
                 return Ok((s.url.clone(), s.range.as_ref().map(|r| r.to_header())));
             }
             bail!("live segment number {number} is not in the MPD");
@@ -534,13 +570,16 @@ impl HttpTransport {
         let text = self.net.get_bytes(&self.url).await?;
         let mpd = Mpd::parse(&String::from_utf8_lossy(&text))
             .map_err(|e| anyhow!("{}: {e}", self.url))?;
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(epoch_s(SystemTime::now()) + offset);
+        let at =
+            SystemTime::UNIX_EPOCH + Duration::from_secs_f64(epoch_s(SystemTime::now()) + offset);
         let title = Title::from_mpd(&mpd, &self.url, SegmentsAt::Live(at))?;
         if title.rungs.len() == self.title.rungs.len() {
             self.title.rungs = title.rungs;
         }
         if let Some(live) = &mut self.live {
-            live.update_every_s = mpd.minimum_update_period().map(|d| d.as_secs_f64().max(0.5));
+            live.update_every_s = mpd
+                .minimum_update_period()
+                .map(|d| d.as_secs_f64().max(0.5));
             live.mpd = mpd;
             live.fetched_at_s = now;
         }
@@ -576,7 +615,13 @@ impl Transport for HttpTransport {
         };
         let b = self
             .net
-            .get(&url, range.as_deref(), false, Some(watch), req.expected_bytes)
+            .get(
+                &url,
+                range.as_deref(),
+                false,
+                Some(watch),
+                req.expected_bytes,
+            )
             .await?;
         Ok(Fetched {
             bytes: b.bytes + extra,
@@ -598,7 +643,9 @@ impl Transport for HttpTransport {
 async fn clock_offset(net: &mut Net, mpd: &Mpd, mpd_url: &Url) -> f64 {
     for t in mpd.utc_timings() {
         let scheme = t.scheme_id_uri.as_str();
-        let Some(value) = t.value.as_deref() else { continue };
+        let Some(value) = t.value.as_deref() else {
+            continue;
+        };
         let local_before = epoch_s(SystemTime::now());
         let text = match scheme {
             "urn:mpeg:dash:utc:direct:2014" => value.to_string(),
@@ -666,7 +713,9 @@ pub async fn play(cfg: &PlayConfig) -> Result<PlayReport> {
             .unwrap_or(last);
         let segment_s = first.duration.max(0.01);
         live = Some(Live {
-            update_every_s: mpd.minimum_update_period().map(|d| d.as_secs_f64().max(0.5)),
+            update_every_s: mpd
+                .minimum_update_period()
+                .map(|d| d.as_secs_f64().max(0.5)),
             mpd: mpd.clone(),
             fetched_at_s: clock.now(),
             offset_s,
@@ -699,7 +748,14 @@ pub async fn play(cfg: &PlayConfig) -> Result<PlayReport> {
         live,
         clock: clock.clone(),
     };
-    let session = session::run(&video, abr.as_mut(), &mut transport, clock.as_ref(), &session_cfg).await;
+    let session = session::run(
+        &video,
+        abr.as_mut(),
+        &mut transport,
+        clock.as_ref(),
+        &session_cfg,
+    )
+    .await;
     let resolved = transport.net.resolved().clone();
     Ok(PlayReport {
         url: cfg.url.to_string(),

@@ -35,7 +35,10 @@ pub fn render_svg(report: &SessionReport) -> Result<String> {
         let (top, bottom) = root.split_vertically(360);
         let title = format!(
             "{} | QoE_lin {:.3} | {:.0} kb/s | rebuffer {:.2} s",
-            report.abr, report.summary.qoe_lin, report.summary.bitrate_kbps, report.summary.rebuffer_s
+            report.abr,
+            report.summary.qoe_lin,
+            report.summary.bitrate_kbps,
+            report.summary.rebuffer_s
         );
         let mut chart = ChartBuilder::on(&top)
             .caption(title, ("sans-serif", 18))
@@ -44,11 +47,7 @@ pub fn render_svg(report: &SessionReport) -> Result<String> {
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..end_s, 0.0..max_kbps)
             .map_err(e)?;
-        chart
-            .configure_mesh()
-            .y_desc("kb/s")
-            .draw()
-            .map_err(e)?;
+        chart.configure_mesh().y_desc("kb/s").draw().map_err(e)?;
         let mut steps = Vec::new();
         for r in &rows {
             steps.push((r.start_s, r.bitrate_kbps));

@@ -149,10 +149,21 @@ impl SessionReport {
         let _ = writeln!(
             s,
             "{:>4} {:>4} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>6} {:>3}  edge",
-            "seg", "rung", "kbps", "bytes", "start_s", "dl_s", "tput_kbps", "est_kbps", "buf_s", "rebuf", "ab"
+            "seg",
+            "rung",
+            "kbps",
+            "bytes",
+            "start_s",
+            "dl_s",
+            "tput_kbps",
+            "est_kbps",
+            "buf_s",
+            "rebuf",
+            "ab"
         );
         for r in &self.segments {
-            let _ = writeln!(
+            let _ =
+                writeln!(
                 s,
                 "{:>4} {:>4} {:>8.0} {:>9} {:>8.2} {:>8.3} {:>9.0} {:>9} {:>7.2} {:>6.2} {:>3}  {}",
                 r.index,
@@ -266,7 +277,16 @@ impl Aggregate {
     pub fn header() -> String {
         format!(
             "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
-            "abr", "sessions", "QoE_lin", "p10", "p50", "p90", "kbps", "rebuf_ratio", "switches", "startup_s"
+            "abr",
+            "sessions",
+            "QoE_lin",
+            "p10",
+            "p50",
+            "p90",
+            "kbps",
+            "rebuf_ratio",
+            "switches",
+            "startup_s"
         )
     }
 

@@ -127,7 +127,10 @@ impl Trace {
             bail!("a Pensieve trace needs at least two samples");
         }
         // As in Pensieve's simulator, sample i's rate holds from time[i-1] to time[i].
-        let steps = points.windows(2).map(|w| (w[1].0 - w[0].0, w[1].1)).collect();
+        let steps = points
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0, w[1].1))
+            .collect();
         Trace::new(name, steps)
     }
 
@@ -191,7 +194,10 @@ pub fn trace_files(path: &Path) -> Result<Vec<PathBuf>> {
         let entry = entry?;
         let p = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !p.is_file() || name.starts_with('.') || name == "SOURCE.txt" || name.starts_with("README")
+        if !p.is_file()
+            || name.starts_with('.')
+            || name == "SOURCE.txt"
+            || name.starts_with("README")
         {
             continue;
         }
@@ -223,9 +229,14 @@ pub struct Link<T: std::ops::Deref<Target = Trace>> {
 /// How a transfer ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Transfer {
-    Done { end_s: f64 },
+    Done {
+        end_s: f64,
+    },
     /// The watcher stopped it at `at_s` after `bytes_done` bytes.
-    Stopped { at_s: f64, bytes_done: u64 },
+    Stopped {
+        at_s: f64,
+        bytes_done: u64,
+    },
 }
 
 impl<T: std::ops::Deref<Target = Trace>> Link<T> {

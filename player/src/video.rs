@@ -41,7 +41,11 @@ impl Video {
         if self.bitrates_bps.is_empty() {
             bail!("{}: no representations", self.name);
         }
-        if self.bitrates_bps.iter().any(|b| !(*b > 0.0 && b.is_finite())) {
+        if self
+            .bitrates_bps
+            .iter()
+            .any(|b| !(*b > 0.0 && b.is_finite()))
+        {
             bail!("{}: bitrates must be positive", self.name);
         }
         if self.bitrates_bps.windows(2).any(|w| w[1] < w[0]) {

@@ -180,7 +180,10 @@ impl Abr for Bola {
                 self.placeholder_s = 0.0;
             }
         }
-        Decision { rung: q, delay_s: delay }
+        Decision {
+            rung: q,
+            delay_s: delay,
+        }
     }
 
     fn on_download(&mut self, d: &Download) {
@@ -250,7 +253,10 @@ mod tests {
         let d = b.choose(&ctx);
         assert_eq!(d.rung, 5);
         let p = Params::new(&v, 18.0);
-        assert!((d.delay_s - (30.0 - p.max_buffer_for(5))).abs() < 1e-9, "{d:?}");
+        assert!(
+            (d.delay_s - (30.0 - p.max_buffer_for(5))).abs() < 1e-9,
+            "{d:?}"
+        );
         assert!(d.delay_s > 3.0);
     }
 }

@@ -1,7 +1,9 @@
 //! The dash.js DYNAMIC strategy: the throughput rule while the buffer is low, BOLA-E once it
 //! holds the stable buffer (18 s), back to throughput below half of that; with abandonment.
 
-use super::{abandonment_rule, Abr, AbrContext, Bola, Decision, Download, Progress, ThroughputRule};
+use super::{
+    abandonment_rule, Abr, AbrContext, Bola, Decision, Download, Progress, ThroughputRule,
+};
 
 #[derive(Debug, Clone)]
 pub struct Dynamic {

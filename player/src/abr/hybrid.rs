@@ -1,68 +1,75 @@
-//! The default algorithm: a buffer-aware robust MPC.
+//! The default algorithm, `hybrid`: a buffer-aware robust MPC.
+//!
+//! 1. robustMPC's plan (5 segments, real sizes, harmonic mean of the last 5 throughputs divided by
+//!    1 + the largest of the last 5 relative errors), with the buffer capped at its real maximum
+//!    inside the plan and a terminal penalty for ending the plan below a buffer target, so the
+//!    plan does not drain the buffer beyond its horizon.
+//! 2. Buffer spending on drops: when the plan steps down while the buffer is deep, keep the
+//!    highest rung (not above the current one) whose download at a cautious rate fits in the
+//!    buffer beyond a reserve. One long download spends buffer once, where many low segments
+//!    would each cost bitrate; a monotone descent costs no more switch penalty than one drop.
+//! 3. Outage memory: once a download ran slower than half the lowest rung, the network is one
+//!    with outages: the plan's buffer target rises, buffer spending stops and downloads that
+//!    would stall are abandoned. Elsewhere abandonment mostly fires on short dips and costs two
+//!    switches, so it stays off.
 
 use std::collections::VecDeque;
 
 use super::mpc::{Plan, REBUF_PENALTY, SMOOTH_PENALTY};
 use super::{abandonment_rule, start_rung, Abr, AbrContext, Decision, Download, Progress};
-use crate::estimator::{Estimator, Ewma, HarmonicWindow, Weighting};
+use crate::estimator::{Estimator, HarmonicWindow, Weighting};
 
 #[derive(Debug, Clone)]
 pub struct Hybrid {
     pub horizon: usize,
+    /// Plan's terminal buffer target and penalty per second short of it.
     pub end_buffer_s: f64,
     pub end_weight: f64,
-    pub err_scale: f64,
-    pub use_ewma: bool,
-    pub window_len: usize,
+    /// The same once an outage has been seen.
+    pub outage_end_buffer_s: f64,
+    /// Spending needs at least this much buffer, keeps this reserve, and a margin on the rate.
     pub spend_min_buffer_s: f64,
     pub spend_reserve_s: f64,
     pub spend_margin: f64,
-    last_bps: Option<f64>,
-    pub outage_factor: f64,
-    pub hoard_mode: u8,
-    pub hoard_safety: f64,
-    outage_seen: bool,
-    pub hoard_end_s: f64,
-    pub hoard_end_w: f64,
+    /// A download slower than this share of the lowest rung's rate is an outage.
+    pub outage_share: f64,
     window: HarmonicWindow,
-    ewma: Ewma,
     errors: VecDeque<f64>,
     last_prediction: Option<f64>,
     prediction: Option<f64>,
+    last_bps: Option<f64>,
+    lowest_bps: f64,
+    outage_seen: bool,
 }
+
+const WINDOW: usize = 5;
 
 impl Default for Hybrid {
     fn default() -> Self {
-        let p: Vec<f64> = std::env::var("HYBRID")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let g = |i: usize, d: f64| p.get(i).copied().unwrap_or(d);
-        let window_len = g(5, 5.0) as usize;
         Hybrid {
-            horizon: g(0, 5.0) as usize,
-            end_buffer_s: g(1, 0.0),
-            end_weight: g(2, 0.0),
-            err_scale: g(3, 1.0),
-            use_ewma: g(4, 0.0) > 0.0,
-            window_len,
-            spend_min_buffer_s: g(6, 1e9),
-            spend_reserve_s: g(7, 5.0),
-            spend_margin: g(8, 0.1),
-            last_bps: None,
-            outage_factor: g(9, 0.0),
-            hoard_mode: g(10, 0.0) as u8,
-            hoard_safety: g(11, 0.9),
-            outage_seen: false,
-            hoard_end_s: g(12, 10.0),
-            hoard_end_w: g(13, 1.0),
-            window: HarmonicWindow::new(Weighting::Equal, window_len),
-            ewma: Ewma::dash_js(),
-            errors: VecDeque::new(),
+            horizon: 5,
+            end_buffer_s: 10.0,
+            end_weight: 1.0,
+            outage_end_buffer_s: 50.0,
+            spend_min_buffer_s: 15.0,
+            spend_reserve_s: 3.0,
+            spend_margin: 0.1,
+            outage_share: 0.5,
+            window: HarmonicWindow::new(Weighting::Equal, WINDOW),
+            errors: VecDeque::with_capacity(WINDOW),
             last_prediction: None,
             prediction: None,
+            last_bps: None,
+            lowest_bps: 0.0,
+            outage_seen: false,
         }
+    }
+}
+
+impl Hybrid {
+    /// Whether a download slow enough to count as an outage has been seen.
+    pub fn outage_seen(&self) -> bool {
+        self.outage_seen
     }
 }
 
@@ -72,16 +79,12 @@ impl Abr for Hybrid {
     }
 
     fn choose(&mut self, ctx: &AbrContext) -> Decision {
+        self.lowest_bps = ctx.video.bitrates_bps[0];
         let Some(h) = self.window.estimate_bps() else {
             return Decision::now(start_rung(ctx.video));
         };
         let max_err = self.errors.iter().copied().fold(0.0, f64::max);
-        let mut bps = h / (1.0 + self.err_scale * max_err);
-        if self.use_ewma {
-            if let Some(e) = self.ewma.estimate_bps() {
-                bps = bps.min(e);
-            }
-        }
+        let bps = h / (1.0 + max_err);
         self.last_prediction = Some(h);
         self.prediction = Some(bps);
         let plan = Plan {
@@ -93,31 +96,24 @@ impl Abr for Hybrid {
             rebuf_penalty: REBUF_PENALTY,
             smooth_penalty: SMOOTH_PENALTY,
             buffer_cap_s: ctx.buffer_max_s,
-            end_buffer_s: if self.outage_seen { self.hoard_end_s } else { self.end_buffer_s },
-            end_weight: if self.outage_seen { self.hoard_end_w } else { self.end_weight },
+            end_buffer_s: if self.outage_seen {
+                self.outage_end_buffer_s
+            } else {
+                self.end_buffer_s
+            },
+            end_weight: self.end_weight,
         };
         let last = ctx.last_rung.unwrap_or_else(|| start_rung(ctx.video));
         let mut q = plan.best(ctx.buffer_s, last).0;
-        if ctx.buffer_s >= self.spend_min_buffer_s && q < last {
-            // Spend the buffer: keep the highest rung (no higher than the last) whose download
-            // at a cautious rate fits in what is buffered beyond the reserve.
-            let c = self.last_bps.map_or(h, |l| l.min(h));
+        if !self.outage_seen && ctx.buffer_s >= self.spend_min_buffer_s && q < last {
+            let cautious = self.last_bps.map_or(h, |l| l.min(h));
             let budget = (ctx.buffer_s - self.spend_reserve_s) / (1.0 + self.spend_margin);
             let fits = (0..=last)
                 .rev()
-                .find(|&r| ctx.video.size(ctx.segment, r) as f64 * 8.0 / c <= budget);
+                .find(|&r| ctx.video.size(ctx.segment, r) as f64 * 8.0 / cautious <= budget);
             if let Some(r) = fits {
                 q = q.max(r);
             }
-        }
-        if self.outage_seen {
-            let e = self.ewma.estimate_bps().unwrap_or(h);
-            let qt = ctx.video.rung_for(e * self.hoard_safety);
-            q = match self.hoard_mode {
-                0 => qt,
-                1 => q.min(qt),
-                _ => q,
-            };
         }
         Decision::now(q)
     }
@@ -125,17 +121,17 @@ impl Abr for Hybrid {
     fn on_download(&mut self, d: &Download) {
         let Some(actual) = d.bps() else { return };
         if let Some(pred) = self.last_prediction {
-            if self.errors.len() == self.window_len {
+            if self.errors.len() == WINDOW {
                 self.errors.pop_front();
             }
             self.errors.push_back((pred - actual).abs() / actual);
         }
         self.last_bps = Some(actual);
-        if d.bytes > 20_000 && actual < self.outage_factor * 300_000.0 {
+        // Tiny transfers say little about the link (latency dominates).
+        if d.duration_s >= 1.0 && actual < self.outage_share * self.lowest_bps {
             self.outage_seen = true;
         }
         self.window.add(d.sample());
-        self.ewma.add(d.sample());
     }
 
     fn estimate_bps(&self) -> Option<f64> {
@@ -143,6 +139,84 @@ impl Abr for Hybrid {
     }
 
     fn abandon(&mut self, ctx: &AbrContext, p: &Progress) -> Option<usize> {
-        abandonment_rule(ctx, p)
+        if self.outage_seen {
+            abandonment_rule(ctx, p)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abr::testutil::pensieve_video;
+
+    fn dl(bytes: u64, secs: f64) -> Download {
+        Download {
+            segment: 0,
+            rung: 0,
+            bytes,
+            duration_s: secs,
+            end_s: 0.0,
+            abandoned: false,
+        }
+    }
+
+    #[test]
+    fn spends_a_deep_buffer_on_a_drop() {
+        let v = pensieve_video(48);
+        let mut h = Hybrid::default();
+        let ctx = AbrContext {
+            video: &v,
+            segment: 20,
+            now_s: 100.0,
+            buffer_s: 50.0,
+            buffer_max_s: 60.0,
+            last_rung: Some(5),
+            playing: true,
+            history: &[],
+        };
+        h.choose(&ctx);
+        for _ in 0..4 {
+            h.on_download(&dl(1_250_000, 1.0)); // 10 Mb/s
+        }
+        h.on_download(&dl(100_000, 1.6)); // 500 kb/s: a drop
+        let q = h.choose(&ctx).rung;
+        // The 4300 kb/s segment (2.15 MB) needs 34.4 s at 500 kb/s: within (50 - 3) / 1.1.
+        assert_eq!(q, 5, "keeps the top rung while the buffer pays for it");
+        let shallow = AbrContext {
+            buffer_s: 12.0,
+            ..ctx
+        };
+        assert!(h.choose(&shallow).rung < 5);
+    }
+
+    #[test]
+    fn an_outage_switches_on_abandonment() {
+        let v = pensieve_video(48);
+        let mut h = Hybrid::default();
+        let ctx = AbrContext {
+            video: &v,
+            segment: 3,
+            now_s: 10.0,
+            buffer_s: 6.0,
+            buffer_max_s: 60.0,
+            last_rung: Some(5),
+            playing: true,
+            history: &[],
+        };
+        h.choose(&ctx);
+        let p = Progress {
+            rung: 5,
+            bytes_total: v.size(3, 5),
+            bytes_done: 62_500,
+            elapsed_s: 1.0,
+            buffer_s: 6.0,
+        };
+        assert_eq!(h.abandon(&ctx, &p), None);
+        h.on_download(&dl(10_000, 2.0)); // 40 kb/s for 2 s: below half of 300 kb/s
+        assert!(h.outage_seen());
+        assert_eq!(h.abandon(&ctx, &p), Some(0));
     }
 }

@@ -107,7 +107,15 @@ pub trait Abr: Send {
 }
 
 /// The algorithms by name; [`DEFAULT`] is the one used when none is named.
-pub const NAMES: &[&str] = &["throughput", "bba", "bola", "bola-e", "mpc", "dynamic", "hybrid"];
+pub const NAMES: &[&str] = &[
+    "throughput",
+    "bba",
+    "bola",
+    "bola-e",
+    "mpc",
+    "dynamic",
+    "hybrid",
+];
 
 /// The default algorithm.
 pub const DEFAULT: &str = "hybrid";
@@ -172,7 +180,6 @@ pub(crate) mod testutil {
         )
         .unwrap()
     }
-
 }
 
 #[cfg(test)]

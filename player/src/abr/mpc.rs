@@ -171,7 +171,12 @@ mod tests {
     #[test]
     fn plan_matches_brute_force() {
         let v = pensieve_video(10);
-        for &(bps, buffer, last) in &[(1e6, 2.0, 0), (3e6, 10.0, 5), (0.4e6, 20.0, 3), (5e6, 0.0, 1)] {
+        for &(bps, buffer, last) in &[
+            (1e6, 2.0, 0),
+            (3e6, 10.0, 5),
+            (0.4e6, 20.0, 3),
+            (5e6, 0.0, 1),
+        ] {
             let plan = Plan {
                 video: &v,
                 first_segment: 0,

@@ -1,0 +1,79 @@
+//! Trace-driven simulation over the fixture traces and videos (all three trace formats, both
+//! video formats), through the same entry points `cdn simulate` uses.
+
+use std::path::PathBuf;
+
+use player::abr::{by_name, NAMES};
+use player::sim::{simulate, simulate_many, SimConfig};
+use player::trace::{load_traces, Trace};
+use player::video::Video;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+#[test]
+fn every_algorithm_plays_every_fixture_trace() {
+    let traces = load_traces(&fixtures().join("traces")).unwrap();
+    assert_eq!(traces.len(), 4);
+    let video = Video::load(&fixtures().join("pensieve-video")).unwrap();
+    assert_eq!(video.num_segments, 48, "the partial 49th chunk is dropped");
+    assert_eq!(
+        video.bitrates_bps,
+        vec![300e3, 750e3, 1200e3, 1850e3, 2850e3, 4300e3]
+    );
+    let results = simulate_many(&traces, &video, NAMES, &SimConfig::default(), 2).unwrap();
+    assert_eq!(results.len(), NAMES.len());
+    for (name, reports) in NAMES.iter().zip(&results) {
+        assert_eq!(reports.len(), traces.len());
+        for r in reports {
+            assert_eq!(r.segments.len(), 48, "{name}");
+            assert!(r.summary.qoe_lin.is_finite());
+            assert!(r.summary.bitrate_kbps >= 300.0 && r.summary.bitrate_kbps <= 4300.0);
+            assert!(r.summary.rebuffer_ratio >= 0.0 && r.summary.rebuffer_ratio < 1.0);
+            // QoE_lin is the per-segment mean of bitrate - 4.3 rebuffer - |switch|.
+            let q = player::report::qoe_lin_per_segment(&r.segments);
+            let mean = q.iter().sum::<f64>() / q.len() as f64;
+            assert!((mean - r.summary.qoe_lin).abs() < 1e-9);
+        }
+    }
+}
+
+#[test]
+fn sabre_movie_over_sabre_trace() {
+    let video = Video::load(&fixtures().join("sabre-movie.json")).unwrap();
+    assert_eq!(video.segment_duration_s, 3.0);
+    let trace = Trace::load(&fixtures().join("traces/report_bicycle_0001.json")).unwrap();
+    let mut abr = by_name("default").unwrap();
+    let r = simulate(&trace, &video, abr.as_mut(), &SimConfig::default()).unwrap();
+    assert_eq!(r.segments.len(), video.num_segments);
+    // A 4G link carries the top rung nearly all the time.
+    assert!(r.summary.bitrate_kbps > 5000.0, "{:?}", r.summary);
+    assert_eq!(r.summary.rebuffer_count, 0);
+}
+
+#[test]
+fn mahimahi_trace_plays() {
+    // 12 Mb/s: one packet per millisecond.
+    let text: String = (1..=1000).map(|ms| format!("{ms}\n")).collect();
+    let trace = Trace::parse("mm", &text).unwrap();
+    assert!((trace.mean_bps() - 12e6).abs() < 1e3);
+    let video = Video::load(&fixtures().join("pensieve-video")).unwrap();
+    let mut abr = by_name("default").unwrap();
+    let r = simulate(&trace, &video, abr.as_mut(), &SimConfig::default()).unwrap();
+    assert_eq!(r.summary.rebuffer_count, 0);
+    assert!(r.segments[10..].iter().all(|s| s.rung == 5));
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("player-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, "0 1\n1 2\nx y\n").unwrap();
+    let err = format!("{:#}", Trace::load(&bad).unwrap_err());
+    assert!(err.contains("bad.txt") && err.contains("line 3"), "{err}");
+    let err = format!("{:#}", Video::load(&dir).unwrap_err());
+    assert!(err.contains("no manifest.mpd"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
