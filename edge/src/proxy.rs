@@ -557,6 +557,11 @@ async fn fetch_alone(ctx: &Arc<Ctx>, ask: &Ask, fwd: &'static str) -> Response<B
     }
 }
 
+/// Largest request body forwarded upstream (POST/PUT bodies; a video CDN sees few).
+const MAX_FORWARDED_BODY: usize = 1 << 20;
+/// Time a client has to send a request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Requests the cache does not answer: forwarded as they are; unsafe methods invalidate.
 async fn pass(
     ctx: &Arc<Ctx>,
@@ -582,7 +587,41 @@ async fn pass(
             .await
             .map(|(r, _)| r)
     } else {
-        let body = body.map_err(common::http::BoxError::from).boxed_unsync();
+        // The body is read whole (it is small for anything a video CDN forwards) before the
+        // upstream is contacted, so that a malformed, oversized or stalled client body is the
+        // client's 4xx rather than an upstream 502.
+        let limited = http_body_util::Limited::new(body, MAX_FORWARDED_BODY);
+        let collected = tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await;
+        let bytes = match collected {
+            Ok(Ok(c)) => c.to_bytes(),
+            Ok(Err(e)) => {
+                let cs = CacheStatus {
+                    fwd: Some("method"),
+                    ..Default::default()
+                };
+                let too_big = e.is::<http_body_util::LengthLimitError>();
+                let (status, msg) = if too_big {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                } else {
+                    (StatusCode::BAD_REQUEST, "malformed request body")
+                };
+                return error(ctx, &cs, started, status, msg);
+            }
+            Err(_) => {
+                let cs = CacheStatus {
+                    fwd: Some("method"),
+                    ..Default::default()
+                };
+                return error(
+                    ctx,
+                    &cs,
+                    started,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body timed out",
+                );
+            }
+        };
+        let body = full(bytes);
         ctx.upstream.forward(&key.to_string(), &out, body).await
     };
     let fwd = if safe { "bypass" } else { "method" };
