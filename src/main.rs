@@ -36,9 +36,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own story; servers' access logs would drown it (RUST_LOG overrides).
+    // hickory-server logs every TCP query at info.
     let default_level = match cli.command {
         Command::Demo(_) => "warn",
-        _ => "info",
+        _ => "info,hickory_server=warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
