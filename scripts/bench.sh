@@ -7,6 +7,8 @@
 #   scripts/bench.sh            all benchmarks (about 15 minutes)
 #   scripts/bench.sh edge dns   only those (package, origin, edge, dns, abr)
 #
+# The test suite (scripts/test.sh) does not need the peers; this script installs them.
+#
 # Installs the peers it compares against (nginx, Varnish, Knot DNS, dnsperf, wrk, ffmpeg) when
 # missing; needs root or sudo for that.
 set -euo pipefail
