@@ -237,20 +237,7 @@ impl Interposer {
             fault: std::sync::Mutex::new(Fault::Pass),
         });
         let listener = common::http::bind(std::net::SocketAddr::new(ip, 0)).await?;
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Full<bytes::Bytes>>();
-        let st = state.clone();
-        let server = common::http::serve(
-            listener,
-            Default::default(),
-            Default::default(),
-            move |req: http::Request<hyper::body::Incoming>, _| {
-                let st = st.clone();
-                let client = client.clone();
-                async move { st.handle(req, client).await }
-            },
-        )?;
+        let server = serve_interposer(listener, state.clone())?;
         Ok(Interposer {
             addr: server.local_addr(),
             state,
@@ -336,5 +323,42 @@ impl InterposerState {
             }
             Err(_) => status(502),
         }
+    }
+}
+
+fn serve_interposer(
+    listener: tokio::net::TcpListener,
+    state: std::sync::Arc<InterposerState>,
+) -> Result<common::http::ServerHandle> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    common::http::serve(
+        listener,
+        Default::default(),
+        Default::default(),
+        move |req: http::Request<hyper::body::Incoming>, _| {
+            let st = state.clone();
+            let client = client.clone();
+            async move { st.handle(req, client).await }
+        },
+    )
+}
+
+impl Interposer {
+    /// Closes the listener at once: the edges get connection refused, as when the origin's
+    /// process is gone.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
+
+    /// Listens again on the same address after [`Interposer::stop`] (a no-op while running).
+    pub async fn resume(&mut self) -> Result<()> {
+        if self.server.is_none() {
+            let listener = common::http::bind(self.addr).await?;
+            self.server = Some(serve_interposer(listener, self.state.clone())?);
+        }
+        Ok(())
     }
 }
