@@ -1,7 +1,8 @@
 //! The HTTP server loop every service of the stack runs (HTTP/1.1 keep-alive and HTTP/2 cleartext
 //! through hyper-util's auto builder), with the limits a public server needs: a maximum number of
 //! connections, a header read timeout against slow clients, bounded header size and count, and
-//! graceful shutdown that lets in-flight requests finish. Also a minimal GET client for tools.
+//! graceful shutdown that lets in-flight requests finish, optionally over TLS (rustls, ALPN h2 and
+//! http/1.1). Also a minimal GET client for tools.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -124,6 +125,26 @@ where
     H: Fn(Request<Incoming>, ConnInfo) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_tls(listener, limits, hooks, None, handler)
+}
+
+/// Like [`serve`], over TLS when `tls` is given: each accepted connection does its handshake in
+/// its own task, bounded by the header read timeout (a stalled TLS client cannot hold a
+/// connection slot), and then speaks the protocol ALPN chose (h2 or http/1.1; http/1.1 when the
+/// client offered no ALPN).
+pub fn serve_tls<H, F>(
+    listener: TcpListener,
+    limits: ServerLimits,
+    hooks: ConnHooks,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: H,
+) -> Result<ServerHandle>
+where
+    H: Fn(Request<Incoming>, ConnInfo) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let handshake_timeout = limits.header_read_timeout;
     let local_addr = listener
         .local_addr()
         .context("listener has no local address")?;
@@ -175,15 +196,49 @@ where
                 let fut = handler(req, info);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
             let gauge = hooks.open_connections.clone();
+            let Some(acceptor) = acceptor.clone() else {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Some(g) = &gauge {
+                        g.inc();
+                    }
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    if let Some(g) = &gauge {
+                        g.dec();
+                    }
+                    drop(permit);
+                });
+                continue;
+            };
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let mut stopped_conn = stopped.clone();
             tokio::spawn(async move {
                 if let Some(g) = &gauge {
                     g.inc();
                 }
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                let accepted = tokio::select! {
+                    r = handshake => Some(r),
+                    _ = stopped_conn.changed() => None,
+                };
+                match accepted {
+                    Some(Ok(Ok(tls))) => {
+                        // The auto builder tells h2 from HTTP/1 by the connection preface, which
+                        // matches what ALPN negotiated.
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
+                        }
+                    }
+                    Some(Ok(Err(e))) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Some(Err(_)) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    None => {}
                 }
                 if let Some(g) = &gauge {
                     g.dec();
@@ -318,6 +373,128 @@ mod tests {
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
         let text = String::from_utf8_lossy(&buf);
         assert!(text.starts_with("HTTP/1.1 431"), "got: {text}");
+        server.shutdown().await;
+    }
+
+    async fn tls_hello_server(limits: ServerLimits) -> (ServerHandle, String) {
+        let (cert, key) =
+            crate::tls::self_signed(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let config =
+            crate::tls::server_config_from_pem_bytes(cert.as_bytes(), key.as_bytes()).unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let server = serve_tls(
+            listener,
+            limits,
+            ConnHooks::default(),
+            Some(config),
+            |req, _info| async move {
+                Response::new(full(format!("{:?} {}", req.version(), req.uri().path())))
+            },
+        )
+        .unwrap();
+        (server, cert)
+    }
+
+    async fn tls_connect(
+        addr: SocketAddr,
+        cert_pem: &str,
+        alpn: &[&[u8]],
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let dir = std::env::temp_dir().join(format!("common-http-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join(format!("{}.pem", addr.port()));
+        std::fs::write(&ca, cert_pem).unwrap();
+        let roots = crate::tls::Roots {
+            ca_files: vec![ca],
+            system: false,
+        };
+        let config = crate::tls::client_config(&roots, alpn).unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn tls_alpn_h2_is_negotiated_and_served() {
+        let (server, cert) = tls_hello_server(ServerLimits::default()).await;
+        let tls = tls_connect(server.local_addr(), &cert, &crate::tls::ALPN).await;
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("https://localhost/secure")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"HTTP/2.0 /secure");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn tls_http1_with_alpn_and_without() {
+        let (server, cert) = tls_hello_server(ServerLimits::default()).await;
+        for alpn in [&[b"http/1.1".as_slice()][..], &[][..]] {
+            let tls = tls_connect(server.local_addr(), &cert, alpn).await;
+            let expected = if alpn.is_empty() {
+                None
+            } else {
+                Some(b"http/1.1".as_slice())
+            };
+            assert_eq!(tls.get_ref().1.alpn_protocol(), expected);
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = Request::get("/one")
+                .header(http::header::HOST, "localhost")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"HTTP/1.1 /one");
+        }
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn tls_rejects_plaintext_and_cuts_off_stalled_handshakes() {
+        let (server, _cert) = tls_hello_server(ServerLimits {
+            header_read_timeout: Duration::from_millis(300),
+            max_connections: 2,
+            ..Default::default()
+        })
+        .await;
+        // Plain HTTP on the TLS port: the handshake fails and the connection is closed.
+        let mut s = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "plaintext client not disconnected");
+        assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+        // Two silent clients fill both slots; each is cut off after the timeout.
+        let mut silent = Vec::new();
+        for _ in 0..2 {
+            silent.push(
+                tokio::net::TcpStream::connect(server.local_addr())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for mut s in silent {
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+            assert!(read.is_ok(), "stalled TLS handshake was not cut off");
+        }
         server.shutdown().await;
     }
 
