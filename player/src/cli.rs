@@ -118,7 +118,7 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
     if args.json {
         let results: Vec<serde_json::Value> = aggregates
             .iter()
-            .map(|a| serde_json::to_value(a))
+            .map(serde_json::to_value)
             .collect::<Result<_, _>>()?;
         let mut obj = serde_json::json!({
             "sessions": traces.len(),

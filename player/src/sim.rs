@@ -258,12 +258,20 @@ mod tests {
             let r = simulate(&trace, &video, abr.as_mut(), &SimConfig::default()).unwrap();
             let rungs: Vec<usize> = r.segments.iter().map(|s| s.rung).collect();
             assert_eq!(r.summary.rebuffer_s, 0.0, "{name} stalls: {rungs:?}");
-            let last_high = r.segments.iter().rposition(|s| s.rung > 0).unwrap_or(0);
+            let climbed = rungs
+                .iter()
+                .position(|&q| q == 5)
+                .unwrap_or_else(|| panic!("{name} never climbed: {rungs:?}"));
+            let lowest = rungs[climbed..]
+                .iter()
+                .position(|&q| q == 0)
+                .map(|i| i + climbed)
+                .unwrap_or_else(|| panic!("{name} never reaches the lowest rung: {rungs:?}"));
             assert!(
-                last_high < 40,
-                "{name} is not on the lowest rung at the end: {rungs:?}"
+                r.segments[lowest].buffer_s > 0.0
+                    && r.segments[..=lowest].iter().all(|s| s.rebuffer_s == 0.0),
+                "{name} emptied the buffer first: {rungs:?}"
             );
-            assert!(rungs[..20].contains(&5), "{name} never climbed: {rungs:?}");
         }
     }
 

@@ -148,13 +148,18 @@ impl Abr for Bola {
                 self.placeholder_s = 0.0;
             }
         }
-        let p = self.params(video).clone();
+        let stable = self.stable_buffer_s;
+        let p = self
+            .params
+            .take()
+            .unwrap_or_else(|| Params::new(video, stable));
         if enhanced && !self.steady {
             let q = q_tput;
             self.placeholder_s = (p.min_buffer_for(video, q) - ctx.buffer_s).max(0.0);
             if ctx.buffer_s >= video.segment_duration_s {
                 self.steady = true;
             }
+            self.params = Some(p);
             return Decision::now(q);
         }
         let level = ctx.buffer_s + self.placeholder_s;
@@ -171,6 +176,7 @@ impl Abr for Bola {
             }
         }
         let mut delay = (level - p.max_buffer_for(q)).max(0.0);
+        self.params = Some(p);
         if enhanced {
             if delay <= self.placeholder_s {
                 self.placeholder_s -= delay;
