@@ -92,11 +92,11 @@ impl Directives {
     /// occurrence wins). An argument that is not a number counts as 0, the safe reading.
     pub fn seconds(&self, name: &str) -> Option<Duration> {
         let (_, arg) = self.items.iter().find(|(n, _)| n == name)?;
-        let secs = arg
-            .as_deref()
-            .and_then(|a| a.parse::<u64>().ok())
-            .unwrap_or(0);
-        Some(Duration::from_secs(secs))
+        Some(
+            arg.as_deref()
+                .and_then(delta_seconds)
+                .unwrap_or(Duration::ZERO),
+        )
     }
 
     /// True when every member is a valid Structured Fields dictionary member (RFC 8941), as
@@ -112,6 +112,21 @@ fn is_sf_key(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '*')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*".contains(c))
+}
+
+/// The largest delta-seconds value kept (RFC 9111 section 1.2.2): larger ones, however many
+/// digits they have, count as this, so that sums of ages and lifetimes never overflow.
+pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// Parses delta-seconds (`1*DIGIT`), clamped to [`MAX_DELTA_SECONDS`]; `None` when the text is
+/// not a non-negative integer.
+pub fn delta_seconds(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = t.parse::<u64>().unwrap_or(u64::MAX).min(MAX_DELTA_SECONDS);
+    Some(Duration::from_secs(secs))
 }
 
 /// Splits a comma-separated list, keeping commas inside quoted strings.
@@ -241,10 +256,11 @@ impl RequestControls {
             .items
             .iter()
             .find(|(n, _)| n == "max-stale")
-            .map(|(_, a)| {
-                a.as_deref()
-                    .and_then(|a| a.parse::<u64>().ok())
-                    .map(Duration::from_secs)
+            .and_then(|(_, a)| match a.as_deref() {
+                // max-stale alone: any staleness is acceptable.
+                None => Some(None),
+                // A malformed argument grants nothing: the directive is ignored.
+                Some(a) => delta_seconds(a).map(Some),
             });
         RequestControls {
             no_cache: d.has("no-cache") || pragma_no_cache,
@@ -383,8 +399,7 @@ impl Freshness {
         let age_value = headers
             .get(header::AGE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
+            .and_then(delta_seconds)
             .unwrap_or(Duration::ZERO);
         let apparent_age = date
             .and_then(|d| whole_seconds(response_time).duration_since(d).ok())
@@ -752,10 +767,50 @@ mod tests {
         ]);
         let d = Directives::parse(h.get_all("cache-control"));
         assert_eq!(d.seconds("max-age"), Some(Duration::from_secs(60)));
+        let huge = headers(&[(
+            "cache-control",
+            "max-age=99999999999999999999999, s-maxage=x",
+        )]);
+        let huge = Directives::parse(huge.get_all("cache-control"));
+        assert_eq!(
+            huge.seconds("max-age"),
+            Some(Duration::from_secs(MAX_DELTA_SECONDS))
+        );
+        assert_eq!(huge.seconds("s-maxage"), Some(Duration::ZERO));
         assert!(d.has("no-cache") && d.has("public") && !d.has("private"));
         let bad = headers(&[("cache-control", "max-age=soon")]);
         let d = Directives::parse(bad.get_all("cache-control"));
         assert_eq!(d.seconds("max-age"), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn huge_values_from_clients_and_upstreams_never_overflow() {
+        let now = date(0);
+        let max = u64::MAX.to_string();
+        let f = fresh(
+            &[
+                (
+                    "cache-control",
+                    &format!("s-maxage={max}, stale-if-error={max}"),
+                ),
+                ("age", &max),
+                ("date", &now),
+                ("etag", "\"x\""),
+            ],
+            0,
+        );
+        assert_eq!(f.lifetime, Duration::from_secs(MAX_DELTA_SECONDS));
+        let later = at(10);
+        let _ = f.retention(&PolicyConfig::default(), later);
+        let req = RequestControls::from_headers(&headers(&[(
+            "cache-control",
+            &format!("min-fresh={max}, max-stale=abc, max-age={max}"),
+        )]));
+        assert_eq!(
+            req.max_stale, None,
+            "a malformed max-stale must grant nothing"
+        );
+        assert_eq!(f.verdict(&req, later), Verdict::Revalidate);
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub fn forwarded_headers(client: &HeaderMap, peer: IpAddr, name: &str) -> Header
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert("x-forwarded-for", v);
     }
+    // The host the client asked for (the origin sees its own name in Host): set from the
+    // client's Host, never taken from the client, so it always matches the cache key.
+    h.remove("x-forwarded-host");
+    if let Some(host) = client.get(header::HOST) {
+        h.insert("x-forwarded-host", host.clone());
+    }
     h
 }
 

@@ -388,14 +388,16 @@ fn nanos_between(a: SystemTime, b: SystemTime) -> i128 {
 }
 
 /// The base URL clients should sync their clock with: configured, or this origin as the client
-/// addressed it (Host), or its local address.
+/// addressed it (X-Forwarded-Host, which an edge sets to its client's Host, then Host), or its
+/// local address. Through a CDN the clock request then goes to the edge the player uses.
 fn time_url(req: &Req, ch: &Channel) -> String {
     if let Some(u) = &ch.time_url {
         return u.clone();
     }
     let host = req
         .headers
-        .get(HOST)
+        .get("x-forwarded-host")
+        .or_else(|| req.headers.get(HOST))
         .and_then(|h| h.to_str().ok())
         .filter(|h| {
             !h.is_empty()

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target for a bounded time (default 60 s each) with the nightly
+# toolchain, starting from and adding to the committed seed corpora under fuzz/corpus/<target>/.
+# Prints one line per target: executions, corpus size, and whether it crashed. Exits non-zero
+# when any target crashed; the crashing input is left in fuzz/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")"
+secs="${1:-60}"
+targets=(mpd_parse range_header cache_policy coverage_zone dns_answer)
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "error: cargo fuzz needs a nightly toolchain (rustup toolchain install nightly)" >&2
+    exit 1
+fi
+command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz missing (cargo install cargo-fuzz)" >&2; exit 1; }
+cargo +nightly fuzz build -O >&2
+failed=0
+for t in "${targets[@]}"; do
+    mkdir -p "corpus/$t" "artifacts/$t"
+    log="$(mktemp)"
+    dict=()
+    [[ "$t" == mpd_parse ]] && dict=(-dict=mpd.dict)
+    set +e
+    cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=4096 \
+        -timeout=10 -rss_limit_mb=2048 "${dict[@]}" >"$log" 2>&1
+    rc=$?
+    set -e
+    runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' || true)
+    [[ -z "$runs" ]] && runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+    if [[ $rc -ne 0 ]]; then
+        failed=1
+        echo "$t: CRASHED after ${runs:-?} runs (rc $rc); see artifacts/$t/"
+        grep -E 'panicked|SUMMARY|Test unit written' "$log" | head -5
+    else
+        echo "$t: ${runs:-?} runs in ${secs}s, no crash, corpus $(ls "corpus/$t" | wc -l) files"
+    fi
+    rm -f "$log"
+done
+exit $failed
