@@ -22,11 +22,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
     || { echo "test.sh: FAILED to install ${missing[*]}; the tests need them" >&2; exit 1; }
 fi
 
+# Node.js and npm (for dash.js in Chromium), from Debian when the machine has none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "test.sh: installing Debian packages: nodejs npm"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm \
+    || { echo "test.sh: FAILED to install nodejs and npm; the browser tests need them" >&2; exit 1; }
+fi
+
+# Python tools (moto_server for the S3 test) go into a virtual environment of the build folder,
+# so that a system Python that refuses global installs (PEP 668) is left alone.
 pips=$(grep -v '^\s*\(#\|$\)' scripts/pip-packages.txt | sort -u || true)
 if [ -n "$pips" ]; then
+  venv=target/test-venv
+  if [ ! -x "$venv/bin/pip" ]; then
+    python3 -m venv "$venv" 2>/dev/null || {
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+      python3 -m venv "$venv"
+    } || { echo "test.sh: FAILED to create a Python virtual environment" >&2; exit 1; }
+  fi
   # shellcheck disable=SC2086
-  python3 -m pip install -q --disable-pip-version-check $pips \
+  "$venv/bin/pip" install -q --disable-pip-version-check $pips \
     || { echo "test.sh: FAILED to install Python packages: $pips" >&2; exit 1; }
+  PATH="$PWD/$venv/bin:$PATH"
+  export PATH
 fi
 
 if [ -f tests/js/package.json ]; then
