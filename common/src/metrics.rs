@@ -74,6 +74,9 @@ mod tests {
         assert_eq!(sum(text, "req_total", &[]), 12.0);
         assert_eq!(sum(text, "other", &[]), 9.0);
         assert_eq!(sum(text, "missing", &[]), 0.0);
-        assert!(sum(text, "missing", &[]).is_sign_positive(), "an empty sum prints as -0");
+        assert!(
+            sum(text, "missing", &[]).is_sign_positive(),
+            "an empty sum prints as -0"
+        );
     }
 }

@@ -109,6 +109,35 @@ pub fn client_config(roots: &Roots, alpn: &[&[u8]]) -> Result<rustls::ClientConf
     Ok(config)
 }
 
+/// An `http://` and `https://` connector for hyper-util's client over `http`, verifying servers
+/// with `config` (whose ALPN is replaced by h2 and http/1.1, or http/1.1 only when `h2` is false).
+/// When `server_name` is given it is the TLS name checked for every connection, whatever
+/// address the URL names (for clients that connect to resolved IPs of one host name).
+pub fn https_connector(
+    mut http: hyper_util::client::legacy::connect::HttpConnector,
+    config: rustls::ClientConfig,
+    h2: bool,
+    server_name: Option<&str>,
+) -> Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>> {
+    http.enforce_http(false);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http();
+    let builder = match server_name {
+        Some(name) => {
+            let name = rustls::pki_types::ServerName::try_from(name.to_string())
+                .with_context(|| format!("`{name}` is not a valid TLS server name"))?;
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    Ok(if h2 {
+        builder.enable_all_versions().wrap_connector(http)
+    } else {
+        builder.enable_http1().wrap_connector(http)
+    })
+}
+
 fn rustls_native_certs_load() -> Vec<CertificateDer<'static>> {
     let result = rustls_native_certs::load_native_certs();
     for e in &result.errors {

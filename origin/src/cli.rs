@@ -22,6 +22,12 @@ pub struct Args {
     /// A live channel NAME=TITLE looping vod/TITLE (repeatable).
     #[arg(long = "channel", value_name = "NAME=TITLE")]
     pub channels: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -36,6 +42,12 @@ impl Args {
         }
         if let Some(listen) = self.listen {
             config.listen = listen;
+        }
+        if let Some(cert) = &self.tls_cert {
+            config.tls_cert = Some(cert.clone());
+        }
+        if let Some(key) = &self.tls_key {
+            config.tls_key = Some(key.clone());
         }
         for ch in &self.channels {
             let Some((name, title)) = ch.split_once('=') else {

@@ -37,6 +37,10 @@ pub struct Config {
     pub small_file_cache_ms: u64,
     /// Local backend: memory bound of that cache.
     pub small_file_cache_bytes: u64,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -52,6 +56,8 @@ impl Default for Config {
             access_log: true,
             small_file_cache_ms: 0,
             small_file_cache_bytes: 32 << 20,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -112,6 +118,9 @@ impl Config {
         if self.limits.max_connections == 0 {
             bail!("limits.max_connections must be at least 1");
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("tls_cert and tls_key go together: give both to serve HTTPS, or neither");
+        }
         Ok(())
     }
 
@@ -133,6 +142,14 @@ impl Config {
             }
         }
         live
+    }
+
+    /// The rustls server configuration when `tls_cert` and `tls_key` are set.
+    pub fn tls_config(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(common::tls::server_config_from_pem(cert, key)?)),
+            _ => Ok(None),
+        }
     }
 
     /// The server limits in the form `common::http::serve` takes.

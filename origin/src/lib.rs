@@ -32,6 +32,7 @@ pub use storage::{Object, ObjectMeta, Storage};
 pub struct Origin {
     server: common::http::ServerHandle,
     state: Arc<server::State>,
+    tls: bool,
 }
 
 impl Origin {
@@ -40,9 +41,10 @@ impl Origin {
         self.server.local_addr()
     }
 
-    /// Its base URL, `http://ADDR`.
+    /// Its base URL, `http://ADDR` (`https://ADDR` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// Its metrics registry (the same figures `/metrics` serves).
@@ -79,6 +81,7 @@ pub async fn spawn_with_storage(
     storage: Arc<dyn Storage>,
 ) -> Result<Origin> {
     config.validate()?;
+    let tls = config.tls_config()?;
     let metrics = metrics::Metrics::new().context("registering origin metrics")?;
     let listener = common::http::bind(config.listen).await?;
     let limits = config.server_limits();
@@ -94,9 +97,14 @@ pub async fn spawn_with_storage(
         live,
     });
     let handler_state = state.clone();
-    let server = common::http::serve(listener, limits, hooks, move |req, info| {
+    let is_tls = tls.is_some();
+    let server = common::http::serve_tls(listener, limits, hooks, tls, move |req, info| {
         server::handle(handler_state.clone(), req, info)
     })?;
-    tracing::info!(addr = %server.local_addr(), backend = state.storage.name(), "origin listening");
-    Ok(Origin { server, state })
+    tracing::info!(addr = %server.local_addr(), backend = state.storage.name(), tls = is_tls, "origin listening");
+    Ok(Origin {
+        server,
+        state,
+        tls: is_tls,
+    })
 }
