@@ -31,6 +31,15 @@ pub struct Args {
     /// TOML configuration file (see edge::Config).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM roots trusted for an https:// upstream (default: the system roots).
+    #[arg(long, value_name = "PEM")]
+    pub upstream_ca: Option<PathBuf>,
 }
 
 impl Args {
@@ -59,6 +68,15 @@ impl Args {
         }
         if let Some(t) = &self.purge_token {
             c.purge_token = Some(t.clone());
+        }
+        if let Some(p) = &self.tls_cert {
+            c.tls_cert = Some(p.clone());
+        }
+        if let Some(p) = &self.tls_key {
+            c.tls_key = Some(p.clone());
+        }
+        if let Some(p) = &self.upstream_ca {
+            c.upstream_ca = Some(p.clone());
         }
         c.validate()?;
         Ok(c)

@@ -1,7 +1,7 @@
 //! Edge configuration: TOML file and command-line flags, with defaults suited to video.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -73,6 +73,12 @@ pub struct Config {
     pub header_read_timeout_secs: f64,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM roots trusted for https:// upstreams and parents (the system roots when unset).
+    pub upstream_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -102,6 +108,9 @@ impl Default for Config {
             header_read_timeout_secs: 10.0,
             max_header_bytes: 16 * 1024,
             max_headers: 64,
+            tls_cert: None,
+            tls_key: None,
+            upstream_ca: None,
         }
     }
 }
@@ -133,6 +142,9 @@ impl Config {
         }
         if self.name.trim().is_empty() {
             bail!("`name` must not be empty");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("`tls_cert` and `tls_key` go together: give both to serve HTTPS, or neither");
         }
         if !(0.0..=1.0).contains(&self.heuristic_fraction) {
             bail!("`heuristic_fraction` must be between 0 and 1");

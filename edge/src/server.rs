@@ -44,6 +44,7 @@ pub async fn spawn(config: Config) -> Result<Edge> {
             first_byte_timeout: Config::duration(config.first_byte_timeout_secs),
             idle_timeout: Config::duration(config.idle_timeout_secs),
             connect_attempts: config.connect_attempts.max(1),
+            upstream_ca: config.upstream_ca.clone(),
         },
         metrics.clone(),
     )?;
@@ -53,6 +54,10 @@ pub async fn spawn(config: Config) -> Result<Edge> {
         max_header_bytes: config.max_header_bytes,
         max_headers: config.max_headers,
         ..ServerLimits::default()
+    };
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(common::tls::server_config_from_pem(cert, key)?),
+        _ => None,
     };
     let listener = common::http::bind(config.listen).await?;
     let hooks = ConnHooks {
@@ -64,13 +69,14 @@ pub async fn spawn(config: Config) -> Result<Edge> {
     });
     let ticker = tokio::spawn(measure_rate(ctx.metrics.clone(), rate.clone()));
     let handler_ctx = ctx.clone();
-    let server = common::http::serve(listener, limits, hooks, move |req, info| {
+    let is_tls = tls.is_some();
+    let server = common::http::serve_tls(listener, limits, hooks, tls, move |req, info| {
         let ctx = handler_ctx.clone();
         let rate = rate.clone();
         async move { route(ctx, rate, req, info).await }
     })?;
     tracing::info!(name = %ctx.name, addr = %server.local_addr(), upstream = %ctx.config.upstream,
-        parents = ?ctx.config.parents, "edge listening");
+        parents = ?ctx.config.parents, tls = is_tls, "edge listening");
     Ok(Edge {
         server,
         ticker,

@@ -124,6 +124,8 @@ impl Tier {
 /// One upstream server.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
     pub authority: Authority,
     /// Path prefix prepended to request paths (no trailing slash).
     pub prefix: String,
@@ -138,9 +140,11 @@ impl Target {
             .trim()
             .parse()
             .with_context(|| format!("invalid upstream URL `{url}`"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("unsupported upstream URL `{url}`: only http:// is supported");
-        }
+        let scheme = match uri.scheme_str() {
+            Some("http") => http::uri::Scheme::HTTP,
+            Some("https") => http::uri::Scheme::HTTPS,
+            _ => bail!("unsupported upstream URL `{url}`: only http:// and https:// are supported"),
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -149,6 +153,7 @@ impl Target {
             bail!("upstream URL `{url}` must not have a query");
         }
         Ok(Target {
+            scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
             tier,
@@ -158,7 +163,7 @@ impl Target {
 
     fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(format!("{}{}", self.prefix, path_and_query))
             .build()
@@ -204,11 +209,13 @@ pub struct UpstreamConfig {
     pub first_byte_timeout: Duration,
     pub idle_timeout: Duration,
     pub connect_attempts: u32,
+    /// PEM roots trusted for https:// upstreams; the system roots when `None`.
+    pub upstream_ca: Option<std::path::PathBuf>,
 }
 
 /// The pooled client and the targets.
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
     origin: Target,
     parents: Vec<Target>,
     cfg: UpstreamConfig,
@@ -259,6 +266,16 @@ impl Upstream {
         connector.set_connect_timeout(Some(cfg.connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
+        let any_https = std::iter::once(&origin)
+            .chain(parents.iter())
+            .any(|t| t.scheme == http::uri::Scheme::HTTPS);
+        // Roots are only loaded when some target is https://; otherwise the store stays empty.
+        let roots = common::tls::Roots {
+            ca_files: cfg.upstream_ca.iter().cloned().collect(),
+            system: any_https && cfg.upstream_ca.is_none(),
+        };
+        let tls = common::tls::client_config(&roots, &[]).context("upstream TLS roots")?;
+        let connector = common::tls::https_connector(connector, tls, false, None)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
@@ -429,7 +446,12 @@ mod tests {
             o.uri("/a?b=1").unwrap().to_string(),
             "http://127.0.0.1:8000/base/a?b=1"
         );
-        assert!(Target::parse("https://x", Tier::Origin).is_err());
+        assert!(Target::parse("ftp://x", Tier::Origin).is_err());
+        let s = Target::parse("https://origin.test:8443", Tier::Origin).unwrap();
+        assert_eq!(
+            s.uri("/a").unwrap().to_string(),
+            "https://origin.test:8443/a"
+        );
         assert!(Target::parse("not a url", Tier::Origin).is_err());
         assert!(Target::parse("http://h:1/?q=1", Tier::Origin).is_err());
     }
