@@ -357,6 +357,12 @@ impl Net {
         watch: &mut Option<&mut Watch<'_>>,
         expected: u64,
     ) -> Result<Body, FetchFailure> {
+        if url.host_str() != Some(self.host.as_str()) {
+            return Err(FetchFailure::Fatal(anyhow!(
+                "{url}: segments on another host than {} are not supported",
+                self.host
+            )));
+        }
         let edge = self.edge();
         let mut path = url.path().to_string();
         if let Some(q) = url.query() {
@@ -422,6 +428,11 @@ impl Net {
                 continue;
             };
             done += chunk.len() as u64;
+            if keep && done > MAX_KEPT_BODY {
+                return Err(FetchFailure::Fatal(anyhow!(
+                    "{url} via {edge}: body larger than {MAX_KEPT_BODY} bytes"
+                )));
+            }
             if let Some(d) = &mut data {
                 d.extend_from_slice(&chunk);
             }
@@ -429,7 +440,7 @@ impl Net {
                 let now = self.clock.now();
                 let until = shaper.pace(now, chunk.len() as u64);
                 if until > now {
-                    tokio::time::sleep(Duration::from_secs_f64(until - now)).await;
+                    tokio::time::sleep(Duration::from_secs_f64((until - now).min(3600.0))).await;
                 }
             }
             if let Some(w) = watch.as_mut() {
@@ -504,6 +515,17 @@ impl Net {
     }
 }
 
+/// Largest body kept in memory (MPDs and clock responses; media segments are only counted).
+const MAX_KEPT_BODY: u64 = 16 << 20;
+
+/// A point in time from seconds since the Unix epoch; an error for values before it or absurd.
+fn at_epoch(secs: f64) -> Result<SystemTime> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+        .ok_or_else(|| anyhow!("time {secs} s since the Unix epoch is out of range"))
+}
+
 /// Live-stream bookkeeping: the MPD, its refresh schedule and the segment numbers to play.
 struct Live {
     mpd: Mpd,
@@ -570,8 +592,7 @@ impl HttpTransport {
         let text = self.net.get_bytes(&self.url).await?;
         let mpd = Mpd::parse(&String::from_utf8_lossy(&text))
             .map_err(|e| anyhow!("{}: {e}", self.url))?;
-        let at =
-            SystemTime::UNIX_EPOCH + Duration::from_secs_f64(epoch_s(SystemTime::now()) + offset);
+        let at = at_epoch(epoch_s(SystemTime::now()) + offset)?;
         let title = Title::from_mpd(&mpd, &self.url, SegmentsAt::Live(at))?;
         if title.rungs.len() == self.title.rungs.len() {
             self.title.rungs = title.rungs;
@@ -664,7 +685,12 @@ async fn clock_offset(net: &mut Net, mpd: &Mpd, mpd_url: &Url) -> f64 {
         let local_after = epoch_s(SystemTime::now());
         if let Ok(server) = media::mpd::parse_datetime(&text) {
             let server_s = server.timestamp_millis() as f64 / 1000.0;
-            return server_s - (local_before + local_after) / 2.0;
+            let offset = server_s - (local_before + local_after) / 2.0;
+            // A server clock a day or more away from ours is broken, not skewed.
+            if offset.abs() < 86_400.0 {
+                return offset;
+            }
+            tracing::warn!("UTCTiming {scheme}: server time {text} is {offset:.0} s off; ignored");
         }
     }
     0.0
@@ -690,7 +716,7 @@ pub async fn play(cfg: &PlayConfig) -> Result<PlayReport> {
     };
     let title = if dynamic {
         let server_now = epoch_s(SystemTime::now()) + offset_s;
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(server_now);
+        let at = at_epoch(server_now)?;
         let title = Title::from_mpd(&mpd, &cfg.url, SegmentsAt::Live(at))?;
         let Some(ast) = mpd.availability_start_time else {
             bail!("cannot play this MPD: dynamic without availabilityStartTime");
@@ -767,4 +793,19 @@ pub async fn play(cfg: &PlayConfig) -> Result<PlayReport> {
         resolutions: transport.net.resolutions,
         session,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_before_the_epoch_or_absurd_are_errors_not_panics() {
+        assert!(at_epoch(-315_619_200.0).is_err());
+        assert!(at_epoch(f64::NAN).is_err());
+        assert!(at_epoch(f64::INFINITY).is_err());
+        assert!(at_epoch(1e300).is_err());
+        let t = at_epoch(1_700_000_000.5).unwrap();
+        assert_eq!(epoch_s(t), 1_700_000_000.5);
+    }
 }
