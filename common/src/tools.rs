@@ -5,9 +5,10 @@
 
 use std::path::PathBuf;
 
-/// Debian package that provides a tool, for the error message.
-fn package_of(tool: &str) -> &str {
-    match tool {
+/// Where a tool comes from, for the error message.
+fn package_of(tool: &str) -> String {
+    let debian = match tool {
+        "moto_server" => return "PyPI package `moto[server]`".to_string(),
         "ffmpeg" | "ffprobe" => "ffmpeg",
         "xmllint" => "libxml2-utils",
         "dig" => "bind9-dnsutils",
@@ -21,7 +22,8 @@ fn package_of(tool: &str) -> &str {
         "prometheus" => "prometheus",
         "node" | "npm" => "nodejs",
         other => other,
-    }
+    };
+    format!("Debian package `{debian}`")
 }
 
 /// Looks `tool` up on PATH and returns its path.
@@ -38,7 +40,7 @@ pub fn require(tool: &str) -> PathBuf {
     match find(tool) {
         Some(p) => p,
         None => panic!(
-            "required tool `{tool}` is not on PATH: install the Debian package `{}` \
+            "required tool `{tool}` is not on PATH: install the {} \
              (scripts/test.sh installs every tool the tests need)",
             package_of(tool)
         ),
