@@ -163,7 +163,7 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
 /// `cdn play`: real playback of a DASH URL.
 #[derive(Debug, Args)]
 pub struct PlayArgs {
-    /// MPD URL (http://).
+    /// MPD URL (http:// or https://).
     pub url: String,
     /// DNS server, `IP` or `IP:PORT` (default port 53); the system resolver when absent.
     #[arg(long)]
@@ -198,6 +198,13 @@ pub struct PlayArgs {
     /// Skip DNS: use these comma-separated addresses for the URL's host, in failover order.
     #[arg(long, value_delimiter = ',')]
     pub resolve: Option<Vec<std::net::IpAddr>>,
+    /// PEM file of root certificates to trust for https:// URLs (repeatable), in addition to
+    /// the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Vec<PathBuf>,
+    /// Trust only the --ca roots, not the system's.
+    #[arg(long, requires = "ca")]
+    pub no_system_roots: bool,
 }
 
 /// Parses `IP` or `IP:PORT` (port 53 by default).
@@ -235,6 +242,8 @@ impl PlayArgs {
         cfg.session.buffer.max_s = self.buffer_max;
         cfg.http2 = self.http2;
         cfg.resolve = self.resolve.clone();
+        cfg.ca = self.ca.clone();
+        cfg.system_roots = !self.no_system_roots;
         Ok(cfg)
     }
 }

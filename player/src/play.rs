@@ -44,6 +44,10 @@ pub struct PlayConfig {
     pub http2: bool,
     /// Skip DNS and use these addresses for the URL's host, in order (like curl's --resolve).
     pub resolve: Option<Vec<IpAddr>>,
+    /// PEM files of roots trusted for https:// URLs.
+    pub ca: Vec<std::path::PathBuf>,
+    /// Also trust the system's root certificates for https:// URLs.
+    pub system_roots: bool,
     pub session: SessionConfig,
 }
 
@@ -59,6 +63,8 @@ impl PlayConfig {
             timeout: Duration::from_secs(5),
             http2: false,
             resolve: None,
+            ca: Vec::new(),
+            system_roots: true,
             session: SessionConfig {
                 buffer: crate::buffer::BufferConfig {
                     max_s: 30.0,
@@ -268,11 +274,26 @@ enum FetchFailure {
     Fatal(anyhow::Error),
 }
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+/// An error and its sources, `outer: inner: ...` (hyper's connect errors hide the TLS reason in
+/// their source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// HTTP with failover across the addresses DNS gave.
 pub struct Net {
     client: HttpClient,
+    /// `http` or `https`.
+    scheme: &'static str,
     dns: Dns,
     host: String,
     port: u16,
@@ -300,9 +321,11 @@ impl Net {
             .host_str()
             .ok_or_else(|| anyhow!("{}: no host", cfg.url))?
             .to_string();
-        if cfg.url.scheme() != "http" {
-            bail!("{}: only http:// URLs are supported", cfg.url);
-        }
+        let scheme = match cfg.url.scheme() {
+            "http" => "http",
+            "https" => "https",
+            _ => bail!("{}: only http:// and https:// URLs are supported", cfg.url),
+        };
         let port = cfg.url.port_or_known_default().unwrap_or(80);
         let dns = match &cfg.resolve {
             Some(addrs) => Dns::fixed(addrs.clone()),
@@ -320,6 +343,13 @@ impl Net {
         if cfg.http2 {
             builder.http2_only(true);
         }
+        // Every edge address is verified against the URL's host name, not the IP dialled.
+        let roots = common::tls::Roots {
+            ca_files: cfg.ca.clone(),
+            system: scheme == "https" && cfg.system_roots,
+        };
+        let tls = common::tls::client_config(&roots, &[])?;
+        let connector = common::tls::https_connector(connector, tls, true, Some(&host))?;
         let client = builder.build(connector);
         let shaper = cfg.shape.clone().map(|t| Shaper {
             link: Link::new(Arc::new(t), 1.0),
@@ -327,6 +357,7 @@ impl Net {
         });
         Ok(Net {
             client,
+            scheme,
             dns,
             host,
             port,
@@ -369,7 +400,7 @@ impl Net {
             path.push('?');
             path.push_str(q);
         }
-        let uri: http::Uri = format!("http://{edge}{path}")
+        let uri: http::Uri = format!("{}://{edge}{path}", self.scheme)
             .parse()
             .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: bad URI: {e}")))?;
         let host_header = match url.port() {
@@ -390,7 +421,12 @@ impl Net {
                     "{url} via {edge}: timeout"
                 )))
             }
-            Ok(Err(e)) => return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: {e}"))),
+            Ok(Err(e)) => {
+                return Err(FetchFailure::Retryable(anyhow!(
+                    "{url} via {edge}: {}",
+                    error_chain(&e)
+                )))
+            }
             Ok(Ok(r)) => r,
         };
         let status = resp.status();

@@ -1,0 +1,107 @@
+//! Playback over HTTPS: the player verifies the server's certificate against the URL's host name,
+//! refuses a certificate signed by a root it does not know (with or without the system roots),
+//! and plays once that root is given with `--ca`, over HTTP/1.1 or HTTP/2 (ALPN).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use media::package::ladder::{Ladder, Rendition};
+use media::package::Options;
+use player::play::{play, PlayConfig};
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("player-tls-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn package(root: &Path) {
+    let mut opts = Options::new(root.join("vod/demo"));
+    opts.duration = Some(6.0);
+    opts.fps = 10;
+    opts.segment = 1.0;
+    opts.progress = false;
+    opts.ladder = Ladder {
+        renditions: vec![Rendition {
+            id: "low".into(),
+            width: 192,
+            height: 108,
+            bitrate: 100_000,
+        }],
+    };
+    media::package::package(&opts).expect("packaging the test title");
+}
+
+fn config(url: &str, port_ip: std::net::IpAddr) -> PlayConfig {
+    let mut cfg = PlayConfig::new(url.parse().unwrap());
+    cfg.resolve = Some(vec![port_ip]);
+    cfg.timeout = Duration::from_secs(10);
+    cfg.session.play_out = false;
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn player_verifies_the_certificate_against_its_ca() {
+    let dir = tempdir("ca");
+    let root = dir.join("root");
+    package(&root);
+    let names = vec!["video.example.test".to_string()];
+    let (cert, key) = common::tls::write_self_signed(&dir.join("tls"), &names).unwrap();
+    let (stranger, _) = common::tls::write_self_signed(&dir.join("other"), &names).unwrap();
+    let origin = origin::spawn(origin::Config {
+        root: root.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        access_log: false,
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key),
+        ..origin::Config::default()
+    })
+    .await
+    .expect("origin starts");
+    let addr = origin.local_addr();
+    let url = format!(
+        "https://video.example.test:{}/vod/demo/manifest.mpd",
+        addr.port()
+    );
+
+    // No --ca: the system roots do not know this certificate.
+    let cfg = config(&url, addr.ip());
+    let err = tokio::time::timeout(Duration::from_secs(30), play(&cfg))
+        .await
+        .expect("refusal is prompt")
+        .expect_err("an unknown root must be refused");
+    let text = format!("{err:#}").to_lowercase();
+    assert!(text.contains("certificate"), "{text}");
+
+    // --ca with a different root, and no system roots: still refused.
+    let mut cfg = config(&url, addr.ip());
+    cfg.ca = vec![stranger];
+    cfg.system_roots = false;
+    let err = tokio::time::timeout(Duration::from_secs(30), play(&cfg))
+        .await
+        .expect("refusal is prompt")
+        .expect_err("a certificate from another root must be refused");
+    assert!(
+        format!("{err:#}").to_lowercase().contains("certificate"),
+        "{err:#}"
+    );
+
+    // --ca with the right root: plays, over HTTP/1.1 and over HTTP/2.
+    for http2 in [false, true] {
+        let mut cfg = config(&url, addr.ip());
+        cfg.ca = vec![cert.clone()];
+        cfg.system_roots = false;
+        cfg.http2 = http2;
+        let report = tokio::time::timeout(Duration::from_secs(60), play(&cfg))
+            .await
+            .expect("playback ends")
+            .expect("playback over TLS works");
+        let s = &report.session;
+        assert_eq!(s.segments.len(), 6, "http2={http2}: {}", report.table());
+        assert_eq!(s.summary.missing_segments, 0);
+    }
+
+    origin.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
