@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
-targets=(mpd_parse range_header cache_policy coverage_zone dns_answer)
+targets=("${TARGETS[@]:-mpd_parse range_header cache_policy coverage_zone dns_answer}")
+targets=(${targets[*]})
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "error: cargo fuzz needs a nightly toolchain (rustup toolchain install nightly)" >&2
     exit 1
@@ -25,11 +26,13 @@ for t in "${targets[@]}"; do
     rc=$?
     set -e
     runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' || true)
-    [[ -z "$runs" ]] && runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+    if [[ -z "$runs" ]]; then
+        runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
+    fi
     if [[ $rc -ne 0 ]]; then
         failed=1
         echo "$t: CRASHED after ${runs:-?} runs (rc $rc); see artifacts/$t/"
-        grep -E 'panicked|SUMMARY|Test unit written' "$log" | head -5
+        grep -E 'panicked|SUMMARY|Test unit written' "$log" | head -5 || true
     else
         echo "$t: ${runs:-?} runs in ${secs}s, no crash, corpus $(ls "corpus/$t" | wc -l) files"
     fi

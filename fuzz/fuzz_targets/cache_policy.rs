@@ -54,7 +54,10 @@ fuzz_target!(|data: &[u8]| {
     if resp.contains_key(header::SET_COOKIE) {
         assert!(stored.is_err(), "a response with Set-Cookie is never shared");
     }
-    let directives = policy::Directives::parse(resp.get_all(header::CACHE_CONTROL).iter());
+    // CDN-Cache-Control, when present, replaces Cache-Control for the CDN (RFC 9213).
+    let cdn = HeaderName::from_static("cdn-cache-control");
+    let governing = if resp.contains_key(&cdn) { cdn } else { header::CACHE_CONTROL };
+    let directives = policy::Directives::parse(resp.get_all(&governing).iter());
     if directives.has("no-store") || directives.has("private") {
         assert!(stored.is_err(), "no-store / private responses are never shared");
     }
