@@ -82,6 +82,33 @@ pub struct ConnHooks {
     pub open_connections: Option<prometheus::IntGauge>,
 }
 
+/// Holds a connection's slot and its open-connections count for exactly as long as the
+/// connection task lives, even if that task ends by a panic.
+struct ConnGuard {
+    gauge: Option<prometheus::IntGauge>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ConnGuard {
+    fn new(gauge: Option<prometheus::IntGauge>, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        if let Some(g) = &gauge {
+            g.inc();
+        }
+        ConnGuard {
+            gauge,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if let Some(g) = &self.gauge {
+            g.dec();
+        }
+    }
+}
+
 /// A running server: its address and the means to stop it.
 pub struct ServerHandle {
     local_addr: SocketAddr,
@@ -196,31 +223,34 @@ where
                 let fut = handler(req, info);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
-            let gauge = hooks.open_connections.clone();
-            let Some(acceptor) = acceptor.clone() else {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Some(g) = &gauge {
-                        g.inc();
-                    }
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    if let Some(g) = &gauge {
-                        g.dec();
-                    }
-                    drop(permit);
-                });
-                continue;
-            };
+            let guard = ConnGuard::new(hooks.open_connections.clone(), permit);
             let watcher = graceful.watcher();
             let builder = builder.clone();
+            let acceptor = acceptor.clone();
             let mut stopped_conn = stopped.clone();
             tokio::spawn(async move {
-                if let Some(g) = &gauge {
-                    g.inc();
-                }
+                let _guard = guard;
+                let Some(acceptor) = acceptor else {
+                    // A client that connects and says nothing holds its slot only for the header
+                    // read timeout (hyper's own timer starts with the first byte).
+                    let mut first = [0u8; 1];
+                    let said_something = tokio::select! {
+                        r = tokio::time::timeout(handshake_timeout, stream.peek(&mut first)) => {
+                            matches!(r, Ok(Ok(n)) if n > 0)
+                        }
+                        _ = stopped_conn.changed() => false,
+                    };
+                    if !said_something {
+                        tracing::debug!(%peer, "client sent nothing; connection closed");
+                        return;
+                    }
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                };
                 let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
                 let accepted = tokio::select! {
                     r = handshake => Some(r),
@@ -240,10 +270,6 @@ where
                     Some(Err(_)) => tracing::debug!(%peer, "TLS handshake timed out"),
                     None => {}
                 }
-                if let Some(g) = &gauge {
-                    g.dec();
-                }
-                drop(permit);
             });
         }
         drop(listener);
@@ -351,6 +377,38 @@ mod tests {
             "connection was not closed after the header read timeout"
         );
         server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn silent_client_is_cut_off_and_its_slot_freed() {
+        let limits = ServerLimits {
+            header_read_timeout: Duration::from_millis(300),
+            max_connections: 1,
+            ..Default::default()
+        };
+        let gauge = prometheus::IntGauge::new("open", "open connections").unwrap();
+        let hooks = ConnHooks {
+            open_connections: Some(gauge.clone()),
+        };
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let server = serve(listener, limits, hooks, |_req, _info| async move {
+            Response::new(full("ok"))
+        })
+        .unwrap();
+        // Connects and says nothing, holding the only slot.
+        let mut silent = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "a silent client was not cut off");
+        // The slot is free again: a real client is served.
+        let body = get(&format!("http://{}/", server.local_addr()))
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"ok");
+        server.shutdown().await;
+        assert_eq!(gauge.get(), 0, "open connections not counted back down");
     }
 
     #[tokio::test]

@@ -509,34 +509,44 @@ impl Net {
         expected: u64,
     ) -> Result<Body> {
         let mut last_err = None;
-        let n = self.resolved.addrs.len();
-        let mut attempts = 0;
-        let max_attempts = n + 2;
-        while attempts < max_attempts {
-            if attempts == n + 1 {
-                // Every address failed: ask DNS again.
-                match self.dns.resolve(&self.host.clone(), self.port).await {
-                    Ok(r) => {
-                        self.resolved = r;
-                        self.current = 0;
-                        self.resolutions += 1;
+        // Each address once (the current one twice: a retry), then DNS again, with a growing
+        // pause, until the failover window closes: right after an edge dies the router may still
+        // return it for one health-check window.
+        let deadline = self.clock.now() + FAILOVER_WINDOW_S;
+        let mut pause = 0.1;
+        let mut round = 0;
+        loop {
+            let n = self.resolved.addrs.len().max(1);
+            let tries = if round == 0 { n + 1 } else { n };
+            for attempt in 0..tries {
+                match self.get_once(url, range, keep, &mut watch, expected).await {
+                    Ok(b) => return Ok(b),
+                    Err(FetchFailure::Fatal(e)) => return Err(e),
+                    Err(FetchFailure::Retryable(e)) => {
+                        tracing::warn!("{e:#}");
+                        last_err = Some(e);
                     }
-                    Err(e) => tracing::warn!("re-resolving {}: {e:#}", self.host),
+                }
+                // The first failure is retried on the same address; later ones move on.
+                if round > 0 || attempt >= 1 {
+                    self.current = (self.current + 1) % n;
+                    self.failovers += 1;
                 }
             }
-            match self.get_once(url, range, keep, &mut watch, expected).await {
-                Ok(b) => return Ok(b),
-                Err(FetchFailure::Fatal(e)) => return Err(e),
-                Err(FetchFailure::Retryable(e)) => {
-                    tracing::warn!("{e:#}");
-                    last_err = Some(e);
+            if self.clock.now() + pause > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+            pause = (pause * 2.0).min(1.0);
+            round += 1;
+            match self.dns.resolve(&self.host.clone(), self.port).await {
+                Ok(r) => {
+                    self.resolved = r;
+                    self.current = 0;
+                    self.resolutions += 1;
                 }
+                Err(e) => tracing::warn!("re-resolving {}: {e:#}", self.host),
             }
-            if attempts >= 1 && attempts < n + 1 {
-                self.current = (self.current + 1) % self.resolved.addrs.len().max(1);
-                self.failovers += 1;
-            }
-            attempts += 1;
         }
         Err(last_err.unwrap_or_else(|| anyhow!("{url}: failed")))
     }
@@ -550,6 +560,9 @@ impl Net {
         Ok(b.data.unwrap_or_default())
     }
 }
+
+/// How long a request keeps failing over and re-resolving before it gives up, seconds.
+const FAILOVER_WINDOW_S: f64 = 5.0;
 
 /// Largest body kept in memory (MPDs and clock responses; media segments are only counted).
 const MAX_KEPT_BODY: u64 = 16 << 20;
