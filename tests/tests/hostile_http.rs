@@ -78,10 +78,7 @@ async fn hostile_requests_get_4xx_and_servers_stay_up() {
             );
             let resp = raw(addr, req.as_bytes()).await;
             let code = status(&resp);
-            assert!(
-                matches!(code, 400 | 404),
-                "{who} {path}: {code}\n{resp}"
-            );
+            assert!(matches!(code, 400 | 404), "{who} {path}: {code}\n{resp}");
             assert!(
                 !resp.contains("root:x:0:0"),
                 "{who} served /etc/passwd for {path}"
@@ -143,7 +140,13 @@ async fn hostile_requests_get_4xx_and_servers_stay_up() {
 
         // Bad and abusive Range headers (RFC 9110 section 14): an invalid or unknown-unit Range is
         // ignored (200), an unsatisfiable one is 416, one too long for the header limits is 431.
-        let many = format!("bytes={}", (0..2000).map(|i| format!("{i}-{i}")).collect::<Vec<_>>().join(","));
+        let many = format!(
+            "bytes={}",
+            (0..2000)
+                .map(|i| format!("{i}-{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let ranges: [(&str, &[u16]); 6] = [
             ("bytes=abc", &[200]),
             ("bytes=5-1", &[200]),
@@ -156,7 +159,11 @@ async fn hostile_requests_get_4xx_and_servers_stay_up() {
             let req = format!("GET /vod/demo/manifest.mpd HTTP/1.1\r\nHost: video.example.test\r\nRange: {range}\r\nConnection: close\r\n\r\n");
             let resp = raw(addr, req.as_bytes()).await;
             let code = status(&resp);
-            assert!(want.contains(&code), "{who} Range {}: {code}, want one of {want:?}", &range[..range.len().min(40)]);
+            assert!(
+                want.contains(&code),
+                "{who} Range {}: {code}, want one of {want:?}",
+                &range[..range.len().min(40)]
+            );
         }
 
         // An absolute-form request naming another host is not proxied there.
