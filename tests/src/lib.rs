@@ -87,6 +87,23 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs an external tool (found with [`common::tools::require`], so a missing one fails loudly)
+/// and returns its stdout; a non-zero exit fails the test with its stderr.
+pub fn run_tool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(tool: &str, args: &[S]) -> String {
+    let path = common::tools::require(tool);
+    let out = std::process::Command::new(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A second octet for `127.B.N.x` no other test of this process uses (and not 0, the user's).
 pub fn unique_octet() -> u8 {
     static NEXT: AtomicU8 = AtomicU8::new(0);

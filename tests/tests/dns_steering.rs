@@ -2,25 +2,9 @@
 //! the content name is a CNAME to the CDN name, and that name resolves to the edge of the
 //! client's region, by source address or by EDNS Client Subnet, over UDP and TCP.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cdn_tests::TestStack;
-
-/// Runs a DNS client and returns its stdout, failing loudly when it cannot run.
-fn run(tool: &str, args: &[String]) -> String {
-    let path = common::tools::require(tool);
-    let out = Command::new(&path)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use cdn_tests::{run_tool, TestStack};
 
 /// The (type, data) pairs of an answer section printed with `+noall +answer`.
 fn answers(text: &str) -> Vec<(String, String)> {
@@ -75,7 +59,7 @@ async fn cname_chain_and_region_steering_with_dig_and_kdig() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let out = tokio::task::block_in_place(|| eventually(&want, || run("dig", &args)));
+        let out = tokio::task::block_in_place(|| eventually(&want, || run_tool("dig", &args)));
         assert_eq!(
             answers(&out),
             want,
@@ -100,7 +84,7 @@ async fn cname_chain_and_region_steering_with_dig_and_kdig() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = tokio::task::block_in_place(|| run("dig", &args));
+    let out = tokio::task::block_in_place(|| run_tool("dig", &args));
     assert_eq!(
         answers(&out),
         vec![
@@ -126,7 +110,7 @@ async fn cname_chain_and_region_steering_with_dig_and_kdig() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = tokio::task::block_in_place(|| run("kdig", &args));
+    let out = tokio::task::block_in_place(|| run_tool("kdig", &args));
     assert!(
         out.contains(&format!("video.cdn.example.test. 20 IN A {}", t.edge_ip(3)))
             || out.lines().any(|l| l.contains("video.cdn.example.test.")

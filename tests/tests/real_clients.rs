@@ -6,22 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cdn_tests::{fetch, metric_sum, scrape, TestStack, TITLE_SECONDS};
-
-fn output(tool: &str, args: &[&str]) -> String {
-    let path = common::tools::require(tool);
-    let out = Command::new(&path)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use cdn_tests::{fetch, metric_sum, run_tool, scrape, TestStack, TITLE_SECONDS};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ffprobe_and_ffmpeg_read_vod_and_live_through_an_edge() {
@@ -31,7 +16,7 @@ async fn ffprobe_and_ffmpeg_read_vod_and_live_through_an_edge() {
     let live = format!("http://{edge}/live/demo/manifest.mpd");
 
     let streams = tokio::task::block_in_place(|| {
-        output(
+        run_tool(
             "ffprobe",
             &[
                 "-v",
@@ -60,7 +45,7 @@ async fn ffprobe_and_ffmpeg_read_vod_and_live_through_an_edge() {
 
     // ffmpeg decodes the top rendition through the edge: no error, every frame.
     let frames = tokio::task::block_in_place(|| {
-        output(
+        run_tool(
             "ffprobe",
             &[
                 "-v",
@@ -89,7 +74,7 @@ async fn ffprobe_and_ffmpeg_read_vod_and_live_through_an_edge() {
     );
 
     let live_streams = tokio::task::block_in_place(|| {
-        output(
+        run_tool(
             "ffprobe",
             &[
                 "-v",
