@@ -287,6 +287,9 @@ where
     })
 }
 
+/// Largest body [`get`] reads (manifests, metrics, health documents).
+pub const MAX_GET_BODY: usize = 64 << 20;
+
 /// GETs an `http://` URL and returns the body of a 2xx response; anything else is an error
 /// naming the URL and the status.
 pub async fn get(url: &str) -> Result<Bytes> {
@@ -303,10 +306,13 @@ pub async fn get(url: &str) -> Result<Bytes> {
         .with_context(|| format!("GET {url}: timed out"))?
         .with_context(|| format!("GET {url}"))?;
     let status = resp.status();
-    let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
+    let limited = http_body_util::Limited::new(resp.into_body(), MAX_GET_BODY);
+    let body = tokio::time::timeout(Duration::from_secs(60), limited.collect())
         .await
         .with_context(|| format!("GET {url}: body timed out"))?
-        .with_context(|| format!("GET {url}: reading body"))?
+        .map_err(|e| {
+            anyhow::anyhow!("GET {url}: reading body: {e} (at most {MAX_GET_BODY} bytes)")
+        })?
         .to_bytes();
     if !status.is_success() {
         bail!("GET {url}: HTTP {status}");
