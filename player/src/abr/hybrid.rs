@@ -13,11 +13,8 @@
 //!    would stall are abandoned. Elsewhere abandonment mostly fires on short dips and costs two
 //!    switches, so it stays off.
 
-use std::collections::VecDeque;
-
-use super::mpc::{Plan, REBUF_PENALTY, SMOOTH_PENALTY};
+use super::mpc::{Plan, RobustPredictor, REBUF_PENALTY, SMOOTH_PENALTY};
 use super::{abandonment_rule, start_rung, Abr, AbrContext, Decision, Download, Progress};
-use crate::estimator::{Estimator, HarmonicWindow, Weighting};
 
 #[derive(Debug, Clone)]
 pub struct Hybrid {
@@ -33,16 +30,11 @@ pub struct Hybrid {
     pub spend_margin: f64,
     /// A download slower than this share of the lowest rung's rate is an outage.
     pub outage_share: f64,
-    window: HarmonicWindow,
-    errors: VecDeque<f64>,
-    last_prediction: Option<f64>,
-    prediction: Option<f64>,
+    predictor: RobustPredictor,
     last_bps: Option<f64>,
     lowest_bps: f64,
     outage_seen: bool,
 }
-
-const WINDOW: usize = 5;
 
 impl Default for Hybrid {
     fn default() -> Self {
@@ -55,10 +47,7 @@ impl Default for Hybrid {
             spend_reserve_s: 3.0,
             spend_margin: 0.1,
             outage_share: 0.5,
-            window: HarmonicWindow::new(Weighting::Equal, WINDOW),
-            errors: VecDeque::with_capacity(WINDOW),
-            last_prediction: None,
-            prediction: None,
+            predictor: RobustPredictor::default(),
             last_bps: None,
             lowest_bps: 0.0,
             outage_seen: false,
@@ -80,13 +69,9 @@ impl Abr for Hybrid {
 
     fn choose(&mut self, ctx: &AbrContext) -> Decision {
         self.lowest_bps = ctx.video.bitrates_bps[0];
-        let Some(h) = self.window.estimate_bps() else {
+        let Some((h, bps)) = self.predictor.predict() else {
             return Decision::now(start_rung(ctx.video));
         };
-        let max_err = self.errors.iter().copied().fold(0.0, f64::max);
-        let bps = h / (1.0 + max_err);
-        self.last_prediction = Some(h);
-        self.prediction = Some(bps);
         let plan = Plan {
             video: ctx.video,
             first_segment: ctx.segment,
@@ -119,23 +104,17 @@ impl Abr for Hybrid {
     }
 
     fn on_download(&mut self, d: &Download) {
+        self.predictor.observe(d);
         let Some(actual) = d.bps() else { return };
-        if let Some(pred) = self.last_prediction {
-            if self.errors.len() == WINDOW {
-                self.errors.pop_front();
-            }
-            self.errors.push_back((pred - actual).abs() / actual);
-        }
         self.last_bps = Some(actual);
         // Tiny transfers say little about the link (latency dominates).
         if d.duration_s >= 1.0 && actual < self.outage_share * self.lowest_bps {
             self.outage_seen = true;
         }
-        self.window.add(d.sample());
     }
 
     fn estimate_bps(&self) -> Option<f64> {
-        self.prediction.or_else(|| self.window.estimate_bps())
+        self.predictor.estimate_bps()
     }
 
     fn abandon(&mut self, ctx: &AbrContext, p: &Progress) -> Option<usize> {

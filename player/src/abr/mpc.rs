@@ -13,23 +13,72 @@ use crate::video::Video;
 pub const REBUF_PENALTY: f64 = 4.3;
 pub const SMOOTH_PENALTY: f64 = 1.0;
 
+/// robustMPC's throughput prediction: the harmonic mean of the last 5 downloads, divided by
+/// (1 + the largest relative error of the last 5 predictions). Shared by [`RobustMpc`] and the
+/// hybrid rule.
 #[derive(Debug, Clone)]
-pub struct RobustMpc {
-    pub horizon: usize,
+pub struct RobustPredictor {
     window: HarmonicWindow,
     errors: VecDeque<f64>,
     last_prediction: Option<f64>,
     prediction: Option<f64>,
 }
 
+/// Downloads (and prediction errors) the predictor remembers.
+const PREDICTOR_WINDOW: usize = 5;
+
+impl Default for RobustPredictor {
+    fn default() -> Self {
+        RobustPredictor {
+            window: HarmonicWindow::new(Weighting::Equal, PREDICTOR_WINDOW),
+            errors: VecDeque::with_capacity(PREDICTOR_WINDOW),
+            last_prediction: None,
+            prediction: None,
+        }
+    }
+}
+
+impl RobustPredictor {
+    /// The prediction for the next download as (harmonic mean, discounted rate), b/s; `None`
+    /// before the first download.
+    pub fn predict(&mut self) -> Option<(f64, f64)> {
+        let h = self.window.estimate_bps()?;
+        let max_err = self.errors.iter().copied().fold(0.0, f64::max);
+        let bps = h / (1.0 + max_err);
+        self.last_prediction = Some(h);
+        self.prediction = Some(bps);
+        Some((h, bps))
+    }
+
+    /// Records a finished download: its error against the last prediction and its sample.
+    pub fn observe(&mut self, d: &Download) {
+        let Some(actual) = d.bps() else { return };
+        if let Some(pred) = self.last_prediction {
+            if self.errors.len() == PREDICTOR_WINDOW {
+                self.errors.pop_front();
+            }
+            self.errors.push_back((pred - actual).abs() / actual);
+        }
+        self.window.add(d.sample());
+    }
+
+    /// The last prediction, or the plain harmonic mean before any.
+    pub fn estimate_bps(&self) -> Option<f64> {
+        self.prediction.or_else(|| self.window.estimate_bps())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RobustMpc {
+    pub horizon: usize,
+    predictor: RobustPredictor,
+}
+
 impl Default for RobustMpc {
     fn default() -> Self {
         RobustMpc {
             horizon: 5,
-            window: HarmonicWindow::new(Weighting::Equal, 5),
-            errors: VecDeque::with_capacity(5),
-            last_prediction: None,
-            prediction: None,
+            predictor: RobustPredictor::default(),
         }
     }
 }
@@ -124,13 +173,9 @@ impl Abr for RobustMpc {
     }
 
     fn choose(&mut self, ctx: &AbrContext) -> Decision {
-        let Some(h) = self.window.estimate_bps() else {
+        let Some((_, bps)) = self.predictor.predict() else {
             return Decision::now(start_rung(ctx.video));
         };
-        let max_err = self.errors.iter().copied().fold(0.0, f64::max);
-        let bps = h / (1.0 + max_err);
-        self.last_prediction = Some(h);
-        self.prediction = Some(bps);
         let plan = Plan {
             video: ctx.video,
             first_segment: ctx.segment,
@@ -148,18 +193,11 @@ impl Abr for RobustMpc {
     }
 
     fn on_download(&mut self, d: &Download) {
-        let Some(actual) = d.bps() else { return };
-        if let Some(pred) = self.last_prediction {
-            if self.errors.len() == 5 {
-                self.errors.pop_front();
-            }
-            self.errors.push_back((pred - actual).abs() / actual);
-        }
-        self.window.add(d.sample());
+        self.predictor.observe(d);
     }
 
     fn estimate_bps(&self) -> Option<f64> {
-        self.prediction.or_else(|| self.window.estimate_bps())
+        self.predictor.estimate_bps()
     }
 }
 
