@@ -155,6 +155,7 @@ async fn play_all(stack: &Stack, data: &Path, live_seconds: f64) -> Result<usize
         pc.bind = Some(p.bind);
         pc.shape = p.shape;
         pc.duration_s = p.duration_s;
+        pc.ca = stack.config.tls_root().into_iter().collect();
         // A short buffer keeps the players fetching throughout, so the throttle shows.
         pc.session.buffer.max_s = 8.0;
         let name = p.name;
@@ -170,15 +171,17 @@ async fn play_all(stack: &Stack, data: &Path, live_seconds: f64) -> Result<usize
 
     // Progress while they play.
     let edges = stack.edge_addrs();
+    let scraper = crate::stack::Scraper::new(&stack.config)?;
     let ticker = {
         let edges = edges.clone();
+        let scraper = scraper.clone();
         tokio::spawn(async move {
             let t0 = Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 let mut parts = Vec::new();
                 for (name, addr) in &edges {
-                    let s = EdgeStats::scrape(*addr).await;
+                    let s = EdgeStats::scrape(&scraper, *addr).await;
                     parts.push(format!("{name} {} req ({} hits)", s.requests, s.hits));
                 }
                 println!(
@@ -225,7 +228,7 @@ async fn play_all(stack: &Stack, data: &Path, live_seconds: f64) -> Result<usize
     let mut total_hits = 0.0;
     let mut total_requests = 0.0;
     for (name, addr) in &edges {
-        let s = EdgeStats::scrape(*addr).await;
+        let s = EdgeStats::scrape(&scraper, *addr).await;
         total_hits += s.hits;
         total_requests += s.requests;
         println!(
@@ -236,7 +239,8 @@ async fn play_all(stack: &Stack, data: &Path, live_seconds: f64) -> Result<usize
             s.bytes / 1e6
         );
     }
-    let origin_text = crate::stack::scrape(stack.origin.local_addr())
+    let origin_text = scraper
+        .scrape(stack.origin.local_addr())
         .await
         .unwrap_or_default();
     println!(
@@ -367,8 +371,8 @@ struct EdgeStats {
 }
 
 impl EdgeStats {
-    async fn scrape(addr: SocketAddr) -> EdgeStats {
-        let text = crate::stack::scrape(addr).await.unwrap_or_default();
+    async fn scrape(scraper: &crate::stack::Scraper, addr: SocketAddr) -> EdgeStats {
+        let text = scraper.scrape(addr).await.unwrap_or_default();
         let m = |name: &str, labels: &[(&str, &str)]| common::metrics::sum(&text, name, labels);
         EdgeStats {
             requests: m("edge_requests_total", &[]),

@@ -42,6 +42,21 @@ pub struct StackConfig {
     /// Where the edges send misses, when not straight to the origin (e.g. a shield tier, or a
     /// test's fault-injecting proxy).
     pub edge_upstream: Option<String>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) on the origin and the edges; the edges verify
+    /// the origin and the router verifies the edges' health pages against the stack's certificate.
+    pub tls: bool,
+    /// PEM certificate chain for `tls`; without it a self-signed certificate for the stack's
+    /// names and addresses is generated into `DATA/tls/` (and kept for the next start).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Certificate and key files a TLS stack serves with.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// One edge and the region it serves.
@@ -83,6 +98,9 @@ impl Default for StackConfig {
             health_interval_ms: 1000,
             mpd_cache_control: "public, max-age=60".into(),
             edge_upstream: None,
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -121,6 +139,82 @@ impl StackConfig {
         Ok(cfg)
     }
 
+    /// `http` or `https`, as the origin and the edges serve.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The names and addresses clients reach the stack by: the content and CDN names the router
+    /// answers, `localhost`, the origin and every edge address.
+    pub fn tls_names(&self) -> Vec<String> {
+        let dns = dns_router::Config::local_default();
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |n: String| {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        };
+        for c in &dns.content {
+            add(c.name.clone());
+            add(c.target.clone());
+        }
+        for s in &dns.services {
+            add(s.name.clone());
+        }
+        for h in &dns.hosts {
+            add(h.name.clone());
+        }
+        add("localhost".into());
+        add(self.origin.ip().to_string());
+        for e in &self.edges {
+            add(e.listen.ip().to_string());
+        }
+        names
+    }
+
+    /// The certificate and key to serve with when `tls` is on: the configured files, or a
+    /// self-signed certificate for [`StackConfig::tls_names`] in `DATA/tls/`, generated when
+    /// missing or when it does not cover those names.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>> {
+        if !self.tls {
+            if self.tls_cert.is_some() || self.tls_key.is_some() {
+                bail!("tls_cert and tls_key are set but tls is off: add `tls = true` (or --tls)");
+            }
+            return Ok(None);
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                common::tls::server_config_from_pem(cert, key)?;
+                Ok(Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }))
+            }
+            (None, None) => {
+                let dir = self.data.join("tls");
+                let names = self.tls_names();
+                let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+                let names_file = dir.join("names.txt");
+                let wanted = names.join("\n") + "\n";
+                let current = std::fs::read_to_string(&names_file).ok();
+                if !cert.is_file()
+                    || !key.is_file()
+                    || current.as_deref() != Some(wanted.as_str())
+                {
+                    common::tls::write_self_signed(&dir, &names)?;
+                    std::fs::write(&names_file, &wanted)
+                        .with_context(|| format!("cannot write {}", names_file.display()))?;
+                }
+                Ok(Some(TlsFiles { cert, key }))
+            }
+            _ => bail!("tls_cert and tls_key go together: give both, or neither for a self-signed certificate"),
+        }
+    }
+
     /// The DNS router's configuration for this stack: the embedded local default with this
     /// stack's addresses, edges and regions.
     pub fn dns_config(&self, origin: SocketAddr) -> dns_router::Config {
@@ -139,7 +233,7 @@ impl StackConfig {
                 latitude: e.latitude,
                 longitude: e.longitude,
                 capacity,
-                health_url: Some(format!("http://{}/health", e.listen)),
+                health_url: Some(format!("{}://{}/health", self.scheme(), e.listen)),
             })
             .collect();
         cfg.geo.coverage_zones = self
@@ -158,6 +252,9 @@ impl StackConfig {
                 first.name.clone(),
             ));
         }
+        if self.tls {
+            cfg.health.ca_file = self.tls_root();
+        }
         cfg.fallback.addresses = vec![origin.ip()];
         for host in &mut cfg.hosts {
             host.addresses = vec![origin.ip()];
@@ -168,6 +265,22 @@ impl StackConfig {
             }
         }
         cfg
+    }
+}
+
+impl StackConfig {
+    /// The PEM file whose certificates the stack's own clients (edges, router) trust: the
+    /// certificate file itself, which is its own root when self-signed and holds the chain
+    /// otherwise.
+    pub fn tls_root(&self) -> Option<PathBuf> {
+        if !self.tls {
+            return None;
+        }
+        Some(
+            self.tls_cert
+                .clone()
+                .unwrap_or_else(|| self.data.join("tls").join("cert.pem")),
+        )
     }
 }
 
@@ -191,7 +304,12 @@ pub fn free_port_on(ips: &[IpAddr]) -> Result<u16> {
 }
 
 /// The configuration of one edge of the stack, fetching from `upstream`.
-fn edge_config(config: &StackConfig, spec: &EdgeSpec, upstream: String) -> Result<edge::Config> {
+fn edge_config(
+    config: &StackConfig,
+    spec: &EdgeSpec,
+    upstream: String,
+    tls: Option<&TlsFiles>,
+) -> Result<edge::Config> {
     let cache_size = common::units::parse_size(&config.edge_cache_size)?;
     Ok(edge::Config {
         listen: spec.listen,
@@ -199,6 +317,9 @@ fn edge_config(config: &StackConfig, spec: &EdgeSpec, upstream: String) -> Resul
         name: spec.name.clone(),
         cache_size: edge::config::ByteSize(cache_size),
         purge_token: config.purge_token.clone(),
+        tls_cert: tls.map(|t| t.cert.clone()),
+        tls_key: tls.map(|t| t.key.clone()),
+        upstream_ca: config.tls_root(),
         ..edge::Config::default()
     })
 }
@@ -207,6 +328,35 @@ fn edge_config(config: &StackConfig, spec: &EdgeSpec, upstream: String) -> Resul
 pub async fn scrape(addr: SocketAddr) -> Result<String> {
     let body = common::http::get(&format!("http://{addr}/metrics")).await?;
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Reads `/metrics` of the origin and the edges: over HTTPS, trusting the stack's certificate,
+/// when the stack serves TLS.
+#[derive(Clone)]
+pub struct Scraper {
+    fetcher: common::http::Fetcher,
+    scheme: &'static str,
+}
+
+impl Scraper {
+    /// A scraper for the stack `config` describes.
+    pub fn new(config: &StackConfig) -> Result<Scraper> {
+        let roots = common::tls::Roots {
+            ca_files: config.tls_root().into_iter().collect(),
+            system: false,
+        };
+        Ok(Scraper {
+            fetcher: common::http::Fetcher::new(&roots)?,
+            scheme: config.scheme(),
+        })
+    }
+
+    /// The text exposition at `SCHEME://ADDR/metrics`.
+    pub async fn scrape(&self, addr: SocketAddr) -> Result<String> {
+        let url = format!("{}://{addr}/metrics", self.scheme);
+        let body = self.fetcher.get(&url).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
 }
 
 /// The running stack.
@@ -233,9 +383,12 @@ impl Stack {
                 .with_context(|| format!("packaging the demo title into {}", dir.display()))?;
         }
 
+        let tls = config.tls_files()?;
         let mut origin_cfg = origin::Config {
             root: config.data.clone(),
             listen: config.origin,
+            tls_cert: tls.as_ref().map(|t| t.cert.clone()),
+            tls_key: tls.as_ref().map(|t| t.key.clone()),
             ..origin::Config::default()
         };
         origin_cfg.cache_control.mpd = config.mpd_cache_control.clone();
@@ -247,17 +400,10 @@ impl Stack {
             .await
             .context("starting the origin")?;
 
-        let cache_size = common::units::parse_size(&config.edge_cache_size)?;
         let mut edges = Vec::new();
         for spec in &config.edges {
-            let edge_cfg = edge::Config {
-                listen: spec.listen,
-                upstream: config.edge_upstream.clone().unwrap_or_else(|| origin.url()),
-                name: spec.name.clone(),
-                cache_size: edge::config::ByteSize(cache_size),
-                purge_token: config.purge_token.clone(),
-                ..edge::Config::default()
-            };
+            let upstream = config.edge_upstream.clone().unwrap_or_else(|| origin.url());
+            let edge_cfg = edge_config(&config, spec, upstream, tls.as_ref())?;
             let e = edge::spawn(edge_cfg)
                 .await
                 .with_context(|| format!("starting edge {}", spec.name))?;
@@ -274,7 +420,8 @@ impl Stack {
         })
     }
 
-    /// `http://video.example.test:PORT` for this stack's edges (they share one port).
+    /// `http://video.example.test:PORT` (`https://` with TLS) for this stack's edges (they share
+    /// one port).
     pub fn content_base(&self) -> String {
         let port = self
             .config
@@ -282,7 +429,7 @@ impl Stack {
             .first()
             .map(|e| e.listen.port())
             .unwrap_or(80);
-        format!("http://video.example.test:{port}")
+        format!("{}://video.example.test:{port}", self.config.scheme())
     }
 
     /// Addresses of the running edges.
@@ -318,7 +465,8 @@ impl Stack {
             .edge_upstream
             .clone()
             .unwrap_or_else(|| self.origin.url());
-        let e = edge::spawn(edge_config(&self.config, spec, upstream)?)
+        let tls = self.config.tls_files()?;
+        let e = edge::spawn(edge_config(&self.config, spec, upstream, tls.as_ref())?)
             .await
             .with_context(|| format!("restarting edge {}", spec.name))?;
         self.edges[index] = Some(e);
@@ -375,8 +523,18 @@ impl Stack {
                 jobs.push(job);
             }
         }
+        let ca = self
+            .config
+            .tls_root()
+            .map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string());
         for job in jobs {
-            s.push_str(&format!("  - job_name: {job}\n    static_configs:\n"));
+            s.push_str(&format!("  - job_name: {job}\n"));
+            if let (Some(ca), true) = (&ca, job != "dns-router") {
+                s.push_str(&format!(
+                    "    scheme: https\n    tls_config:\n      ca_file: '{ca}'\n"
+                ));
+            }
+            s.push_str("    static_configs:\n");
             for (_, name, addr) in targets.iter().filter(|(j, _, _)| *j == job) {
                 s.push_str(&format!(
                     "      - targets: ['{addr}']\n        labels: {{ name: '{name}' }}\n"
@@ -388,9 +546,10 @@ impl Stack {
 
     /// What runs where, in a few lines.
     pub fn banner_short(&self) -> String {
-        let mut s = format!("   origin     http://{}\n", self.origin.local_addr());
+        let scheme = self.config.scheme();
+        let mut s = format!("   origin     {scheme}://{}\n", self.origin.local_addr());
         for (name, addr) in self.edge_addrs() {
-            s.push_str(&format!("   edge       http://{addr}  ({name})\n"));
+            s.push_str(&format!("   edge       {scheme}://{addr}  ({name})\n"));
         }
         s.push_str(&format!(
             "   dns-router {} udp+tcp, metrics http://{}/metrics",
@@ -405,10 +564,11 @@ impl Stack {
         let c = &self.config;
         let origin = self.origin.local_addr();
         let dns = self.dns.dns_addr();
+        let scheme = c.scheme();
         let mut s = String::new();
         s.push_str("The stack is up, in this one process (Ctrl-C stops it):\n");
         s.push_str(&format!(
-            "  origin      http://{origin}  serving {} (VOD /vod/{}/manifest.mpd, live /live/{}/manifest.mpd)\n",
+            "  origin      {scheme}://{origin}  serving {} (VOD /vod/{}/manifest.mpd, live /live/{}/manifest.mpd)\n",
             c.data.display(),
             c.title,
             c.live_channel
@@ -416,7 +576,7 @@ impl Stack {
         for (spec, e) in c.edges.iter().zip(&self.edges) {
             if let Some(e) = e {
                 s.push_str(&format!(
-                    "  edge        http://{}  {} (clients {})\n",
+                    "  edge        {scheme}://{}  {} (clients {})\n",
                     e.local_addr(),
                     spec.name,
                     spec.clients.join(", ")
@@ -436,6 +596,19 @@ impl Stack {
                 .unwrap_or_else(|| "127.0.0.1".into())
         };
         let base = self.content_base();
+        let (cacert, ca) = match c.tls_root() {
+            Some(p) => (
+                format!(" --cacert {}", p.display()),
+                format!(" --ca {}", p.display()),
+            ),
+            None => (String::new(), String::new()),
+        };
+        if let Some(root) = c.tls_root() {
+            s.push_str(&format!(
+                "TLS: HTTP/2 and HTTP/1.1 by ALPN; clients trust {}\n\n",
+                root.display()
+            ));
+        }
         let edge0 = self.edge_addrs().first().map(|(_, a)| *a).unwrap_or(origin);
         s.push_str("Try:\n");
         s.push_str(&format!(
@@ -450,20 +623,23 @@ impl Stack {
             dns.port()
         ));
         s.push_str(&format!(
-            "  curl -sI http://{edge0}/vod/{}/manifest.mpd\n",
+            "  curl -sI{cacert} {scheme}://{edge0}/vod/{}/manifest.mpd\n",
             c.title
         ));
         s.push_str(&format!(
-            "  ffprobe -v error -show_entries stream=width,height,bit_rate http://{edge0}/vod/{}/manifest.mpd\n",
+            "  ffprobe -v error{} -show_entries stream=width,height,bit_rate {scheme}://{edge0}/vod/{}/manifest.mpd\n",
+            c.tls_root()
+                .map(|p| format!(" -tls_verify 1 -ca_file {}", p.display()))
+                .unwrap_or_default(),
             c.title
         ));
         s.push_str(&format!(
-            "  cdn play {base}/vod/{}/manifest.mpd --dns {dns} --bind {}\n",
+            "  cdn play {base}/vod/{}/manifest.mpd --dns {dns} --bind {}{ca}\n",
             c.title,
             client(1)
         ));
         s.push_str(&format!(
-            "  cdn play {base}/live/{}/manifest.mpd --dns {dns} --bind {} --duration 30\n\n",
+            "  cdn play {base}/live/{}/manifest.mpd --dns {dns} --bind {} --duration 30{ca}\n\n",
             c.live_channel,
             client(2)
         ));

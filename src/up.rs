@@ -28,6 +28,16 @@ pub struct StackArgs {
     /// Port every edge listens on (each on its own loopback address).
     #[arg(long)]
     pub edge_port: Option<u16>,
+    /// Serve HTTPS (HTTP/2 by ALPN) on the origin and the edges, with a self-signed certificate
+    /// generated into DATA/tls/ unless --tls-cert and --tls-key name one.
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM certificate chain to serve with --tls.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl StackArgs {
@@ -48,6 +58,15 @@ impl StackArgs {
         }
         if let Some(a) = self.dns_metrics {
             cfg.dns_metrics = a;
+        }
+        if self.tls || self.tls_cert.is_some() {
+            cfg.tls = true;
+        }
+        if let Some(c) = &self.tls_cert {
+            cfg.tls_cert = Some(c.clone());
+        }
+        if let Some(k) = &self.tls_key {
+            cfg.tls_key = Some(k.clone());
         }
         if let Some(p) = self.edge_port {
             for e in &mut cfg.edges {

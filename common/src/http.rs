@@ -2,7 +2,7 @@
 //! through hyper-util's auto builder), with the limits a public server needs: a maximum number of
 //! connections, a header read timeout against slow clients, bounded header size and count, and
 //! graceful shutdown that lets in-flight requests finish, optionally over TLS (rustls, ALPN h2 and
-//! http/1.1). Also a minimal GET client for tools.
+//! http/1.1). Also a small GET client (plain HTTP and verified HTTPS) for tools and health checks.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -290,34 +290,89 @@ where
 /// Largest body [`get`] reads (manifests, metrics, health documents).
 pub const MAX_GET_BODY: usize = 64 << 20;
 
-/// GETs an `http://` URL and returns the body of a 2xx response; anything else is an error
-/// naming the URL and the status.
+/// A GET client for `http://` and `https://` URLs (manifests, metrics, health documents):
+/// servers are verified against the given roots, and every request opens a fresh connection,
+/// so a check also proves that the server still accepts new ones.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        Empty<Bytes>,
+    >,
+}
+
+impl Fetcher {
+    /// A fetcher trusting `roots` for `https://` URLs.
+    pub fn new(roots: &crate::tls::Roots) -> Result<Fetcher> {
+        let tls = crate::tls::client_config(roots, &[])?;
+        let connector = crate::tls::https_connector(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+            tls,
+            true,
+            None,
+        )?;
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        Ok(Fetcher { client })
+    }
+
+    /// The body of a 2xx response to GET `url`; anything else is an error naming the URL and
+    /// the status. At most [`MAX_GET_BODY`] bytes, 30 s to the head and 60 s for the body.
+    pub async fn get(&self, url: &str) -> Result<Bytes> {
+        let uri: hyper::Uri = url
+            .parse()
+            .with_context(|| format!("invalid URL `{url}`"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            bail!("unsupported URL `{url}`: only http:// and https:// are supported");
+        }
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.get(uri))
+            .await
+            .with_context(|| format!("GET {url}: timed out"))?
+            .map_err(|e| anyhow::anyhow!("GET {url}: {}", error_chain(&e)))?;
+        let status = resp.status();
+        let limited = http_body_util::Limited::new(resp.into_body(), MAX_GET_BODY);
+        let body = tokio::time::timeout(Duration::from_secs(60), limited.collect())
+            .await
+            .with_context(|| format!("GET {url}: body timed out"))?
+            .map_err(|e| {
+                anyhow::anyhow!("GET {url}: reading body: {e} (at most {MAX_GET_BODY} bytes)")
+            })?
+            .to_bytes();
+        if !status.is_success() {
+            bail!("GET {url}: HTTP {status}");
+        }
+        Ok(body)
+    }
+}
+
+/// An error and its sources on one line (hyper's client error alone says only "client error").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// GETs an `http://` or `https://` URL (verified against the system roots) and returns the body
+/// of a 2xx response, as [`Fetcher::get`] does.
 pub async fn get(url: &str) -> Result<Bytes> {
-    let uri: hyper::Uri = url
-        .parse()
-        .with_context(|| format!("invalid URL `{url}`"))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("unsupported URL `{url}`: only http:// is supported here");
-    }
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.get(uri))
-        .await
-        .with_context(|| format!("GET {url}: timed out"))?
-        .with_context(|| format!("GET {url}"))?;
-    let status = resp.status();
-    let limited = http_body_util::Limited::new(resp.into_body(), MAX_GET_BODY);
-    let body = tokio::time::timeout(Duration::from_secs(60), limited.collect())
-        .await
-        .with_context(|| format!("GET {url}: body timed out"))?
-        .map_err(|e| {
-            anyhow::anyhow!("GET {url}: reading body: {e} (at most {MAX_GET_BODY} bytes)")
-        })?
-        .to_bytes();
-    if !status.is_success() {
-        bail!("GET {url}: HTTP {status}");
-    }
-    Ok(body)
+    static DEFAULT: std::sync::OnceLock<Fetcher> = std::sync::OnceLock::new();
+    let fetcher = match DEFAULT.get() {
+        Some(f) => f,
+        None => {
+            let f = Fetcher::new(&crate::tls::Roots {
+                ca_files: Vec::new(),
+                system: true,
+            })?;
+            DEFAULT.get_or_init(|| f)
+        }
+    };
+    fetcher.get(url).await
 }
 
 #[cfg(test)]

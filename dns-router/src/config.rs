@@ -182,7 +182,8 @@ pub struct EdgeConfig {
     /// `load` its `/health` reports (1.0 when the load is a fraction of the edge's capacity).
     #[serde(default = "default_capacity")]
     pub capacity: f64,
-    /// `http://host:port/health`; without one the edge is always considered up with load 0.
+    /// `http://host:port/health` or `https://...` (verified against the system roots and
+    /// `[health] ca_file`); without one the edge is always considered up with load 0.
     pub health_url: Option<String>,
 }
 
@@ -199,6 +200,9 @@ pub struct HealthConfig {
     pub rise: u32,
     /// Consecutive failures that take an up edge down.
     pub fall: u32,
+    /// PEM file of roots trusted for `https://` health URLs, beside the system's roots (e.g. the
+    /// self-signed certificate of a local stack).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HealthConfig {
@@ -208,6 +212,7 @@ impl Default for HealthConfig {
             timeout_ms: 800,
             rise: 2,
             fall: 2,
+            ca_file: None,
         }
     }
 }

@@ -172,8 +172,17 @@ pub struct Checkers {
 }
 
 impl Checkers {
-    /// Starts one task per edge that has a health URL.
-    pub fn start(table: Arc<HealthTable>, cfg: &HealthConfig, gauges: HealthGauges) -> Checkers {
+    /// Starts one task per edge that has a health URL; fails when `ca_file` cannot be loaded.
+    pub fn start(
+        table: Arc<HealthTable>,
+        cfg: &HealthConfig,
+        gauges: HealthGauges,
+    ) -> anyhow::Result<Checkers> {
+        let fetcher = common::http::Fetcher::new(&common::tls::Roots {
+            ca_files: cfg.ca_file.iter().cloned().collect(),
+            system: true,
+        })
+        .map_err(|e| anyhow::anyhow!("[health] ca_file: {e:#}"))?;
         let mut tasks = Vec::new();
         for i in 0..table.edges.len() {
             let edge = &table.edges[i];
@@ -189,6 +198,7 @@ impl Checkers {
                 continue;
             };
             let (table, cfg, gauges) = (table.clone(), cfg.clone(), gauges.clone());
+            let fetcher = fetcher.clone();
             tasks.push(tokio::spawn(async move {
                 let edge = &table.edges[i];
                 let capacity = edge.capacity();
@@ -198,7 +208,7 @@ impl Checkers {
                 loop {
                     tick.tick().await;
                     let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
-                    let result = match tokio::time::timeout(timeout, common::http::get(&url)).await {
+                    let result = match tokio::time::timeout(timeout, fetcher.get(&url)).await {
                         Ok(Ok(body)) => parse_report(&body),
                         Ok(Err(e)) => Err(format!("{e:#}")),
                         Err(_) => Err(format!("no answer within {timeout:?}")),
@@ -220,7 +230,7 @@ impl Checkers {
                 }
             }));
         }
-        Checkers { tasks }
+        Ok(Checkers { tasks })
     }
 
     /// Stops every checker task.

@@ -117,7 +117,7 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
         },
     )?;
     let metrics_addr = http.local_addr();
-    let checkers = Checkers::start(health, &health_cfg, shared.metrics.health.clone());
+    let checkers = Checkers::start(health, &health_cfg, shared.metrics.health.clone())?;
     tracing::info!(%dns_addr, %metrics_addr, udp_workers = workers, "dns router listening (udp+tcp)");
     Ok(DnsRouter {
         shared,
@@ -292,9 +292,10 @@ impl DnsRouter {
                 .checkers
                 .lock()
                 .map_err(|_| anyhow::anyhow!("health checker state poisoned"))?;
+            let started = Checkers::start(health, &health_cfg, self.shared.metrics.health.clone())?;
             self.shared.snap.store(Arc::new(snap));
             checkers.stop();
-            *checkers = Checkers::start(health, &health_cfg, self.shared.metrics.health.clone());
+            *checkers = started;
             Ok(())
         })();
         let label = if result.is_ok() { "ok" } else { "error" };

@@ -247,13 +247,18 @@ impl Snapshot {
                 bail!("edge {} has coordinates out of range", e.name);
             }
             if let Some(u) = &e.health_url {
-                if !u.starts_with("http://") {
+                if !u.starts_with("http://") && !u.starts_with("https://") {
                     bail!(
-                        "edge {}: health_url must be an http:// URL, got `{u}`",
+                        "edge {}: health_url must be an http:// or https:// URL, got `{u}`",
                         e.name
                     );
                 }
             }
+        }
+
+        if let Some(ca) = &cfg.health.ca_file {
+            common::tls::certs_from_pem_file(ca)
+                .map_err(|e| anyhow::anyhow!("[health] ca_file: {e:#}"))?;
         }
 
         for s in &cfg.services {
@@ -454,6 +459,21 @@ mod tests {
         let mut c = Config::local_default();
         c.edges[1].name = "region1".into();
         assert!(Snapshot::build(c, &m).is_err(), "duplicate edge names");
+        let mut c = Config::local_default();
+        c.edges[0].health_url = Some("ftp://127.0.1.1/health".into());
+        let err = Snapshot::build(c, &m).err().unwrap();
+        assert!(format!("{err:#}").contains("https://"), "{err:#}");
+        let mut c = Config::local_default();
+        c.edges[0].health_url = Some("https://127.0.1.1:8443/health".into());
+        Snapshot::build(c, &m).expect("https health URLs are accepted");
+        let mut c = Config::local_default();
+        c.health.ca_file = Some("/nonexistent/ca.pem".into());
+        let err = Snapshot::build(c, &m).err().unwrap();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("ca_file") && text.contains("/nonexistent/ca.pem"),
+            "{text}"
+        );
     }
 
     #[test]
