@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for a bounded time (default 60 s each) with the nightly
-# toolchain, starting from and adding to the committed seed corpora under fuzz/corpus/<target>/.
+# toolchain (installed when missing), starting from and adding to the committed corpora under
+# fuzz/corpus/<target>/ (`cargo fuzz cmin` keeps them small before a commit; the test suite
+# replays them on stable in tests/tests/fuzz_corpora.rs).
 # Prints one line per target: executions, corpus size, and whether it crashed. Exits non-zero
 # when any target crashed; the crashing input is left in fuzz/artifacts/<target>/.
 set -euo pipefail
@@ -9,10 +11,15 @@ secs="${1:-60}"
 targets=("${TARGETS[@]:-mpd_parse range_header cache_policy coverage_zone dns_answer}")
 targets=(${targets[*]})
 if ! rustup toolchain list | grep -q '^nightly'; then
-    echo "error: cargo fuzz needs a nightly toolchain (rustup toolchain install nightly)" >&2
-    exit 1
+    echo "run.sh: installing the nightly toolchain (cargo fuzz needs it)" >&2
+    rustup toolchain install nightly --profile minimal >&2 \
+        || { echo "error: cargo fuzz needs a nightly toolchain and it could not be installed" >&2; exit 1; }
 fi
-command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz missing (cargo install cargo-fuzz)" >&2; exit 1; }
+if ! command -v cargo-fuzz >/dev/null; then
+    echo "run.sh: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked >&2 \
+        || { echo "error: cargo-fuzz is missing and could not be installed" >&2; exit 1; }
+fi
 cargo +nightly fuzz build -O >&2
 failed=0
 for t in "${targets[@]}"; do

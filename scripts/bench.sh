@@ -4,8 +4,8 @@
 # machine, the date, the commands and their tables. The hand-written analysis above the marker
 # is kept.
 #
-#   scripts/bench.sh            all benchmarks (about 15 minutes)
-#   scripts/bench.sh edge dns   only those (package, origin, edge, dns, abr)
+#   scripts/bench.sh            all benchmarks (about 35 minutes)
+#   scripts/bench.sh edge dns   only those (package, origin, edge, dns, abr, fuzz, soak)
 #
 # The test suite (scripts/test.sh) does not need the peers; this script installs them.
 #
@@ -26,7 +26,7 @@ fi
 cargo build --release --quiet
 
 which=("$@")
-[ "${#which[@]}" -gt 0 ] || which=(package origin edge dns abr)
+[ "${#which[@]}" -gt 0 ] || which=(package origin edge dns abr fuzz soak)
 
 traces=../shared/traces
 [ -d "$traces" ] || traces=player/tests/fixtures
@@ -56,7 +56,10 @@ out=$(mktemp)
       dns) run_one "DNS router (vs Knot DNS, dnsperf)" "dns-router/bench/bench.sh 8 3" ;;
       abr) run_one "ABR simulation (Pensieve traces and video)" \
         "./target/release/cdn simulate --abr all --trace $traces/pensieve-cooked/cooked_traces --video $traces/pensieve-video" ;;
-      *) echo "unknown benchmark $w (package, origin, edge, dns, abr)" >&2; exit 2 ;;
+      fuzz) run_one "Fuzzing (cargo fuzz, 60 s per target, from the committed corpora)" "fuzz/run.sh 60" ;;
+      soak) run_one "Soak (50 players for 10 minutes through the router and edges, edge 1 restarted halfway)" \
+        "scripts/soak.sh --players 50 --minutes 10" ;;
+      *) echo "unknown benchmark $w (package, origin, edge, dns, abr, fuzz, soak)" >&2; exit 2 ;;
     esac
   done
 } > "$out"
