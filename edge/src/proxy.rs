@@ -312,15 +312,8 @@ async fn fetch_and_store(
             let merged = policy::refresh_headers(&s.headers, &parts.headers);
             let freshness =
                 Freshness::new(&ctx.policy, s.status, &merged, request_time, response_time);
-            let entry = Arc::new(Stored::new(
-                &ctx.policy,
-                s.status,
-                merged,
-                s.body.clone(),
-                freshness.clone(),
-                s.vary.clone(),
-                response_time,
-            ));
+            let entry =
+                Arc::new(s.refreshed(&ctx.policy, &merged, freshness.clone(), response_time));
             let stored = ctx.store.insert(key.clone(), entry.clone()).await;
             flight.set_head(Head::Ready(Arc::new(SharedHead {
                 status: entry.status,

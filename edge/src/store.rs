@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
@@ -24,8 +24,22 @@ use moka::Expiry;
 use crate::key::CacheKey;
 use crate::policy::{vary_values, Freshness, PolicyConfig};
 
-/// Fixed bytes charged per entry for the key, the struct and moka's own bookkeeping.
-pub const ENTRY_OVERHEAD: u64 = 512;
+/// Fixed bytes of every entry: the `Stored` struct in its `Arc`, the key's `Arc` inside moka
+/// and moka's own per-entry bookkeeping (hash-table bucket, access and write order nodes, the
+/// expiry timer node, its share of the frequency sketch), with malloc's chunk overhead.
+/// Measured by `tests/weigh.rs`.
+pub const ENTRY_OVERHEAD: u64 = 800;
+/// malloc's cost per allocation beyond the bytes asked for (glibc: an 8-byte chunk header and
+/// rounding to 16 bytes).
+const ALLOCATION: usize = 16;
+/// The shared-buffer header `bytes` allocates the first time a `Bytes` built from a `Vec` is
+/// cloned (every hit clones header values and the body), with its malloc overhead.
+const SHARED_BUFFER: usize = 40;
+/// A header field is charged its name and value bytes plus two buffers (name and value). Standard
+/// names are static in `http` and cost nothing, but `http` does not tell them apart, so they are
+/// overcharged; the weight stays an upper bound.
+/// One slot of a `HeaderMap`: its entry (hash, links, name, value) and its share of the index.
+const HEADER_SLOT: usize = 112;
 
 /// One stored response.
 #[derive(Debug)]
@@ -54,21 +68,59 @@ impl Stored {
             .all(|(a, (_, b))| a == b)
     }
 
-    fn weight(&self, key: &CacheKey) -> u32 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 32)
-            .sum();
-        let total = self.body.len() as u64
-            + headers as u64
-            + key.host.len() as u64
-            + key.path.len() as u64
-            + ENTRY_OVERHEAD;
+    /// The bytes the cache holds for this entry under `key`; see [`ENTRY_OVERHEAD`].
+    pub fn weight(&self, key: &CacheKey) -> u32 {
+        let key_bytes = key.host.len() + key.path.len() + 2 * ALLOCATION;
+        let header_bytes = self.headers.capacity() * HEADER_SLOT
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 2 * (ALLOCATION + SHARED_BUFFER))
+                .sum::<usize>();
+        let body_bytes = if self.body.is_empty() {
+            0
+        } else {
+            self.body.len() + ALLOCATION + SHARED_BUFFER
+        };
+        let vary_bytes = if self.vary.is_empty() {
+            0
+        } else {
+            self.vary.capacity() * std::mem::size_of::<(HeaderName, Option<String>)>()
+                + ALLOCATION
+                + self
+                    .vary
+                    .iter()
+                    .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, |v| v.len() + ALLOCATION))
+                    .sum::<usize>()
+        };
+        let total = (key_bytes + header_bytes + body_bytes + vary_bytes) as u64 + ENTRY_OVERHEAD;
         total.min(u32::MAX as u64) as u32
     }
 
-    /// Builds an entry; its retention is computed from the policy at `now`.
+    /// The same response refreshed by a 304 (RFC 9111 section 4.3.4): new headers and
+    /// freshness, the stored body shared rather than copied.
+    pub fn refreshed(
+        &self,
+        cfg: &PolicyConfig,
+        headers: &HeaderMap,
+        freshness: Freshness,
+        now: SystemTime,
+    ) -> Stored {
+        let retention = freshness.retention(cfg, now).max(Duration::from_millis(1));
+        Stored {
+            status: self.status,
+            headers: owned_headers(headers),
+            body: self.body.clone(),
+            freshness,
+            vary: self.vary.clone(),
+            retention,
+        }
+    }
+
+    /// Builds an entry; its retention is computed from the policy at `now`. Header values and
+    /// the body are copied out of the buffers they were parsed from: hyper slices them from its
+    /// connection read buffer, and keeping such a slice would keep the whole buffer (8 KiB or
+    /// more) alive for as long as the entry, unweighed.
     pub fn new(
         cfg: &PolicyConfig,
         status: StatusCode,
@@ -81,13 +133,24 @@ impl Stored {
         let retention = freshness.retention(cfg, now).max(Duration::from_millis(1));
         Stored {
             status,
-            headers,
-            body,
+            headers: owned_headers(&headers),
+            body: Bytes::copy_from_slice(&body),
             freshness,
             vary,
             retention,
         }
     }
+}
+
+/// A copy of `headers` whose values own exactly their bytes.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut v = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        v.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), v);
+    }
+    out
 }
 
 struct RetentionExpiry;
@@ -221,7 +284,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn entry(body_len: usize, max_age: u64) -> Arc<Stored> {
         let mut h = HeaderMap::new();
