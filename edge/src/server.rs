@@ -233,17 +233,12 @@ async fn purge(ctx: &Ctx, parts: &http::request::Parts) -> Response<Body> {
             (key.path.to_string(), false)
         }
     };
-    if !ctx.store.purge(&target, prefix) {
-        return json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"error": "the cache refused the purge"}),
-        );
-    }
+    let objects = ctx.store.purge(&target, prefix).await;
     ctx.metrics.purges.inc();
-    tracing::info!(name = %ctx.name, path = %target, prefix, "purged");
+    tracing::info!(name = %ctx.name, path = %target, prefix, objects, "purged");
     json(
         StatusCode::OK,
-        serde_json::json!({"purged": target, "prefix": prefix}),
+        serde_json::json!({"purged": target, "prefix": prefix, "objects": objects}),
     )
 }
 

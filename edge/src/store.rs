@@ -206,7 +206,6 @@ impl Store {
             .eviction_policy(EvictionPolicy::lru())
             .weigher(|k: &CacheKey, v: &Arc<Stored>| v.weight(k))
             .expire_after(RetentionExpiry)
-            .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| match cause {
                 RemovalCause::Size => {
                     counts.size.fetch_add(1, Ordering::Relaxed);
@@ -249,18 +248,24 @@ impl Store {
     }
 
     /// Removes every entry whose path (any host) equals `path`, or starts with it when
-    /// `prefix` is set. Returns false when the cache refused the predicate.
-    pub fn purge(&self, path: &str, prefix: bool) -> bool {
-        let path = path.to_string();
-        self.cache
-            .invalidate_entries_if(move |k, _| {
-                if prefix {
-                    k.path.starts_with(path.as_str())
-                } else {
-                    &*k.path == path.as_str()
-                }
-            })
-            .is_ok()
+    /// `prefix` is set; returns how many. Each match is invalidated by key, at once: moka's
+    /// `invalidate_entries_if` scans in maintenance batches and, when entries were inserted
+    /// concurrently, retires its predicate before reaching a few of them, which then stay
+    /// servable.
+    pub async fn purge(&self, path: &str, prefix: bool) -> usize {
+        let mut purged = 0;
+        for (key, _) in self.cache.iter() {
+            let hit = if prefix {
+                key.path.starts_with(path)
+            } else {
+                &*key.path == path
+            };
+            if hit {
+                self.cache.invalidate(&*key).await;
+                purged += 1;
+            }
+        }
+        purged
     }
 
     /// Applies pending evictions and invalidations so the counts below are current.
@@ -354,11 +359,41 @@ mod tests {
             store.get(&key("/a/1")).await.is_none(),
             "max-age=0 without validator expires"
         );
-        assert!(store.purge("/a/", true));
+        assert_eq!(store.purge("/a/", true).await, 1);
         assert!(store.get(&key("/a/2")).await.is_none());
         assert!(store.get(&key("/b/1")).await.is_some());
-        assert!(store.purge("/b/1", false));
+        assert_eq!(store.purge("/b/1", false).await, 1);
         assert!(store.get(&key("/b/1")).await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn purge_removes_every_match_after_concurrent_inserts() {
+        let store = Store::new(8 << 20, 1 << 20, counter());
+        let mut writers = tokio::task::JoinSet::new();
+        for t in 0..4 {
+            let s = store.clone();
+            writers.spawn(async move {
+                for i in 0..600 {
+                    s.insert(key(&format!("/p/{t}-{i}")), entry(300, 600)).await;
+                }
+            });
+        }
+        while let Some(r) = writers.join_next().await {
+            r.unwrap();
+        }
+        store.insert(key("/q/kept"), entry(300, 600)).await;
+        store.sync().await;
+        assert_eq!(store.purge("/p/", true).await, 2400);
+        store.sync().await;
+        let mut left = 0;
+        for t in 0..4 {
+            for i in 0..600 {
+                left += store.get(&key(&format!("/p/{t}-{i}"))).await.is_some() as usize;
+            }
+        }
+        assert_eq!(left, 0, "purged entries still served");
+        assert_eq!(store.entry_count(), 1);
+        assert!(store.get(&key("/q/kept")).await.is_some());
     }
 
     #[test]
