@@ -233,3 +233,78 @@ async fn unkeyed_headers_cannot_poison_the_edge_cache() {
     assert!(!String::from_utf8_lossy(&victim.body).contains("evil.test"));
     t.stack.shutdown().await;
 }
+
+/// Sends a request head announcing a large body, then trickles the body one byte every 200 ms
+/// while reading; returns the first response (empty if the connection closed without one) and
+/// how long it took.
+async fn slow_body(addr: SocketAddr, method: &str, give_up: Duration) -> (String, Duration) {
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} /vod/demo/upload HTTP/1.1\r\nHost: video.example.test\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while started.elapsed() < give_up {
+        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&chunk[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => {
+                if s.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_body_clients_are_cut_off_and_others_served() {
+    let t = TestStack::start().await.expect("stack starts");
+    let edge = t.stack.edge_addrs()[0].1;
+    let origin = t.stack.origin.local_addr();
+
+    // The edge reads a forwarded body whole, for 10 s at most: a client trickling its body
+    // gets 408 then, and other clients are served meanwhile.
+    let trickle = tokio::spawn(slow_body(edge, "POST", Duration::from_secs(20)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    still_serving(edge).await;
+    still_serving(origin).await;
+    let (response, took) = trickle.await.unwrap();
+    assert!(
+        status(&response) == 408 || response.is_empty(),
+        "edge answered a stalled body with: {response:?}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "edge held a slow-body client for {took:?}"
+    );
+    println!(
+        "edge: slow body cut off after {took:.1?} with {}",
+        status(&response)
+    );
+
+    // The origin serves GET and HEAD only: a body-carrying method is refused at once, without
+    // waiting for the body.
+    let (response, took) = slow_body(origin, "POST", Duration::from_secs(20)).await;
+    assert_eq!(status(&response), 405, "origin: {response:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "origin waited {took:?} for a body"
+    );
+    println!("origin: POST refused after {took:.1?}");
+    still_serving(edge).await;
+    still_serving(origin).await;
+
+    t.stack.shutdown().await;
+}
