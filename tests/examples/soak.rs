@@ -99,6 +99,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// What the running edges' caches hold, from their `edge_stored_bytes` gauges: the part of the
+/// RSS that is content by design (live segments are new URLs, so caches fill until capacity).
+async fn cached_mib(stack: &cdn::stack::Stack) -> f64 {
+    let mut bytes = 0.0;
+    for (_, addr) in stack.edge_addrs() {
+        if let Ok(text) = scrape(addr).await {
+            bytes += metric_sum(&text, "edge_stored_bytes", &[]);
+        }
+    }
+    bytes / (1024.0 * 1024.0)
+}
+
 /// `VmHWM` (peak resident set) and `VmRSS` of this process, in MiB.
 fn rss_mib() -> (f64, f64) {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -199,8 +211,9 @@ async fn soak(args: Args) -> Result<bool> {
                 if last_print.elapsed() >= Duration::from_secs(15) {
                     last_print = Instant::now();
                     let (peak, now) = rss_mib();
+                    let cached = cached_mib(&t.stack).await;
                     println!(
-                        "  {:>5.0} s  rss {now:.0} MiB (peak {peak:.0} MiB)",
+                        "  {:>5.0} s  rss {now:.0} MiB (peak {peak:.0} MiB), edge caches hold {cached:.0} MiB",
                         started.elapsed().as_secs_f64()
                     );
                 }
@@ -264,8 +277,9 @@ async fn soak(args: Args) -> Result<bool> {
         "origin: {} requests; edges together {edge_requests} requests",
         metric_sum(&origin_text, "origin_http_requests_total", &[])
     );
+    let cached = cached_mib(&t.stack).await;
     println!(
-        "peak RSS {peak:.0} MiB (VmHWM of this one process: origin, 3 edges, DNS router and all players), RSS at end {rss:.0} MiB"
+        "peak RSS {peak:.0} MiB (VmHWM of this one process: origin, 3 edges, DNS router and all players), RSS at end {rss:.0} MiB, of which edge caches {cached:.0} MiB"
     );
     let mut distinct: Vec<&String> = all.errors.iter().collect();
     distinct.sort();
