@@ -346,8 +346,9 @@ impl Fetcher {
     }
 }
 
-/// An error and its sources on one line (hyper's client error alone says only "client error").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources on one line, `outer: inner: ...` (hyper's client error alone says
+/// only "client error", and its connect errors hide the TLS reason in their source).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
+use common::http::error_chain;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -272,19 +273,6 @@ impl Shaper {
 enum FetchFailure {
     Retryable(anyhow::Error),
     Fatal(anyhow::Error),
-}
-
-/// An error and its sources, `outer: inner: ...` (hyper's connect errors hide the TLS reason in
-/// their source).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
