@@ -51,21 +51,34 @@ pub fn check(data: &[u8]) {
 
     let stored = policy::storable(&req, status, &resp);
     if resp.contains_key(header::SET_COOKIE) {
-        assert!(stored.is_err(), "a response with Set-Cookie is never shared");
+        assert!(
+            stored.is_err(),
+            "a response with Set-Cookie is never shared"
+        );
     }
     // CDN-Cache-Control, when present, replaces Cache-Control for the CDN (RFC 9213).
     let cdn = HeaderName::from_static("cdn-cache-control");
-    let governing = if resp.contains_key(&cdn) { cdn } else { header::CACHE_CONTROL };
+    let governing = if resp.contains_key(&cdn) {
+        cdn
+    } else {
+        header::CACHE_CONTROL
+    };
     let directives = policy::Directives::parse(resp.get_all(&governing).iter());
     if directives.has("no-store") || directives.has("private") {
-        assert!(stored.is_err(), "no-store / private responses are never shared");
+        assert!(
+            stored.is_err(),
+            "no-store / private responses are never shared"
+        );
     }
     if req.contains_key(header::AUTHORIZATION)
         && !(directives.has("public")
             || directives.has("must-revalidate")
             || directives.has("s-maxage"))
     {
-        assert!(stored.is_err(), "an authorized request's response is not shared");
+        assert!(
+            stored.is_err(),
+            "an authorized request's response is not shared"
+        );
     }
     if status.as_u16() == 206 || status.as_u16() == 304 {
         assert!(stored.is_err(), "206 and 304 are not stored as such");
@@ -76,7 +89,10 @@ pub fn check(data: &[u8]) {
     let fresh = f.is_fresh(now);
     if fresh {
         assert!(!f.no_cache && f.lifetime > Duration::ZERO);
-        assert!(f.usable_on_error(now), "a fresh response stands in for errors");
+        assert!(
+            f.usable_on_error(now),
+            "a fresh response stands in for errors"
+        );
     }
     if f.no_cache || f.must_revalidate {
         assert_eq!(f.stale_if_error, Duration::ZERO);
@@ -89,7 +105,11 @@ pub fn check(data: &[u8]) {
     let rc = RequestControls::from_headers(&req);
     let verdict = f.verdict(&rc, now);
     if f.no_cache {
-        assert_eq!(verdict, policy::Verdict::Revalidate, "no-cache always revalidates");
+        assert_eq!(
+            verdict,
+            policy::Verdict::Revalidate,
+            "no-cache always revalidates"
+        );
     }
     let _ = f.retention(&cfg, now);
     let _ = policy::revalidation_headers(&resp);

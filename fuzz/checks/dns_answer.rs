@@ -48,7 +48,10 @@ pub fn check(data: &[u8]) {
     assert!(packet.len() >= 2, "a response needs a query id");
     assert_eq!(out[..2], packet[..2], "response echoes the query id");
     let msg = Message::from_vec(&out[..n]).expect("the response parses with hickory-proto");
-    assert_eq!(msg.metadata.message_type, hickory_proto::op::MessageType::Response);
+    assert_eq!(
+        msg.metadata.message_type,
+        hickory_proto::op::MessageType::Response
+    );
     let rc = msg.metadata.response_code;
     if matches!(
         rc,

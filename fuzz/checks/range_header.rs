@@ -23,13 +23,19 @@ pub fn check(data: &[u8]) {
         Ranges::Full | Ranges::Unsatisfiable => {}
         Ranges::Partial(parts) => {
             assert!(!parts.is_empty(), "a partial answer has a part");
-            assert!(parts.len() <= max_ranges.max(1), "no more parts than allowed");
+            assert!(
+                parts.len() <= max_ranges.max(1),
+                "no more parts than allowed"
+            );
             let mut prev_end = None;
             for r in &parts {
                 assert!(r.start < r.end, "non-empty part {r:?}");
                 assert!(r.end <= len, "part {r:?} inside length {len}");
                 if let Some(p) = prev_end {
-                    assert!(r.start > p, "parts sorted, disjoint, not touching: {parts:?}");
+                    assert!(
+                        r.start > p,
+                        "parts sorted, disjoint, not touching: {parts:?}"
+                    );
                 }
                 prev_end = Some(r.end);
             }
