@@ -150,6 +150,18 @@ impl HarmonicWindow {
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
+
+    /// The throughputs in the window, oldest first, b/s.
+    pub fn rates_bps(&self) -> impl Iterator<Item = f64> + '_ {
+        self.samples.iter().map(|&(_, bps)| bps)
+    }
+
+    /// Forgets all but the newest `n` samples.
+    pub fn keep_newest(&mut self, n: usize) {
+        while self.samples.len() > n {
+            self.samples.pop_front();
+        }
+    }
 }
 
 impl Estimator for HarmonicWindow {
@@ -270,5 +282,20 @@ mod tests {
         t.add(Sample::new(3_000_000, 2.0)); // 12 Mb/s for 2 s
                                             // time-weighted harmonic: 3 / (1/8 + 2/12)
         assert!((mbps(t.estimate_bps()) - 3.0 / (1.0 / 8.0 + 2.0 / 12.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn harmonic_window_keeps_the_newest() {
+        let mut h = HarmonicWindow::new(Weighting::Equal, 4);
+        for bps in [1e6, 2e6, 4e6, 8e6, 16e6] {
+            h.add(Sample::new((bps / 8.0) as u64, 1.0));
+        }
+        let rates: Vec<f64> = h.rates_bps().collect();
+        assert_eq!(rates, vec![2e6, 4e6, 8e6, 16e6]);
+        h.keep_newest(2);
+        assert_eq!(h.len(), 2);
+        assert!((mbps(h.estimate_bps()) - 2.0 / (1.0 / 8.0 + 1.0 / 16.0)).abs() < 1e-9);
+        h.keep_newest(5);
+        assert_eq!(h.len(), 2);
     }
 }

@@ -291,6 +291,32 @@ mod tests {
     }
 
     #[test]
+    fn hybrid_climbs_back_two_segments_after_the_network_recovers() {
+        // Two minutes at 8 Mb/s, one at 300 kb/s (the lowest rung still fits), repeated. After
+        // each rise robustMPC keeps the slow samples and the drop's error for 5 downloads; the
+        // hybrid's predictor sees the level shift after 2.
+        let trace = Trace::new("square", vec![(120.0, 8e6), (60.0, 300e3)]).unwrap();
+        let video = pensieve_ladder(100);
+        let low_after_rise = |name: &str| {
+            let mut abr = by_name(name).unwrap();
+            let r = simulate(&trace, &video, abr.as_mut(), &SimConfig::default()).unwrap();
+            assert_eq!(r.summary.rebuffer_s, 0.0, "{name} stalls");
+            let after: Vec<usize> = r
+                .segments
+                .iter()
+                .filter(|s| (180.0..200.0).contains(&s.start_s))
+                .map(|s| s.rung)
+                .collect();
+            after
+                .iter()
+                .position(|&q| q == 5)
+                .unwrap_or_else(|| panic!("{name} does not climb back: {after:?}"))
+        };
+        assert!(low_after_rise("hybrid") <= 2);
+        assert!(low_after_rise("mpc") >= 4);
+    }
+
+    #[test]
     fn deterministic_and_parallel_results_match_serial() {
         let traces: Vec<Trace> = (1..6)
             .map(|i| {

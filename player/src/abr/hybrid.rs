@@ -4,17 +4,24 @@
 //!    1 + the largest of the last 5 relative errors), with the buffer capped at its real maximum
 //!    inside the plan and a terminal penalty for ending the plan below a buffer target, so the
 //!    plan does not drain the buffer beyond its horizon.
-//! 2. Buffer spending on drops: when the plan steps down while the buffer is deep, keep the
-//!    highest rung (not above the current one) whose download at a cautious rate fits in the
-//!    buffer beyond a reserve. One long download spends buffer once, where many low segments
-//!    would each cost bitrate; a monotone descent costs no more switch penalty than one drop.
-//! 3. Outage memory: once a download ran slower than half the lowest rung, the network is one
-//!    with outages: the plan's buffer target rises, buffer spending stops and downloads that
-//!    would stall are abandoned. Elsewhere abandonment mostly fires on short dips and costs two
-//!    switches, so it stays off.
+//! 2. Level-shift detection in the predictor: when the two newest downloads both ran more than
+//!    twice as fast as the harmonic mean of the older ones in the window, the older samples and
+//!    their errors are forgotten. robustMPC keeps a drop's huge error for 5 downloads, so after a network comes
+//!    back it stays at the bottom rungs for 5 segments; the hybrid climbs after 2.
+//! 3. Buffer spending on drops: when the plan steps down while at least two segments are
+//!    buffered, keep the highest rung (not above the current one) whose download at a cautious
+//!    rate fits in the buffer beyond a reserve. One long download spends buffer once, where many
+//!    low segments would each cost bitrate; a monotone descent costs no more switch penalty than
+//!    one drop.
+//! 4. QoE-priced abandonment: a download that, at the rate measured so far, would stall is
+//!    abandoned for the lower rung that saves the most QoE_lin (4.3 per second of stall saved,
+//!    against this segment's bitrate loss and the switch down and back up), once it has run for
+//!    a share of the buffer (early rates are mostly latency and momentary dips).
+//! 5. Outage memory: once a download ran slower than half the lowest rung, the network is one
+//!    with outages: the plan's buffer target rises and buffer spending stops.
 
 use super::mpc::{Plan, RobustPredictor, REBUF_PENALTY, SMOOTH_PENALTY};
-use super::{abandonment_rule, start_rung, Abr, AbrContext, Decision, Download, Progress};
+use super::{start_rung, Abr, AbrContext, Decision, Download, Progress};
 
 #[derive(Debug, Clone)]
 pub struct Hybrid {
@@ -24,17 +31,25 @@ pub struct Hybrid {
     pub end_weight: f64,
     /// The same once an outage has been seen.
     pub outage_end_buffer_s: f64,
-    /// Spending needs at least this much buffer, keeps this reserve, and a margin on the rate.
-    pub spend_min_buffer_s: f64,
+    /// Spending needs at least this many segments buffered, keeps a reserve (seconds), and a
+    /// margin on the rate.
+    pub spend_min_segments: f64,
     pub spend_reserve_s: f64,
     pub spend_margin: f64,
     /// A download slower than this share of the lowest rung's rate is an outage.
     pub outage_share: f64,
+    /// Abandonment waits until the download has run this long, and this share of the buffer.
+    pub abandon_min_s: f64,
+    pub abandon_buffer_share: f64,
     predictor: RobustPredictor,
     last_bps: Option<f64>,
     lowest_bps: f64,
     outage_seen: bool,
 }
+
+/// Newest downloads this many times faster than the older ones' harmonic mean mean the network
+/// changed.
+const SHIFT_FACTOR: f64 = 2.0;
 
 impl Default for Hybrid {
     fn default() -> Self {
@@ -43,11 +58,13 @@ impl Default for Hybrid {
             end_buffer_s: 10.0,
             end_weight: 1.0,
             outage_end_buffer_s: 50.0,
-            spend_min_buffer_s: 15.0,
+            spend_min_segments: 2.0,
             spend_reserve_s: 3.0,
             spend_margin: 0.1,
             outage_share: 0.5,
-            predictor: RobustPredictor::default(),
+            abandon_min_s: 0.5,
+            abandon_buffer_share: 0.3,
+            predictor: RobustPredictor::with_shift_detection(SHIFT_FACTOR),
             last_bps: None,
             lowest_bps: 0.0,
             outage_seen: false,
@@ -90,7 +107,8 @@ impl Abr for Hybrid {
         };
         let last = ctx.last_rung.unwrap_or_else(|| start_rung(ctx.video));
         let mut q = plan.best(ctx.buffer_s, last).0;
-        if !self.outage_seen && ctx.buffer_s >= self.spend_min_buffer_s && q < last {
+        let spend_min_s = self.spend_min_segments * ctx.video.segment_duration_s;
+        if !self.outage_seen && ctx.buffer_s >= spend_min_s && q < last {
             let cautious = self.last_bps.map_or(h, |l| l.min(h));
             let budget = (ctx.buffer_s - self.spend_reserve_s) / (1.0 + self.spend_margin);
             let fits = (0..=last)
@@ -118,18 +136,51 @@ impl Abr for Hybrid {
     }
 
     fn abandon(&mut self, ctx: &AbrContext, p: &Progress) -> Option<usize> {
-        if self.outage_seen {
-            abandonment_rule(ctx, p)
-        } else {
-            None
+        let wait_s = self
+            .abandon_min_s
+            .max(self.abandon_buffer_share * p.buffer_s);
+        if p.elapsed_s < wait_s {
+            return None;
+        }
+        qoe_abandon(ctx, p)
+    }
+}
+
+/// QoE-priced abandonment: at the rate measured so far in this download, finishing it stalls
+/// for `max(0, remaining - buffer)` seconds; refetching the segment at rung `r` stalls for
+/// `max(0, fetch(r) - buffer)`. Each second of stall saved is worth [`REBUF_PENALTY`]; a lower
+/// rung costs its bitrate loss on this segment plus the switch down and back up (three times
+/// the bitrate gap, in QoE_lin's Mb/s units). Returns the rung with the best net gain, if any
+/// gain is positive.
+pub fn qoe_abandon(ctx: &AbrContext, p: &Progress) -> Option<usize> {
+    if !ctx.playing || p.rung == 0 || p.bytes_done == 0 || p.elapsed_s <= 0.0 {
+        return None;
+    }
+    let rate = p.bytes_done as f64 * 8.0 / p.elapsed_s;
+    let remaining_s = p.bytes_total.saturating_sub(p.bytes_done) as f64 * 8.0 / rate;
+    let stall_keep = (remaining_s - p.buffer_s).max(0.0);
+    if stall_keep <= 0.0 {
+        return None;
+    }
+    let mbps = |r: usize| ctx.video.bitrates_bps[r] / 1e6;
+    let mut best: Option<(usize, f64)> = None;
+    for r in 0..p.rung {
+        let fetch_s = ctx.video.size(ctx.segment, r) as f64 * 8.0 / rate;
+        let stall = (fetch_s - p.buffer_s).max(0.0);
+        let gain =
+            REBUF_PENALTY * (stall_keep - stall) - 3.0 * SMOOTH_PENALTY * (mbps(p.rung) - mbps(r));
+        if gain > best.map_or(0.0, |b| b.1) {
+            best = Some((r, gain));
         }
     }
+    best.map(|b| b.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::abr::testutil::pensieve_video;
+    use crate::video::Video;
 
     fn dl(bytes: u64, secs: f64) -> Download {
         Download {
@@ -172,30 +223,86 @@ mod tests {
     }
 
     #[test]
-    fn an_outage_switches_on_abandonment() {
+    fn an_outage_stops_buffer_spending() {
         let v = pensieve_video(48);
         let mut h = Hybrid::default();
         let ctx = AbrContext {
             video: &v,
-            segment: 3,
-            now_s: 10.0,
-            buffer_s: 6.0,
+            segment: 20,
+            now_s: 100.0,
+            buffer_s: 50.0,
             buffer_max_s: 60.0,
             last_rung: Some(5),
             playing: true,
             history: &[],
         };
         h.choose(&ctx);
+        for _ in 0..4 {
+            h.on_download(&dl(1_250_000, 1.0));
+        }
+        h.on_download(&dl(100_000, 1.6));
+        assert!(!h.outage_seen());
+        h.on_download(&dl(10_000, 2.0)); // 40 kb/s for 2 s: below half of 300 kb/s
+        assert!(h.outage_seen());
+        assert!(
+            h.choose(&ctx).rung < 5,
+            "no spending once outages are known"
+        );
+    }
+
+    /// A top-rung (4.3 Mb/s, 2.15 MB) download of segment 3 with `done` bytes in after
+    /// `elapsed` seconds and 20 s buffered.
+    fn top_download(v: &Video, done: u64, elapsed: f64) -> (AbrContext<'_>, Progress) {
+        let ctx = AbrContext {
+            video: v,
+            segment: 3,
+            now_s: 50.0,
+            buffer_s: 20.0,
+            buffer_max_s: 60.0,
+            last_rung: Some(5),
+            playing: true,
+            history: &[],
+        };
         let p = Progress {
             rung: 5,
             bytes_total: v.size(3, 5),
-            bytes_done: 62_500,
-            elapsed_s: 1.0,
-            buffer_s: 6.0,
+            bytes_done: done,
+            elapsed_s: elapsed,
+            buffer_s: 20.0,
         };
+        (ctx, p)
+    }
+
+    #[test]
+    fn abandonment_takes_the_rung_that_saves_the_most_qoe() {
+        let v = pensieve_video(48);
+        let mut h = Hybrid::default();
+        // 300 kb/s for 8 s: 49.3 s to go, a 29.3 s stall (126.1 at 4.3 per second). Refetching at
+        // 1200 kb/s (600 kB, 16 s) stalls 0 s and costs 3 x 3.1 Mb/s: net 116.8; 750 kb/s nets
+        // 115.5, 300 kb/s 114.1, 1850 kb/s (24.7 s: 4.7 s stall) 98.7.
+        let (ctx, p) = top_download(&v, 300_000, 8.0);
+        assert_eq!(h.abandon(&ctx, &p), Some(2));
+        assert_eq!(qoe_abandon(&ctx, &p), Some(2));
+        // The same rate after 5 s has not run for 30% of the 20-s buffer yet.
+        let (ctx, early) = top_download(&v, 187_500, 5.0);
+        assert_eq!(h.abandon(&ctx, &early), None);
+        let not_playing = AbrContext {
+            playing: false,
+            ..ctx
+        };
+        assert_eq!(h.abandon(&not_playing, &p), None);
+    }
+
+    #[test]
+    fn a_short_stall_is_cheaper_than_two_switches() {
+        let v = pensieve_video(48);
+        let mut h = Hybrid::default();
+        // 547 kB in 7 s: 20.5 s to go with 20 s buffered, a 0.5 s stall (2.2) against at
+        // least 3 x 1.45 Mb/s for the nearest lower rung.
+        let (ctx, p) = top_download(&v, 547_000, 7.0);
         assert_eq!(h.abandon(&ctx, &p), None);
-        h.on_download(&dl(10_000, 2.0)); // 40 kb/s for 2 s: below half of 300 kb/s
-        assert!(h.outage_seen());
-        assert_eq!(h.abandon(&ctx, &p), Some(0));
+        // Fast enough to finish within the buffer: nothing to price.
+        let (ctx, fast) = top_download(&v, 1_000_000, 7.0);
+        assert_eq!(h.abandon(&ctx, &fast), None);
     }
 }

@@ -22,7 +22,15 @@ pub struct RobustPredictor {
     errors: VecDeque<f64>,
     last_prediction: Option<f64>,
     prediction: Option<f64>,
+    /// Level-shift detection (off in robustMPC): when the newest [`SHIFT_SAMPLES`] downloads
+    /// all ran more than this many times faster than the harmonic mean of the older ones in the
+    /// window, the older samples and their errors describe a network that is gone, and are
+    /// forgotten.
+    shift_factor: Option<f64>,
 }
+
+/// Downloads that must agree before a level shift is believed.
+const SHIFT_SAMPLES: usize = 2;
 
 /// Downloads (and prediction errors) the predictor remembers.
 const PREDICTOR_WINDOW: usize = 5;
@@ -34,11 +42,20 @@ impl Default for RobustPredictor {
             errors: VecDeque::with_capacity(PREDICTOR_WINDOW),
             last_prediction: None,
             prediction: None,
+            shift_factor: None,
         }
     }
 }
 
 impl RobustPredictor {
+    /// The predictor with level-shift detection at `factor` (see [`RobustPredictor`]).
+    pub fn with_shift_detection(factor: f64) -> Self {
+        RobustPredictor {
+            shift_factor: Some(factor),
+            ..RobustPredictor::default()
+        }
+    }
+
     /// The prediction for the next download as (harmonic mean, discounted rate), b/s; `None`
     /// before the first download.
     pub fn predict(&mut self) -> Option<(f64, f64)> {
@@ -60,6 +77,24 @@ impl RobustPredictor {
             self.errors.push_back((pred - actual).abs() / actual);
         }
         self.window.add(d.sample());
+        if let Some(f) = self.shift_factor {
+            self.forget_on_rise(f);
+        }
+    }
+
+    fn forget_on_rise(&mut self, factor: f64) {
+        let n = self.window.len();
+        if n <= SHIFT_SAMPLES {
+            return;
+        }
+        let rates: Vec<f64> = self.window.rates_bps().collect();
+        let (older, newest) = rates.split_at(n - SHIFT_SAMPLES);
+        let old_estimate = older.len() as f64 / older.iter().map(|r| 1.0 / r).sum::<f64>();
+        let new_min = newest.iter().copied().fold(f64::INFINITY, f64::min);
+        if new_min > factor * old_estimate {
+            self.window.keep_newest(SHIFT_SAMPLES);
+            self.errors.clear();
+        }
     }
 
     /// The last prediction, or the plain harmonic mean before any.
@@ -278,5 +313,48 @@ mod tests {
         m.choose(&ctx);
         let h = 2.0 / (1.0 / 4e6 + 1.0 / 2e6);
         assert!((m.estimate_bps().unwrap() - h / 2.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn level_shift_detection_forgets_the_old_network() {
+        let sample = |bps: f64| Download {
+            segment: 0,
+            rung: 0,
+            bytes: (bps / 8.0) as u64,
+            duration_s: 1.0,
+            end_s: 0.0,
+            abandoned: false,
+        };
+        let feed = |p: &mut RobustPredictor, rates: &[f64]| {
+            for &r in rates {
+                p.predict();
+                p.observe(&sample(r));
+            }
+            p.predict().unwrap()
+        };
+        let slow_then_fast = [300e3, 300e3, 300e3, 5e6, 5e6];
+        // robustMPC: harmonic mean of the five, divided by 1 + the 94% error of the first rise.
+        let plain = feed(&mut RobustPredictor::default(), &slow_then_fast);
+        let h = 5.0 / (3.0 / 300e3 + 2.0 / 5e6);
+        assert!((plain.0 - h).abs() < 1.0, "{plain:?}");
+        assert!(plain.1 < h / 1.9, "{plain:?}");
+        // With detection the two fast downloads are all that is left, errors forgotten.
+        let shifted = feed(
+            &mut RobustPredictor::with_shift_detection(2.0),
+            &slow_then_fast,
+        );
+        assert!((shifted.0 - 5e6).abs() < 1.0 && (shifted.1 - 5e6).abs() < 1.0);
+        // One fast download, or a rise of less than the factor, is not a shift.
+        let one = feed(
+            &mut RobustPredictor::with_shift_detection(2.0),
+            &[300e3, 300e3, 300e3, 300e3, 5e6],
+        );
+        assert!(one.0 < 400e3, "{one:?}");
+        let mild = feed(
+            &mut RobustPredictor::with_shift_detection(2.0),
+            &[1e6, 1e6, 1e6, 1.8e6, 1.8e6],
+        );
+        let h = 5.0 / (3.0 / 1e6 + 2.0 / 1.8e6);
+        assert!((mild.0 - h).abs() < 1.0, "{mild:?}");
     }
 }
