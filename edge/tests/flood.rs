@@ -4,9 +4,9 @@
 //! the popular objects cached; responses carrying Set-Cookie, or answering an Authorization
 //! request, are not shared unless the origin says public.
 //!
-//! Memory is measured by a counting global allocator rather than RSS: glibc's per-thread arenas
-//! keep freed memory resident, and other tests running in parallel make RSS noisy, while the
-//! allocator's count moves by exactly what the edge holds. RSS is reported alongside.
+//! Memory is measured by a counting global allocator: glibc's per-thread arenas keep freed
+//! memory resident and load on the machine moves RSS, while the allocator's count moves by
+//! exactly what the process holds, so its bounds can be tight. RSS gets a looser backstop.
 
 mod support;
 
@@ -41,6 +41,9 @@ const IDLE_OVERHEAD: i64 = 4 << 20;
 /// Memory beyond the capacity allowed at any instant: also what 32 requests in flight hold
 /// (connection buffers, flights, and the test clients collecting 256 KiB bodies).
 const PEAK_OVERHEAD: i64 = 32 << 20;
+/// RSS growth allowed after the warm-up: this factor times the capacity plus a fixed amount.
+const RSS_FACTOR: i64 = 2;
+const RSS_OVERHEAD: i64 = 48 << 20;
 /// Growth allowed from the end of the first phase (cache full) to the end of the last: a leak
 /// of 13 bytes per unique URL would exceed it.
 const FLAT: i64 = 1 << 20;
@@ -277,6 +280,14 @@ async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
     assert!(
         late_growth.abs() <= FLAT,
         "allocated memory moved by {late_growth} B after the cache filled"
+    );
+    // RSS as a backstop against what the allocator cannot see (arena fragmentation): measured
+    // +15 to +18 MiB, also with both cores busy; a leak of the size this test once allowed
+    // (+75 MiB and more) fails it.
+    assert!(
+        rss_growth <= RSS_FACTOR * CAPACITY as i64 + RSS_OVERHEAD,
+        "RSS grew by {:.1} MiB",
+        mib(rss_growth)
     );
     assert!(ratio >= 0.90, "popular hit ratio {ratio}");
     edge.shutdown().await;
