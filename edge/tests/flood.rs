@@ -238,9 +238,10 @@ async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
     let mib = |b: i64| b as f64 / (1 << 20) as f64;
     eprintln!(
         "flood: {FLOOD} unique URLs + {total} popular in {elapsed:.1?} (with {WARM_UP} warm-up), \
-         errors {errors}; stored peak {peak_stored} B (capacity {CAPACITY}); allocated after \
-         warm-up {:+.1} MiB at the end ({:+.1} MiB over the last {} phases), peak {:+.1} MiB; \
+         errors {errors}; stored peak {peak_stored} B (capacity {CAPACITY}, {:.1} MiB of room \
+         after warm-up); allocated after warm-up {:+.1} MiB at the end ({:+.1} MiB over the last {} phases), peak {:+.1} MiB; \
          RSS {} MiB {:+.1} MiB ({:+.1} MiB over the last {} phases); popular hit ratio {:.2}%",
+        mib(CAPACITY as i64 - stored_before),
         mib(growth),
         mib(late_growth),
         PHASES - 1,
