@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
@@ -35,11 +35,11 @@ const ALLOCATION: usize = 16;
 /// The shared-buffer header `bytes` allocates the first time a `Bytes` built from a `Vec` is
 /// cloned (every hit clones header values and the body), with its malloc overhead.
 const SHARED_BUFFER: usize = 40;
-/// A header field is charged its name and value bytes plus two buffers (name and value). Standard
-/// names are static in `http` and cost nothing, but `http` does not tell them apart, so they are
-/// overcharged; the weight stays an upper bound.
 /// One slot of a `HeaderMap`: its entry (hash, links, name, value) and its share of the index.
 const HEADER_SLOT: usize = 112;
+/// A second or later value of a field name: `HeaderMap` keeps it in a vector of (value, links)
+/// that grows by doubling from four.
+const EXTRA_VALUE: usize = 72;
 
 /// One stored response.
 #[derive(Debug)]
@@ -71,12 +71,21 @@ impl Stored {
     /// The bytes the cache holds for this entry under `key`; see [`ENTRY_OVERHEAD`].
     pub fn weight(&self, key: &CacheKey) -> u32 {
         let key_bytes = key.host.len() + key.path.len() + 2 * ALLOCATION;
+        let values: usize = self.headers.values().map(|v| v.len()).sum();
+        let extra = self.headers.len() - self.headers.keys_len();
+        let extra_bytes = if extra == 0 {
+            0
+        } else {
+            extra.next_power_of_two().max(4) * EXTRA_VALUE + ALLOCATION
+        };
         let header_bytes = self.headers.capacity() * HEADER_SLOT
-            + self
-                .headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 2 * (ALLOCATION + SHARED_BUFFER))
-                .sum::<usize>();
+            + extra_bytes
+            + self.headers.keys().map(name_bytes).sum::<usize>()
+            + if values == 0 {
+                0
+            } else {
+                values + ALLOCATION + SHARED_BUFFER
+            };
         let body_bytes = if self.body.is_empty() {
             0
         } else {
@@ -142,15 +151,59 @@ impl Stored {
     }
 }
 
-/// A copy of `headers` whose values own exactly their bytes.
+/// A copy of `headers` whose values are slices of one buffer of exactly their total size: one
+/// allocation for all values instead of one each, and clones (every hit clones the headers)
+/// only count references.
 fn owned_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
+    let total = headers.values().map(|v| v.len()).sum();
+    let mut block = BytesMut::with_capacity(total);
+    for v in headers.values() {
+        block.extend_from_slice(v.as_bytes());
+    }
+    let block = block.freeze();
+    let mut out = HeaderMap::with_capacity(headers.keys_len());
+    let mut at = 0;
     for (name, value) in headers {
-        let mut v = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        let end = at + value.len();
+        let mut v =
+            HeaderValue::from_maybe_shared(block.slice(at..end)).unwrap_or_else(|_| value.clone());
         v.set_sensitive(value.is_sensitive());
         out.append(name.clone(), v);
+        at = end;
     }
     out
+}
+
+/// Names `http` keeps static (no allocation), among those origins commonly send.
+const STATIC_NAMES: &[HeaderName] = &[
+    header::ACCEPT_RANGES,
+    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+    header::AGE,
+    header::CACHE_CONTROL,
+    header::CONTENT_DISPOSITION,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::CONTENT_TYPE,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::LAST_MODIFIED,
+    header::SERVER,
+    header::STRICT_TRANSPORT_SECURITY,
+    header::VARY,
+    header::VIA,
+];
+
+/// Bytes a stored header name holds: nothing for a static one; otherwise its buffer, charged
+/// to every name `STATIC_NAMES` does not list (`http` does not say which names are static, so
+/// other standard names are overcharged and the weight stays an upper bound).
+fn name_bytes(name: &HeaderName) -> usize {
+    if STATIC_NAMES.contains(name) {
+        0
+    } else {
+        name.as_str().len() + ALLOCATION + SHARED_BUFFER
+    }
 }
 
 struct RetentionExpiry;
