@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -118,8 +118,8 @@ impl Flight {
         }
     }
 
-    /// Waits up to `wait` for the whole body; returns it when complete.
-    pub async fn complete_body(&self, wait: Duration) -> Option<Bytes> {
+    /// Waits up to `wait` for the whole body; returns its length when complete.
+    pub async fn complete_len(&self, wait: Duration) -> Option<u64> {
         let mut rx = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -127,7 +127,7 @@ impl Flight {
             {
                 let st = self.lock();
                 if st.done {
-                    return Some(concat(&st.chunks, st.len));
+                    return Some(st.len);
                 }
                 if st.error.is_some() || matches!(st.head, Head::Failed(_) | Head::Pass) {
                     return None;
@@ -224,10 +224,10 @@ impl Flight {
         self.notify();
     }
 
-    /// The complete body, when done.
-    pub fn body_bytes(&self) -> Option<Bytes> {
+    /// The complete body's chunks as they arrived, when done.
+    pub fn body_chunks(&self) -> Option<Vec<Bytes>> {
         let st = self.lock();
-        st.done.then(|| concat(&st.chunks, st.len))
+        st.done.then(|| st.chunks.clone())
     }
 
     /// A client body streaming bytes `start..end` (to the end of the body when `end` is None)
@@ -255,17 +255,6 @@ impl Flight {
         });
         StreamBody::new(stream.map(|r| r.map(Frame::data))).boxed_unsync()
     }
-}
-
-fn concat(chunks: &[Bytes], len: u64) -> Bytes {
-    if chunks.len() == 1 {
-        return chunks[0].clone();
-    }
-    let mut buf = BytesMut::with_capacity(len as usize);
-    for c in chunks {
-        buf.extend_from_slice(c);
-    }
-    buf.freeze()
 }
 
 struct Cursor {
@@ -454,7 +443,7 @@ mod tests {
             collect(g.body(0, None, idle, tally())).await.unwrap(),
             b"0123456789"
         );
-        assert_eq!(&f.body_bytes().unwrap()[..], b"0123456789");
+        assert_eq!(f.body_chunks().unwrap().concat(), b"0123456789");
         flights.land(&key(), &f);
         assert!(!flights.contains(&key()));
     }

@@ -413,12 +413,12 @@ async fn fetch_and_store(
     }
     flight.finish();
     if storable {
-        if let Some(bytes) = flight.body_bytes() {
+        if let Some(chunks) = flight.body_chunks() {
             let entry = Stored::new(
                 &ctx.policy,
                 parts.status,
                 parts.headers,
-                bytes,
+                &chunks,
                 freshness,
                 vary,
                 response_time,
@@ -751,10 +751,7 @@ async fn respond_shared(
         if ask.parts.headers.contains_key(header::RANGE) {
             let len = match h.content_length {
                 Some(l) => Some(l),
-                None => flight
-                    .complete_body(ctx.coalesce_wait)
-                    .await
-                    .map(|b| b.len() as u64),
+                None => flight.complete_len(ctx.coalesce_wait).await,
             };
             if let Some(len) = len {
                 match policy::range(&ask.parts.headers, &headers, len) {

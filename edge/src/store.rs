@@ -126,15 +126,16 @@ impl Stored {
         }
     }
 
-    /// Builds an entry; its retention is computed from the policy at `now`. Header values and
-    /// the body are copied out of the buffers they were parsed from: hyper slices them from its
-    /// connection read buffer, and keeping such a slice would keep the whole buffer (8 KiB or
-    /// more) alive for as long as the entry, unweighed.
+    /// Builds an entry from the body's chunks; its retention is computed from the policy at
+    /// `now`. Header values and the body are copied out of the buffers they were parsed from
+    /// into buffers of their exact size: hyper slices them from its connection read buffer, and
+    /// keeping such a slice would keep the whole buffer (8 KiB or more) alive for as long as the
+    /// entry, unweighed.
     pub fn new(
         cfg: &PolicyConfig,
         status: StatusCode,
         headers: HeaderMap,
-        body: Bytes,
+        body: &[Bytes],
         freshness: Freshness,
         vary: Vec<(HeaderName, Option<String>)>,
         now: SystemTime,
@@ -143,7 +144,7 @@ impl Stored {
         Stored {
             status,
             headers: owned_headers(&headers),
-            body: Bytes::copy_from_slice(&body),
+            body: owned_body(body),
             freshness,
             vary,
             retention,
@@ -172,6 +173,15 @@ fn owned_headers(headers: &HeaderMap) -> HeaderMap {
         at = end;
     }
     out
+}
+
+/// The chunks of a body copied into one buffer of exactly their total size.
+fn owned_body(chunks: &[Bytes]) -> Bytes {
+    let mut body = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+    for c in chunks {
+        body.extend_from_slice(c);
+    }
+    body.freeze()
 }
 
 /// Names `http` keeps static (no allocation), among those origins commonly send.
@@ -359,7 +369,7 @@ mod tests {
             &cfg,
             StatusCode::OK,
             h,
-            Bytes::from(vec![7u8; body_len]),
+            &[Bytes::from(vec![7u8; body_len])],
             f,
             Vec::new(),
             now,
