@@ -17,8 +17,9 @@
 //!    abandoned for the lower rung that saves the most QoE_lin (4.3 per second of stall saved,
 //!    against this segment's bitrate loss and the switch down and back up), once it has run for
 //!    a share of the buffer (early rates are mostly latency and momentary dips).
-//! 5. Outage memory: once a download ran slower than half the lowest rung, the network is one
-//!    with outages: the plan's buffer target rises and buffer spending stops.
+//! 5. Outage memory: once a download of a second or more ran slower than the lowest rung's
+//!    bitrate, the network is one where even the lowest rung can stall and only buffer
+//!    protects: the plan's buffer target rises and buffer spending stops.
 
 use super::mpc::{Plan, RobustPredictor, REBUF_PENALTY, SMOOTH_PENALTY};
 use super::{start_rung, Abr, AbrContext, Decision, Download, Progress};
@@ -36,7 +37,7 @@ pub struct Hybrid {
     pub spend_min_segments: f64,
     pub spend_reserve_s: f64,
     pub spend_margin: f64,
-    /// A download slower than this share of the lowest rung's rate is an outage.
+    /// A download slower than this share of the lowest rung's bitrate is an outage.
     pub outage_share: f64,
     /// Abandonment waits until the download has run this long, and this share of the buffer.
     pub abandon_min_s: f64,
@@ -61,7 +62,7 @@ impl Default for Hybrid {
             spend_min_segments: 2.0,
             spend_reserve_s: 3.0,
             spend_margin: 0.1,
-            outage_share: 0.5,
+            outage_share: 1.0,
             abandon_min_s: 0.5,
             abandon_buffer_share: 0.3,
             predictor: RobustPredictor::with_shift_detection(SHIFT_FACTOR),
@@ -242,7 +243,9 @@ mod tests {
         }
         h.on_download(&dl(100_000, 1.6));
         assert!(!h.outage_seen());
-        h.on_download(&dl(10_000, 2.0)); // 40 kb/s for 2 s: below half of 300 kb/s
+        h.on_download(&dl(10_000, 0.5)); // slow, but too short to tell the link from latency
+        assert!(!h.outage_seen());
+        h.on_download(&dl(70_000, 2.0)); // 280 kb/s for 2 s: the 300 kb/s rung would stall
         assert!(h.outage_seen());
         assert!(
             h.choose(&ctx).rung < 5,
