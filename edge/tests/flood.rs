@@ -47,6 +47,7 @@ const RSS_OVERHEAD: i64 = 48 << 20;
 /// Growth allowed from the end of the first phase (cache full) to the end of the last: a leak
 /// of 13 bytes per unique URL would exceed it.
 const FLAT: i64 = 1 << 20;
+
 /// A content root with an MPD and four 256 KiB segments, removed when dropped.
 struct Root(PathBuf);
 
@@ -94,6 +95,16 @@ async fn metric_value(addr: std::net::SocketAddr, name: &str) -> f64 {
 
 async fn stored_bytes(addr: std::net::SocketAddr) -> f64 {
     metric_value(addr, "edge_stored_bytes").await
+}
+
+/// Waits until every fetch has landed: a fetch stores its response just after its clients got
+/// the body.
+async fn settle(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric_value(addr, "edge_inflight_fetches").await > 0.0 {
+        assert!(Instant::now() < deadline, "the fetches landed within 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Counts shared by the flood's clients.
@@ -169,12 +180,7 @@ async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
     // Warm-up: open every connection and pool and let moka allocate its fixed structures.
     let warm = Arc::new(Tally::default());
     flood(addr, FLOOD, FLOOD + WARM_UP, &popular, &warm, start).await;
-    // A fetch stores its response just after its client got the body: let them all land.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metric_value(addr, "edge_inflight_fetches").await > 0.0 {
-        assert!(Instant::now() < deadline, "the warm-up's fetches landed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    settle(addr).await;
     let stored_before = stored_bytes(addr).await as i64;
     let (live_before, rss_before) = (live_bytes(), rss_bytes());
 
@@ -207,6 +213,7 @@ async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
             start,
         )
         .await;
+        settle(addr).await;
         let stored = stored_bytes(addr).await as u64;
         peak_stored = peak_stored.max(stored);
         live_at.push(live_bytes());
