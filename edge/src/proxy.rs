@@ -289,7 +289,7 @@ async fn fetch_and_store(
         flight: flight.clone(),
     };
     if let Some(s) = &stale {
-        for (name, value) in policy::revalidation_headers(&s.headers) {
+        for (name, value) in policy::revalidation_headers(&s.headers()) {
             out.headers.insert(name, value);
         }
     }
@@ -309,7 +309,7 @@ async fn fetch_and_store(
     // A 304 refreshes the stored response (RFC 9111 section 4.3.4) and its body is reused.
     if parts.status == StatusCode::NOT_MODIFIED {
         if let Some(s) = &stale {
-            let merged = policy::refresh_headers(&s.headers, &parts.headers);
+            let merged = policy::refresh_headers(&s.headers(), &parts.headers);
             let freshness =
                 Freshness::new(&ctx.policy, s.status, &merged, request_time, response_time);
             let entry =
@@ -317,7 +317,7 @@ async fn fetch_and_store(
             let stored = ctx.store.insert(key.clone(), entry.clone()).await;
             flight.set_head(Head::Ready(Arc::new(SharedHead {
                 status: entry.status,
-                headers: entry.headers.clone(),
+                headers: entry.headers(),
                 content_length: Some(entry.body.len() as u64),
                 fwd_status: 304,
                 stored,
@@ -678,7 +678,7 @@ fn relay(
 
 /// Phase `respond` for a stored response: Age, client conditionals, Range, HEAD.
 fn respond_stored(ctx: &Ctx, ask: &Ask, entry: &Stored, cs: CacheStatus) -> Response<Body> {
-    let mut headers = entry.headers.clone();
+    let mut headers = entry.headers();
     set_age(&mut headers, &entry.freshness);
     let len = entry.body.len() as u64;
     let tally = ctx.metrics.tally("cache");

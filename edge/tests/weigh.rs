@@ -125,7 +125,7 @@ async fn measure(n: usize, shape: Shape) -> (f64, f64) {
     // Serve each entry once: a hit clones its header values and body.
     for i in 0..n {
         let hit = store.get(&key(i)).await.expect("stored");
-        drop((hit.headers.clone(), hit.body.clone()));
+        drop((hit.headers(), hit.body.clone()));
     }
     assert_eq!(store.entry_count(), n as u64);
     let real = (live_bytes() - before) as f64 / n as f64;
