@@ -293,6 +293,7 @@ async fn fetch_and_store(
             out.headers.insert(name, value);
         }
     }
+    let generation = ctx.store.generation();
     let request_time = SystemTime::now();
     let resp = match ctx.upstream.fetch(&key.to_string(), &out).await {
         Ok((resp, _tier)) => resp,
@@ -314,7 +315,10 @@ async fn fetch_and_store(
                 Freshness::new(&ctx.policy, s.status, &merged, request_time, response_time);
             let entry =
                 Arc::new(s.refreshed(&ctx.policy, &merged, freshness.clone(), response_time));
-            let stored = ctx.store.insert(key.clone(), entry.clone()).await;
+            let stored = ctx
+                .store
+                .insert_fetched(key.clone(), entry.clone(), generation)
+                .await;
             flight.set_head(Head::Ready(Arc::new(SharedHead {
                 status: entry.status,
                 headers: entry.headers(),
@@ -423,7 +427,9 @@ async fn fetch_and_store(
                 vary,
                 response_time,
             );
-            ctx.store.insert(key, Arc::new(entry)).await;
+            ctx.store
+                .insert_fetched(key, Arc::new(entry), generation)
+                .await;
         }
     }
 }

@@ -264,6 +264,9 @@ pub struct Store {
     cache: Cache<CacheKey, Arc<Stored>>,
     max_object_size: u64,
     removals: Arc<RemovalCounts>,
+    /// Purges so far; a fetch that overlaps one does not keep its response (see
+    /// [`Store::insert_fetched`]).
+    purges: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -295,6 +298,7 @@ impl Store {
             cache,
             max_object_size: max_object_size.min(capacity),
             removals,
+            purges: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -316,6 +320,27 @@ impl Store {
         true
     }
 
+    /// The purge generation, to read before a fetch starts and hand to
+    /// [`Store::insert_fetched`].
+    pub fn generation(&self) -> u64 {
+        self.purges.load(Ordering::SeqCst)
+    }
+
+    /// Stores the response of a fetch that started at purge generation `since`. When a purge
+    /// has run since, the response may be what was purged (fetched before the purge, landing
+    /// after it), so it is removed again at once. Inserting before checking closes the race:
+    /// a purge either bumps the generation before this check, or finds the entry in its scan.
+    pub async fn insert_fetched(&self, key: CacheKey, value: Arc<Stored>, since: u64) -> bool {
+        if !self.insert(key.clone(), value).await {
+            return false;
+        }
+        if self.generation() != since {
+            self.cache.invalidate(&key).await;
+            return false;
+        }
+        true
+    }
+
     pub async fn remove(&self, key: &CacheKey) {
         self.cache.invalidate(key).await;
     }
@@ -326,6 +351,7 @@ impl Store {
     /// concurrently, retires its predicate before reaching a few of them, which then stay
     /// servable.
     pub async fn purge(&self, path: &str, prefix: bool) -> usize {
+        self.purges.fetch_add(1, Ordering::SeqCst);
         let mut purged = 0;
         for (key, _) in self.cache.iter() {
             let hit = if prefix {

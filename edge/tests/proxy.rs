@@ -604,6 +604,45 @@ async fn proxy_headers_hop_by_hop_via_and_forwarded_for() {
 }
 
 #[tokio::test]
+async fn a_fetch_that_overlaps_a_purge_is_not_kept() {
+    // The upstream answers after 600 ms: the purge lands while the fetch is in flight, and the
+    // response it brings back (the content being purged) must not stay in the cache.
+    let up = Upstream::start(|_| Reply {
+        head_delay: Duration::from_millis(600),
+        ..Reply::ok("old", &[("cache-control", "max-age=600")])
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    let first = tokio::spawn(async move { send(a, "GET", "/vod/p/1.m4s", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let purge = send(
+        a,
+        "PURGE",
+        "/vod/p/1.m4s",
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(purge.status, 200);
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "the in-flight request is still answered");
+    assert_eq!(&first.body[..], b"old");
+    let after = send(a, "GET", "/vod/p/1.m4s", &[]).await;
+    assert!(
+        after.cache_status().contains("fwd=miss"),
+        "a response fetched across the purge was served from cache: {}",
+        after.cache_status()
+    );
+    assert_eq!(up.count(), 2);
+    // Without a purge in between, the next fetch is kept as usual.
+    assert!(send(a, "GET", "/vod/p/1.m4s", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
 async fn purge_needs_the_token_and_supports_prefixes() {
     let up = Upstream::start(|_| Reply::ok("x", &[("cache-control", "max-age=600")])).await;
     let e = edge(&up.url(), |_| {}).await;
