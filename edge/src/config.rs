@@ -59,6 +59,10 @@ pub struct Config {
     pub idle_timeout_secs: f64,
     /// How long a request waits for another request's upstream fetch before giving up.
     pub coalesce_wait_secs: f64,
+    /// With a stale copy that stale-if-error allows, how long a revalidation may keep a client
+    /// waiting before that copy is served; the fetch goes on and refreshes the cache when the
+    /// upstream answers. 0 waits as long as any other request.
+    pub stale_if_slow_secs: f64,
     /// Connection attempts to one upstream for idempotent requests (connection failures only).
     pub connect_attempts: u32,
     pub default_stale_while_revalidate_secs: f64,
@@ -97,6 +101,7 @@ impl Default for Config {
             first_byte_timeout_secs: 10.0,
             idle_timeout_secs: 10.0,
             coalesce_wait_secs: 15.0,
+            stale_if_slow_secs: 2.0,
             connect_attempts: 2,
             default_stale_while_revalidate_secs: 0.0,
             default_stale_if_error_secs: 300.0,
@@ -160,6 +165,7 @@ impl Config {
                 bail!("`{}` must be greater than 0", t.0);
             }
         }
+        secs("stale_if_slow_secs", self.stale_if_slow_secs)?;
         Ok(PolicyConfig {
             heuristic_fraction: self.heuristic_fraction,
             heuristic_max: secs("heuristic_max_secs", self.heuristic_max_secs)?,

@@ -52,6 +52,8 @@ pub struct Ctx {
     pub via: HeaderValue,
     pub idle: Duration,
     pub coalesce_wait: Duration,
+    /// The wait for a revalidation when a stale copy may stand in (zero: no shorter wait).
+    pub stale_if_slow: Duration,
 }
 
 /// A client request, reduced to what the cache path needs (the `key` phase's output).
@@ -443,7 +445,16 @@ async fn respond_from_flight(
     stale: Option<Arc<Stored>>,
     fwd: &'static str,
 ) -> Response<Body> {
-    let head = flight.head(ctx.coalesce_wait).await;
+    // A slow upstream does not hold a client that a stale copy can serve (stale-if-error).
+    let stand_in = stale
+        .as_ref()
+        .is_some_and(|s| s.freshness.usable_on_error(SystemTime::now()));
+    let wait = if stand_in && !ctx.stale_if_slow.is_zero() {
+        ctx.stale_if_slow.min(ctx.coalesce_wait)
+    } else {
+        ctx.coalesce_wait
+    };
+    let head = flight.head(wait).await;
     match head {
         None | Some(Head::Pending) => {
             let e = UpstreamError::Timeout("the shared upstream fetch".into());
@@ -934,6 +945,7 @@ pub fn context(
         flights: Flights::new(config.inflight_buffer.0),
         idle: Config::duration(config.idle_timeout_secs),
         coalesce_wait: Config::duration(config.coalesce_wait_secs),
+        stale_if_slow: Config::duration(config.stale_if_slow_secs),
         name,
         config,
         policy,

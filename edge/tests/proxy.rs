@@ -290,6 +290,56 @@ async fn stale_if_error_on_5xx_and_errors_without_stale() {
 }
 
 #[tokio::test]
+async fn a_slow_revalidation_serves_the_stale_copy_early_and_refreshes_the_cache() {
+    // Fresh for 1 s, then the upstream takes 2 s to answer (with a new body).
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = slow.clone();
+    let up = Upstream::start(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Reply {
+                head_delay: Duration::from_secs(2),
+                ..Reply::ok("new", &[("cache-control", "max-age=60")])
+            }
+        } else {
+            Reply::ok("old", &[("cache-control", "max-age=1")])
+        }
+    })
+    .await;
+    let e = edge(&up.url(), |c| c.stale_if_slow_secs = 0.3).await;
+    let a = e.local_addr();
+    assert_eq!(&send(a, "GET", "/live.mpd", &[]).await.body[..], b"old");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    slow.store(true, Ordering::SeqCst);
+
+    let t0 = Instant::now();
+    let stale = send(a, "GET", "/live.mpd", &[]).await;
+    let took = t0.elapsed();
+    assert_eq!(stale.status, 200);
+    assert_eq!(&stale.body[..], b"old");
+    assert!(
+        stale.cache_status().contains("stale-if-error"),
+        "{}",
+        stale.cache_status()
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "the client waited {took:?} for a slow revalidation"
+    );
+
+    // The fetch went on without the client and refreshed the cache.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let fresh = send(a, "GET", "/live.mpd", &[]).await;
+    assert_eq!(&fresh.body[..], b"new");
+    assert!(
+        fresh.cache_status().contains("hit"),
+        "{}",
+        fresh.cache_status()
+    );
+    assert_eq!(up.count(), 2, "one revalidation, shared");
+    e.shutdown().await;
+}
+
+#[tokio::test]
 async fn slow_upstream_times_out_with_504_and_waiters_share_the_error() {
     let up = Upstream::start(|_| Reply {
         head_delay: Duration::from_secs(5),
