@@ -379,6 +379,15 @@ impl Flights {
         }
     }
 
+    /// Unregisters every flight whose key matches, as a PURGE does: their members are still
+    /// served, but later requests no longer join them (they start a new fetch). Returns how many.
+    pub fn detach(&self, matches: impl Fn(&CacheKey) -> bool) -> usize {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|k, _| !matches(k));
+        before - map.len()
+    }
+
     /// Bytes of budget left.
     pub fn budget_available(&self) -> usize {
         self.budget.available_permits()

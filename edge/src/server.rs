@@ -233,6 +233,15 @@ async fn purge(ctx: &Ctx, parts: &http::request::Parts) -> Response<Body> {
             (key.path.to_string(), false)
         }
     };
+    // Flights first: a request arriving from now on must not join a fetch that began before
+    // the purge (that fetch will not be kept either; see `Store::insert_fetched`).
+    ctx.flights.detach(|k| {
+        if prefix {
+            k.path.starts_with(&target)
+        } else {
+            *k.path == *target
+        }
+    });
     let objects = ctx.store.purge(&target, prefix).await;
     ctx.metrics.purges.inc();
     tracing::info!(name = %ctx.name, path = %target, prefix, objects, "purged");
