@@ -788,8 +788,10 @@ pub async fn play(cfg: &PlayConfig) -> Result<PlayReport> {
         });
         let duration = cfg.duration_s.unwrap_or(30.0);
         session_cfg.max_session_s = Some(duration);
+        let count = live_segment_count(first.number, last.number, duration, segment_s);
         let mut t = title;
-        t.video.num_segments = ((duration / segment_s).ceil() as usize).max(1);
+        t.video.num_segments = count;
+        t.video.sizes = None;
         t
     } else {
         let mut t = Title::from_mpd(&mpd, &cfg.url, SegmentsAt::Vod)?;
@@ -832,9 +834,30 @@ pub async fn play(cfg: &PlayConfig) -> Result<PlayReport> {
     })
 }
 
+/// Segments a live session of `duration_s` may fetch from `first` on: those already published
+/// (through `last`, the live edge) and those published while it runs. The session's clock stops
+/// it at `duration_s`; this only bounds the loop.
+fn live_segment_count(first: u64, last: u64, duration_s: f64, segment_s: f64) -> usize {
+    let published = last.saturating_sub(first).saturating_add(1);
+    let upcoming = (duration_s.max(0.0) / segment_s.max(0.01)).ceil() as u64;
+    usize::try_from(published.saturating_add(upcoming))
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_session_counts_published_and_upcoming_segments() {
+        // Starting 3 segments behind the edge (numbers 10..=12 out) for 8 s of 2-s segments:
+        // the 3 published ones, then the 4 published during the session.
+        assert_eq!(live_segment_count(10, 12, 8.0, 2.0), 7);
+        assert_eq!(live_segment_count(12, 12, 8.0, 2.0), 5);
+        assert_eq!(live_segment_count(12, 12, 0.0, 2.0), 1);
+        assert_eq!(live_segment_count(20, 12, 1.0, 2.0), 2);
+    }
 
     #[test]
     fn times_before_the_epoch_or_absurd_are_errors_not_panics() {

@@ -140,3 +140,47 @@ async fn missing_mpd_is_an_error() {
     origin.shutdown().await;
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_keeps_fetching_what_is_published_while_it_runs() {
+    let root = tempdir("live");
+    package(&root);
+    let cfg = origin::Config {
+        root: root.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        access_log: false,
+        channels: [(
+            "demo".to_string(),
+            origin::config::ChannelConfig::Title("demo".into()),
+        )]
+        .into_iter()
+        .collect(),
+        ..origin::Config::default()
+    };
+    let origin = origin::spawn(cfg).await.expect("origin starts");
+    let url = format!("{}/live/demo/manifest.mpd", origin.url());
+    let mut cfg = PlayConfig::new(url.parse().unwrap());
+    cfg.duration_s = Some(5.0);
+    cfg.session.play_out = false;
+    let report = tokio::time::timeout(Duration::from_secs(30), play(&cfg))
+        .await
+        .expect("playback ends")
+        .expect("playback works");
+    let s = &report.session;
+    assert!(report.live);
+    assert_eq!(s.summary.missing_segments, 0, "{:?}", s.errors);
+    // 1-s segments, 6 s behind the edge: the 6 or 7 already out, then about one a second for 5 s.
+    assert!(
+        s.segments.len() >= 10,
+        "only {} segments: {}",
+        s.segments.len(),
+        report.table()
+    );
+    assert!(s.summary.session_s >= 4.0, "{}", report.table());
+    assert!(
+        s.segments.iter().all(|r| r.start_s < 5.0),
+        "{}",
+        report.table()
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
