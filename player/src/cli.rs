@@ -130,27 +130,29 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
                 obj["report"] = serde_json::to_value(r)?;
             }
         }
-        println!("{}", serde_json::to_string(&obj)?);
+        emit(&format!("{}\n", serde_json::to_string(&obj)?))?;
     } else if single {
         if let Some(r) = reports.first().and_then(|r| r.first()) {
-            print!("{}", r.table());
+            emit(&r.table())?;
         }
     } else {
-        println!(
-            "{} traces from {} | video {} ({} segments of {} s, {} rungs) | rtt {} ms",
+        let mut out = format!(
+            "{} traces from {} | video {} ({} segments of {} s, {} rungs) | rtt {} ms\n{}\n",
             traces.len(),
             args.trace.display(),
             video.name,
             video.num_segments,
             video.segment_duration_s,
             video.rungs(),
-            args.rtt_ms
+            args.rtt_ms,
+            Aggregate::header()
         );
-        println!("{}", Aggregate::header());
         for a in &aggregates {
-            println!("{}", a.row());
+            out.push_str(&a.row());
+            out.push('\n');
         }
-        println!("(* = default)");
+        out.push_str("(* = default)\n");
+        emit(&out)?;
     }
     eprintln!(
         "{sessions} sessions of {} segments in {elapsed:.3} s on {threads} threads: {:.0} sessions/s",
@@ -256,7 +258,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let report = rt.block_on(crate::play::play(&cfg))?;
-    print!("{}", report.table());
+    emit(&report.table())?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("{}: cannot write report", path.display()))?;
@@ -265,4 +267,15 @@ pub fn play(args: PlayArgs) -> Result<()> {
         crate::plot::write_svg(&report.session, path)?;
     }
     Ok(())
+}
+
+/// Writes `text` to stdout. A reader that went away (`| head`) ends the output quietly, as
+/// command-line tools do, instead of panicking as `print!` would.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
