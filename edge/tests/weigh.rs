@@ -34,8 +34,13 @@ fn parsed_response(i: usize, shape: Shape) -> (HeaderMap, Bytes) {
         ("content-length", body_len.to_string()),
         ("cache-control", "public, max-age=600".into()),
         ("etag", format!("\"{i:x}-5f3a9c\"")),
-        ("last-modified", "Sat, 21 Nov 2026 08:00:00 GMT".to_string()),
-        ("date", "Sat, 21 Nov 2026 09:00:00 GMT".to_string()),
+        // Dated now (HTTP dates have a fixed length): a fixed date would leave the entries
+        // expired, and gone from the store, once the test runs later than its freshness.
+        (
+            "last-modified",
+            httpdate::fmt_http_date(SystemTime::now() - std::time::Duration::from_secs(3600)),
+        ),
+        ("date", httpdate::fmt_http_date(SystemTime::now())),
         ("accept-ranges", "bytes".into()),
         ("x-origin-request-id", format!("req-{i:08}")),
     ]
