@@ -1,10 +1,13 @@
 //! Service plumbing shared by the stack's servers and tests, written once: an HTTP server loop
 //! with limits and graceful shutdown (optionally over TLS), TLS material (rustls configurations,
-//! rcgen self-signed certificates), a tiny HTTP GET client, Prometheus text exposition, a finder
+//! rcgen self-signed certificates), a tiny HTTP GET client, entity tags and byte ranges as the
+//! origin and the edges both evaluate them, Prometheus text exposition, a finder
 //! for the external tools that interop tests need, and parsing of sizes such as `512MiB`.
 
+pub mod etag;
 pub mod http;
 pub mod metrics;
+pub mod range;
 pub mod tls;
 pub mod tools;
 pub mod units;

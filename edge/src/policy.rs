@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::etag;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
@@ -599,23 +600,14 @@ pub fn vary_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<Stri
         .collect()
 }
 
-fn etags(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|t| !t.is_empty())
-}
-
-fn weak_eq(a: &str, b: &str) -> bool {
-    a.trim_start_matches("W/") == b.trim_start_matches("W/")
-}
-
 /// True when a client's conditional GET/HEAD is answered 304 by the stored response
 /// (RFC 9110 section 13.2.2: If-None-Match with weak comparison, else If-Modified-Since).
 pub fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
-    if let Some(inm) = request.get(header::IF_NONE_MATCH) {
-        let Ok(inm) = inm.to_str() else { return false };
-        let Some(etag) = stored.get(header::ETAG).and_then(|e| e.to_str().ok()) else {
-            return inm.trim() == "*";
+    if let Some(list) = etag::list(request, &header::IF_NONE_MATCH) {
+        return match stored_etag(stored) {
+            Some(ours) => list.matches_weak(ours),
+            None => list == etag::TagList::Any,
         };
-        return etags(inm).any(|t| t == "*" || weak_eq(t, etag.trim()));
     }
     let ims = header_time(request, header::IF_MODIFIED_SINCE);
     let lm = header_time(stored, header::LAST_MODIFIED);
@@ -653,19 +645,25 @@ pub enum RangeAnswer {
     Unsatisfiable,
 }
 
-/// Evaluates `Range` (one byte range; several ranges are answered with the full body, which
-/// RFC 9110 section 14.2 allows) and `If-Range` against the stored response.
+/// The stored response's entity tag, when it has a well-formed one.
+fn stored_etag(stored: &HeaderMap) -> Option<etag::Tag<'_>> {
+    etag::parse(stored.get(header::ETAG)?.to_str().ok()?)
+}
+
+/// Evaluates `Range` (one byte range, after the ranges are sorted and coalesced; several
+/// ranges are answered with the full body, which RFC 9110 section 14.2 allows) and `If-Range`
+/// against the stored response.
 pub fn range(request: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeAnswer {
     let Some(spec) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeAnswer::Full;
     };
     if let Some(if_range) = request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         let if_range = if_range.trim();
-        let matches = if if_range.starts_with('"') {
-            stored
-                .get(header::ETAG)
-                .and_then(|e| e.to_str().ok())
-                .is_some_and(|e| !e.starts_with("W/") && e.trim() == if_range)
+        let matches = if if_range.starts_with('"') || if_range.starts_with("W/") {
+            // An entity tag: strong comparison (a weak tag never matches).
+            etag::parse(if_range)
+                .zip(stored_etag(stored))
+                .is_some_and(|(theirs, ours)| etag::strong_eq(theirs, ours))
         } else {
             let lm = stored
                 .get(header::LAST_MODIFIED)
@@ -676,53 +674,13 @@ pub fn range(request: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeAnswer {
             return RangeAnswer::Full;
         }
     }
-    let Some(set) = spec.trim().strip_prefix("bytes=") else {
-        return RangeAnswer::Full;
-    };
-    if set.contains(',') {
-        return RangeAnswer::Full;
-    }
-    let Some((first, last)) = set.trim().split_once('-') else {
-        return RangeAnswer::Full;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    let parse = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            None
-        } else {
-            s.parse().ok()
-        }
-    };
-    if first.is_empty() {
-        let Some(suffix) = parse(last) else {
-            return RangeAnswer::Full;
-        };
-        if suffix == 0 || len == 0 {
-            return RangeAnswer::Unsatisfiable;
-        }
-        let start = len.saturating_sub(suffix);
-        return RangeAnswer::Partial {
-            start,
-            end: len - 1,
-        };
-    }
-    let Some(start) = parse(first) else {
-        return RangeAnswer::Full;
-    };
-    let end = if last.is_empty() {
-        None
-    } else {
-        match parse(last) {
-            Some(e) if e >= start => Some(e),
-            _ => return RangeAnswer::Full,
-        }
-    };
-    if start >= len {
-        return RangeAnswer::Unsatisfiable;
-    }
-    RangeAnswer::Partial {
-        start,
-        end: end.unwrap_or(len - 1).min(len - 1),
+    match common::range::decide(spec, len, 1) {
+        common::range::Ranges::Partial(parts) if parts.len() == 1 => RangeAnswer::Partial {
+            start: parts[0].start,
+            end: parts[0].end - 1,
+        },
+        common::range::Ranges::Unsatisfiable => RangeAnswer::Unsatisfiable,
+        common::range::Ranges::Partial(_) | common::range::Ranges::Full => RangeAnswer::Full,
     }
 }
 
@@ -1048,6 +1006,20 @@ mod tests {
         ));
         let nm = not_modified_headers(&stored);
         assert_eq!(nm["etag"], "W/\"abc\"");
+        // Entity tags may hold commas, and a list may span several field lines.
+        let comma = headers(&[("etag", "\"a,b\"")]);
+        assert!(not_modified(
+            &headers(&[("if-none-match", "\"x\", \"a,b\"")]),
+            &comma
+        ));
+        assert!(!not_modified(
+            &headers(&[("if-none-match", "\"a\", \"b\"")]),
+            &comma
+        ));
+        assert!(not_modified(
+            &headers(&[("if-none-match", "\"x\""), ("if-none-match", "W/\"abc\"")]),
+            &stored
+        ));
     }
 
     #[test]
@@ -1091,6 +1063,15 @@ mod tests {
         };
         assert_eq!(ir("\"s\""), RangeAnswer::Partial { start: 0, end: 0 });
         assert_eq!(ir("\"old\""), RangeAnswer::Full);
+        // If-Range compares strongly: a weak tag never matches.
+        assert_eq!(ir("W/\"s\""), RangeAnswer::Full);
+        // The range unit is case-insensitive (RFC 9110 section 14.1); overlapping ranges
+        // coalesce into one part.
+        assert_eq!(r("BYTES=0-9"), RangeAnswer::Partial { start: 0, end: 9 });
+        assert_eq!(
+            r("bytes=0-5,3-9"),
+            RangeAnswer::Partial { start: 0, end: 9 }
+        );
     }
 
     #[test]

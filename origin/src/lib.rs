@@ -14,7 +14,7 @@ pub mod live;
 pub mod metrics;
 pub mod path;
 pub mod precondition;
-pub mod range;
+pub use common::range;
 pub mod retime;
 pub mod server;
 pub mod storage;

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::etag::{self, Tag};
 use http::header::{
     IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
@@ -20,89 +21,6 @@ pub enum Decision {
     NotModified,
     /// 412 Precondition Failed.
     PreconditionFailed,
-}
-
-/// An entity tag as received: weak flag and opaque tag (with its quotes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tag<'a> {
-    weak: bool,
-    opaque: &'a str,
-}
-
-fn parse_tag(s: &str) -> Option<Tag<'_>> {
-    let s = s.trim();
-    let (weak, rest) = match s.strip_prefix("W/") {
-        Some(r) => (true, r),
-        None => (false, s),
-    };
-    if rest.len() >= 2
-        && rest.starts_with('"')
-        && rest.ends_with('"')
-        && !rest[1..rest.len() - 1].contains('"')
-    {
-        Some(Tag { weak, opaque: rest })
-    } else {
-        None
-    }
-}
-
-/// A parsed If-Match / If-None-Match value.
-enum TagList<'a> {
-    Any,
-    Tags(Vec<Tag<'a>>),
-}
-
-/// Parses every field line of `name` into one list; `None` if the header is absent.
-fn tag_list<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<TagList<'a>> {
-    let mut tags = Vec::new();
-    let mut any = false;
-    let mut present = false;
-    for value in headers.get_all(name) {
-        present = true;
-        let Ok(text) = value.to_str() else { continue };
-        for item in split_list(text) {
-            if item == "*" {
-                any = true;
-            } else if let Some(t) = parse_tag(item) {
-                tags.push(t);
-            }
-        }
-    }
-    if !present {
-        None
-    } else if any {
-        Some(TagList::Any)
-    } else {
-        Some(TagList::Tags(tags))
-    }
-}
-
-/// Splits a comma-separated list, not splitting inside quoted entity tags.
-fn split_list(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut quoted = false;
-    for (i, c) in text.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                out.push(text[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(text[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
-}
-
-fn strong_eq(a: Tag<'_>, ours: Tag<'_>) -> bool {
-    !a.weak && !ours.weak && a.opaque == ours.opaque
-}
-
-fn weak_eq(a: Tag<'_>, ours: Tag<'_>) -> bool {
-    a.opaque == ours.opaque
 }
 
 fn http_date(headers: &HeaderMap, name: &http::HeaderName) -> Option<SystemTime> {
@@ -125,19 +43,15 @@ pub fn evaluate(
     etag: &str,
     last_modified: SystemTime,
 ) -> Decision {
-    let ours = parse_tag(etag).unwrap_or(Tag {
+    let ours = etag::parse(etag).unwrap_or(Tag {
         weak: false,
         opaque: etag,
     });
     let lm = secs(last_modified);
 
     // Step 1 and 2: If-Match, or If-Unmodified-Since when If-Match is absent.
-    if let Some(list) = tag_list(headers, &IF_MATCH) {
-        let ok = match list {
-            TagList::Any => true,
-            TagList::Tags(tags) => tags.iter().any(|t| strong_eq(*t, ours)),
-        };
-        if !ok {
+    if let Some(list) = etag::list(headers, &IF_MATCH) {
+        if !list.matches_strong(ours) {
             return Decision::PreconditionFailed;
         }
     } else if let Some(date) = http_date(headers, &IF_UNMODIFIED_SINCE) {
@@ -148,12 +62,8 @@ pub fn evaluate(
 
     // Step 3 and 4: If-None-Match, or If-Modified-Since when If-None-Match is absent.
     let get_or_head = method == Method::GET || method == Method::HEAD;
-    if let Some(list) = tag_list(headers, &IF_NONE_MATCH) {
-        let matched = match list {
-            TagList::Any => true,
-            TagList::Tags(tags) => tags.iter().any(|t| weak_eq(*t, ours)),
-        };
-        if matched {
+    if let Some(list) = etag::list(headers, &IF_NONE_MATCH) {
+        if list.matches_weak(ours) {
             return if get_or_head {
                 Decision::NotModified
             } else {
@@ -178,7 +88,7 @@ pub fn evaluate(
                 Ok(text) => {
                     let text = text.trim();
                     if text.starts_with('"') || text.starts_with("W/") {
-                        parse_tag(text).is_some_and(|t| strong_eq(t, ours))
+                        etag::parse(text).is_some_and(|t| etag::strong_eq(t, ours))
                     } else {
                         httpdate::parse_http_date(text).is_ok_and(|d| secs(d) == lm)
                     }
