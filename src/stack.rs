@@ -195,7 +195,7 @@ impl StackConfig {
                 }))
             }
             (None, None) => {
-                let dir = self.data.join("tls");
+                let dir = self.generated_tls_dir();
                 let names = self.tls_names();
                 let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
                 let names_file = dir.join("names.txt");
@@ -213,6 +213,22 @@ impl StackConfig {
             }
             _ => bail!("tls_cert and tls_key go together: give both, or neither for a self-signed certificate"),
         }
+    }
+
+    /// The PEM file whose certificates the stack's own clients (edges, router, players) trust
+    /// when `tls` is on: the certificate file itself, which is its own root when self-signed and
+    /// holds the chain otherwise.
+    pub fn tls_root(&self) -> Option<PathBuf> {
+        self.tls.then(|| {
+            self.tls_cert
+                .clone()
+                .unwrap_or_else(|| self.generated_tls_dir().join("cert.pem"))
+        })
+    }
+
+    /// Where a self-signed certificate is generated: `DATA/tls/`.
+    fn generated_tls_dir(&self) -> PathBuf {
+        self.data.join("tls")
     }
 
     /// The DNS router's configuration for this stack: the embedded local default with this
@@ -252,9 +268,7 @@ impl StackConfig {
                 first.name.clone(),
             ));
         }
-        if self.tls {
-            cfg.health.ca_file = self.tls_root();
-        }
+        cfg.health.ca_file = self.tls_root();
         cfg.fallback.addresses = vec![origin.ip()];
         for host in &mut cfg.hosts {
             host.addresses = vec![origin.ip()];
@@ -265,22 +279,6 @@ impl StackConfig {
             }
         }
         cfg
-    }
-}
-
-impl StackConfig {
-    /// The PEM file whose certificates the stack's own clients (edges, router) trust: the
-    /// certificate file itself, which is its own root when self-signed and holds the chain
-    /// otherwise.
-    pub fn tls_root(&self) -> Option<PathBuf> {
-        if !self.tls {
-            return None;
-        }
-        Some(
-            self.tls_cert
-                .clone()
-                .unwrap_or_else(|| self.data.join("tls").join("cert.pem")),
-        )
     }
 }
 

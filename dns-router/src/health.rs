@@ -166,23 +166,29 @@ pub struct HealthGauges {
     pub load: GaugeVec,
 }
 
+/// The client the checkers fetch health pages with: `http://`, and `https://` verified against
+/// the system roots and `[health] ca_file` (an error names it when it cannot be loaded).
+pub fn fetcher(cfg: &HealthConfig) -> anyhow::Result<common::http::Fetcher> {
+    common::http::Fetcher::new(&common::tls::Roots {
+        ca_files: cfg.ca_file.iter().cloned().collect(),
+        system: true,
+    })
+    .map_err(|e| anyhow::anyhow!("[health] ca_file: {e:#}"))
+}
+
 /// Runs the checker tasks of one health table; dropping or stopping it ends them.
 pub struct Checkers {
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Checkers {
-    /// Starts one task per edge that has a health URL; fails when `ca_file` cannot be loaded.
+    /// Starts one task per edge that has a health URL, fetching with `fetcher`.
     pub fn start(
         table: Arc<HealthTable>,
         cfg: &HealthConfig,
         gauges: HealthGauges,
-    ) -> anyhow::Result<Checkers> {
-        let fetcher = common::http::Fetcher::new(&common::tls::Roots {
-            ca_files: cfg.ca_file.iter().cloned().collect(),
-            system: true,
-        })
-        .map_err(|e| anyhow::anyhow!("[health] ca_file: {e:#}"))?;
+        fetcher: common::http::Fetcher,
+    ) -> Checkers {
         let mut tasks = Vec::new();
         for i in 0..table.edges.len() {
             let edge = &table.edges[i];
@@ -230,7 +236,7 @@ impl Checkers {
                 }
             }));
         }
-        Ok(Checkers { tasks })
+        Checkers { tasks }
     }
 
     /// Stops every checker task.
@@ -250,6 +256,21 @@ impl Drop for Checkers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_ca_file_is_an_error_naming_it() {
+        let cfg = HealthConfig {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..HealthConfig::default()
+        };
+        let err = fetcher(&cfg).err().expect("a missing ca_file fails");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("ca_file") && text.contains("/nonexistent/ca.pem"),
+            "{text}"
+        );
+        fetcher(&HealthConfig::default()).expect("no ca_file: the system roots");
+    }
 
     #[test]
     fn rise_and_fall() {

@@ -18,7 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::answer;
 use crate::config::Config;
-use crate::health::Checkers;
+use crate::health::{self, Checkers};
 use crate::metrics::{Metrics, Proto};
 use crate::zone::Snapshot;
 
@@ -56,6 +56,7 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
     };
     let tcp_timeout = Duration::from_millis(config.server.tcp_idle_timeout_ms.max(100));
     let health_cfg = config.health.clone();
+    let fetcher = health::fetcher(&health_cfg)?;
     let snap = Snapshot::build(config, &metrics)?;
     let health = snap.health.clone();
     let shared = Arc::new(Shared {
@@ -117,7 +118,7 @@ pub fn spawn(config: Config) -> Result<DnsRouter> {
         },
     )?;
     let metrics_addr = http.local_addr();
-    let checkers = Checkers::start(health, &health_cfg, shared.metrics.health.clone())?;
+    let checkers = Checkers::start(health, &health_cfg, shared.metrics.health.clone(), fetcher);
     tracing::info!(%dns_addr, %metrics_addr, udp_workers = workers, "dns router listening (udp+tcp)");
     Ok(DnsRouter {
         shared,
@@ -285,6 +286,7 @@ impl DnsRouter {
     pub fn reload(&self, config: Config) -> Result<()> {
         let result = (|| {
             let health_cfg = config.health.clone();
+            let fetcher = health::fetcher(&health_cfg)?;
             let snap = Snapshot::build(config, &self.shared.metrics)?;
             snap.health.inherit(&self.shared.snap.load().health);
             let health = snap.health.clone();
@@ -292,10 +294,14 @@ impl DnsRouter {
                 .checkers
                 .lock()
                 .map_err(|_| anyhow::anyhow!("health checker state poisoned"))?;
-            let started = Checkers::start(health, &health_cfg, self.shared.metrics.health.clone())?;
             self.shared.snap.store(Arc::new(snap));
             checkers.stop();
-            *checkers = started;
+            *checkers = Checkers::start(
+                health,
+                &health_cfg,
+                self.shared.metrics.health.clone(),
+                fetcher,
+            );
             Ok(())
         })();
         let label = if result.is_ok() { "ok" } else { "error" };

@@ -256,11 +256,6 @@ impl Snapshot {
             }
         }
 
-        if let Some(ca) = &cfg.health.ca_file {
-            common::tls::certs_from_pem_file(ca)
-                .map_err(|e| anyhow::anyhow!("[health] ca_file: {e:#}"))?;
-        }
-
         for s in &cfg.services {
             let owner = name(&s.name, "service name")?;
             let Some(zone) = zone_of(&owner) else {
@@ -466,14 +461,6 @@ mod tests {
         let mut c = Config::local_default();
         c.edges[0].health_url = Some("https://127.0.1.1:8443/health".into());
         Snapshot::build(c, &m).expect("https health URLs are accepted");
-        let mut c = Config::local_default();
-        c.health.ca_file = Some("/nonexistent/ca.pem".into());
-        let err = Snapshot::build(c, &m).err().unwrap();
-        let text = format!("{err:#}");
-        assert!(
-            text.contains("ca_file") && text.contains("/nonexistent/ca.pem"),
-            "{text}"
-        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::etag;
+use common::range::Ranges;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
@@ -675,12 +676,12 @@ pub fn range(request: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeAnswer {
         }
     }
     match common::range::decide(spec, len, 1) {
-        common::range::Ranges::Partial(parts) if parts.len() == 1 => RangeAnswer::Partial {
+        Ranges::Partial(parts) if parts.len() == 1 => RangeAnswer::Partial {
             start: parts[0].start,
             end: parts[0].end - 1,
         },
-        common::range::Ranges::Unsatisfiable => RangeAnswer::Unsatisfiable,
-        common::range::Ranges::Partial(_) | common::range::Ranges::Full => RangeAnswer::Full,
+        Ranges::Unsatisfiable => RangeAnswer::Unsatisfiable,
+        Ranges::Partial(_) | Ranges::Full => RangeAnswer::Full,
     }
 }
 

@@ -64,6 +64,22 @@ fn segments_from(report: &PlayReport, ip: IpAddr) -> usize {
         .count()
 }
 
+/// The player got segments from `stopped` and then moved off it: the last segment came from
+/// elsewhere.
+fn assert_moved_off(report: &PlayReport, stopped: IpAddr) {
+    assert!(segments_from(report, stopped) >= 1, "{}", report.table());
+    let last = report.session.segments.last().expect("segments");
+    assert!(
+        !last
+            .edge
+            .as_deref()
+            .unwrap_or("")
+            .starts_with(&format!("{stopped}:")),
+        "the last segment still came from the stopped edge\n{}",
+        report.table()
+    );
+}
+
 fn assert_complete(report: &PlayReport, what: &str) {
     let s = &report.session.summary;
     assert!(
@@ -131,17 +147,7 @@ async fn edge_stopped_mid_playback_router_drops_it_and_player_moves_on() {
         "router took {drop_after:?} to drop the stopped edge"
     );
     assert_complete(&report, "edge stopped");
-    assert!(segments_from(&report, edge1) >= 1, "{}", report.table());
-    let last = report.session.segments.last().expect("segments");
-    assert!(
-        !last
-            .edge
-            .as_deref()
-            .unwrap_or("")
-            .starts_with(&format!("{edge1}:")),
-        "the last segment still came from the stopped edge\n{}",
-        report.table()
-    );
+    assert_moved_off(&report, edge1);
     assert_eq!(
         s.rebuffer_count,
         0,
@@ -206,17 +212,7 @@ async fn dns_router_restarted_mid_playback_players_keep_playing_and_re_resolve()
         report.table()
     );
     assert!(queries >= 2.0, "the new router saw {queries} queries");
-    assert!(segments_from(&report, edge2) >= 1, "{}", report.table());
-    let last = report.session.segments.last().expect("segments");
-    assert!(
-        !last
-            .edge
-            .as_deref()
-            .unwrap_or("")
-            .starts_with(&format!("{edge2}:")),
-        "the last segment still came from the stopped edge\n{}",
-        report.table()
-    );
+    assert_moved_off(&report, edge2);
     stack.shutdown().await;
 }
 

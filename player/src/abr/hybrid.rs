@@ -194,12 +194,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn spends_a_deep_buffer_on_a_drop() {
-        let v = pensieve_video(48);
-        let mut h = Hybrid::default();
-        let ctx = AbrContext {
-            video: &v,
+    /// Segment 20 on the top rung with 50 s buffered.
+    fn deep_buffer(v: &Video) -> AbrContext<'_> {
+        AbrContext {
+            video: v,
             segment: 20,
             now_s: 100.0,
             buffer_s: 50.0,
@@ -207,7 +205,14 @@ mod tests {
             last_rung: Some(5),
             playing: true,
             history: &[],
-        };
+        }
+    }
+
+    #[test]
+    fn spends_a_deep_buffer_on_a_drop() {
+        let v = pensieve_video(48);
+        let mut h = Hybrid::default();
+        let ctx = deep_buffer(&v);
         h.choose(&ctx);
         for _ in 0..4 {
             h.on_download(&dl(1_250_000, 1.0)); // 10 Mb/s
@@ -227,16 +232,7 @@ mod tests {
     fn an_outage_stops_buffer_spending() {
         let v = pensieve_video(48);
         let mut h = Hybrid::default();
-        let ctx = AbrContext {
-            video: &v,
-            segment: 20,
-            now_s: 100.0,
-            buffer_s: 50.0,
-            buffer_max_s: 60.0,
-            last_rung: Some(5),
-            playing: true,
-            history: &[],
-        };
+        let ctx = deep_buffer(&v);
         h.choose(&ctx);
         for _ in 0..4 {
             h.on_download(&dl(1_250_000, 1.0));
