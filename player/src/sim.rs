@@ -292,10 +292,10 @@ mod tests {
 
     #[test]
     fn hybrid_climbs_back_two_segments_after_the_network_recovers() {
-        // Two minutes at 8 Mb/s, one at 300 kb/s (the lowest rung still fits), repeated. After
-        // each rise robustMPC keeps the slow samples and the drop's error for 5 downloads; the
-        // hybrid's predictor sees the level shift after 2.
-        let trace = Trace::new("square", vec![(120.0, 8e6), (60.0, 300e3)]).unwrap();
+        // Two minutes at 8 Mb/s, one at 400 kb/s (the lowest rung still fits, so no outage),
+        // repeated. After each rise robustMPC keeps the slow samples and the drop's error for 5
+        // downloads; the hybrid's predictor sees the level shift after 2.
+        let trace = Trace::new("square", vec![(120.0, 8e6), (60.0, 400e3)]).unwrap();
         let video = pensieve_ladder(100);
         let low_after_rise = |name: &str| {
             let mut abr = by_name(name).unwrap();

@@ -19,7 +19,9 @@
 //!    a share of the buffer (early rates are mostly latency and momentary dips).
 //! 5. Outage memory: once a download of a second or more ran slower than the lowest rung's
 //!    bitrate, the network is one where even the lowest rung can stall and only buffer
-//!    protects: the plan's buffer target rises and buffer spending stops.
+//!    protects: the plan's buffer target rises, each second the plan ends short of it is priced
+//!    like a second of stall (the next outage turns that shortfall into one), and buffer
+//!    spending stops.
 
 use super::mpc::{Plan, RobustPredictor, REBUF_PENALTY, SMOOTH_PENALTY};
 use super::{start_rung, Abr, AbrContext, Decision, Download, Progress};
@@ -32,6 +34,7 @@ pub struct Hybrid {
     pub end_weight: f64,
     /// The same once an outage has been seen.
     pub outage_end_buffer_s: f64,
+    pub outage_end_weight: f64,
     /// Spending needs at least this many segments buffered, keeps a reserve (seconds), and a
     /// margin on the rate.
     pub spend_min_segments: f64,
@@ -59,6 +62,7 @@ impl Default for Hybrid {
             end_buffer_s: 10.0,
             end_weight: 1.0,
             outage_end_buffer_s: 50.0,
+            outage_end_weight: REBUF_PENALTY,
             spend_min_segments: 2.0,
             spend_reserve_s: 3.0,
             spend_margin: 0.1,
@@ -90,6 +94,11 @@ impl Abr for Hybrid {
         let Some((h, bps)) = self.predictor.predict() else {
             return Decision::now(start_rung(ctx.video));
         };
+        let (end_buffer_s, end_weight) = if self.outage_seen {
+            (self.outage_end_buffer_s, self.outage_end_weight)
+        } else {
+            (self.end_buffer_s, self.end_weight)
+        };
         let plan = Plan {
             video: ctx.video,
             first_segment: ctx.segment,
@@ -99,12 +108,8 @@ impl Abr for Hybrid {
             rebuf_penalty: REBUF_PENALTY,
             smooth_penalty: SMOOTH_PENALTY,
             buffer_cap_s: ctx.buffer_max_s,
-            end_buffer_s: if self.outage_seen {
-                self.outage_end_buffer_s
-            } else {
-                self.end_buffer_s
-            },
-            end_weight: self.end_weight,
+            end_buffer_s,
+            end_weight,
         };
         let last = ctx.last_rung.unwrap_or_else(|| start_rung(ctx.video));
         let mut q = plan.best(ctx.buffer_s, last).0;
@@ -247,6 +252,40 @@ mod tests {
             h.choose(&ctx).rung < 5,
             "no spending once outages are known"
         );
+    }
+
+    #[test]
+    fn once_an_outage_is_known_a_short_buffer_is_priced_like_a_stall() {
+        let v = pensieve_video(48);
+        // 40 s buffered, last on the 1850 kb/s rung, a steady 2 Mb/s.
+        let ctx = AbrContext {
+            buffer_s: 40.0,
+            last_rung: Some(3),
+            ..deep_buffer(&v)
+        };
+        let choose = |weight: f64| {
+            // A one-segment plan, so that only the shortfall's price differs.
+            let mut h = Hybrid {
+                horizon: 1,
+                outage_end_weight: weight,
+                ..Hybrid::default()
+            };
+            h.choose(&ctx);
+            h.on_download(&dl(50_000, 2.0)); // 200 kb/s for 2 s: an outage
+            assert!(h.outage_seen());
+            for _ in 0..8 {
+                h.choose(&ctx);
+                h.on_download(&dl(750_000, 3.0));
+            }
+            h.choose(&ctx).rung
+        };
+        // The 1850 kb/s segment adds about 0.3 s of buffer at 2 Mb/s, leaving the plan ~9.7 s
+        // short of the 50-s target; the 300 kb/s one adds about 3.4 s, for 1.55 Mb/s less and
+        // a switch of 1.55. At 0.5 per second short the bitrate wins (at 1 it is a tie); at
+        // 4.3, rebuilding does.
+        assert_eq!(choose(0.5), 3);
+        assert_eq!(choose(REBUF_PENALTY), 0);
+        assert_eq!(Hybrid::default().outage_end_weight, REBUF_PENALTY);
     }
 
     /// A top-rung (4.3 Mb/s, 2.15 MB) download of segment 3 with `done` bytes in after
