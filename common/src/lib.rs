@@ -1,12 +1,14 @@
 //! Service plumbing shared by the stack's servers and tests, written once: an HTTP server loop
 //! with limits and graceful shutdown (optionally over TLS), TLS material (rustls configurations,
-//! rcgen self-signed certificates), a tiny HTTP GET client, entity tags and byte ranges as the
-//! origin and the edges both evaluate them, Prometheus text exposition, a finder
-//! for the external tools that interop tests need, and parsing of sizes such as `512MiB`.
+//! rcgen self-signed certificates), a tiny HTTP GET client, entity tags, byte ranges and
+//! conditional-request preconditions as the origin and the edges both evaluate them, Prometheus
+//! text exposition, a finder for the external tools that interop tests need, and parsing of sizes
+//! such as `512MiB`.
 
 pub mod etag;
 pub mod http;
 pub mod metrics;
+pub mod precondition;
 pub mod range;
 pub mod tls;
 pub mod tools;

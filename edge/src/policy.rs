@@ -6,10 +6,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::etag;
+use common::precondition::{self, Decision, Validators};
 use common::range::Ranges;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::StatusCode;
+use http::{Method, StatusCode};
 
 /// Status codes a cache may store without explicit freshness (RFC 9110 section 15.1).
 const HEURISTICALLY_CACHEABLE: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
@@ -601,18 +601,12 @@ pub fn vary_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<Stri
         .collect()
 }
 
-/// True when a client's conditional GET/HEAD is answered 304 by the stored response
-/// (RFC 9110 section 13.2.2: If-None-Match with weak comparison, else If-Modified-Since).
-pub fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
-    if let Some(list) = etag::list(request, &header::IF_NONE_MATCH) {
-        return match stored_etag(stored) {
-            Some(ours) => list.matches_weak(ours),
-            None => list == etag::TagList::Any,
-        };
-    }
-    let ims = header_time(request, header::IF_MODIFIED_SINCE);
-    let lm = header_time(stored, header::LAST_MODIFIED);
-    matches!((ims, lm), (Some(ims), Some(lm)) if lm <= ims)
+/// The client's preconditions evaluated against a stored 200 (RFC 9110 section 13.2.2): 412 for a
+/// failed If-Match / If-Unmodified-Since, 304 for a matched If-None-Match / If-Modified-Since,
+/// else whether If-Range lets a Range header apply. RFC 9111 section 4.3.2 lets a cache answer
+/// these from the response it stored.
+pub fn precondition(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> Decision {
+    precondition::evaluate(method, request, Validators::of_response(stored))
 }
 
 /// The 304 a cache sends for a stored response: the fields a 200 would have carried that
@@ -646,35 +640,13 @@ pub enum RangeAnswer {
     Unsatisfiable,
 }
 
-/// The stored response's entity tag, when it has a well-formed one.
-fn stored_etag(stored: &HeaderMap) -> Option<etag::Tag<'_>> {
-    etag::parse(stored.get(header::ETAG)?.to_str().ok()?)
-}
-
 /// Evaluates `Range` (one byte range, after the ranges are sorted and coalesced; several
-/// ranges are answered with the full body, which RFC 9110 section 14.2 allows) and `If-Range`
-/// against the stored response.
-pub fn range(request: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeAnswer {
+/// ranges are answered with the full body, which RFC 9110 section 14.2 allows) once
+/// [`precondition`] has said it applies.
+pub fn range(request: &HeaderMap, len: u64) -> RangeAnswer {
     let Some(spec) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeAnswer::Full;
     };
-    if let Some(if_range) = request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        let if_range = if_range.trim();
-        let matches = if if_range.starts_with('"') || if_range.starts_with("W/") {
-            // An entity tag: strong comparison (a weak tag never matches).
-            etag::parse(if_range)
-                .zip(stored_etag(stored))
-                .is_some_and(|(theirs, ours)| etag::strong_eq(theirs, ours))
-        } else {
-            let lm = stored
-                .get(header::LAST_MODIFIED)
-                .and_then(|v| v.to_str().ok());
-            lm.is_some_and(|lm| lm.trim() == if_range)
-        };
-        if !matches {
-            return RangeAnswer::Full;
-        }
-    }
     match common::range::decide(spec, len, 1) {
         Ranges::Partial(parts) if parts.len() == 1 => RangeAnswer::Partial {
             start: parts[0].start,
@@ -977,6 +949,10 @@ mod tests {
         );
     }
 
+    fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
+        precondition(&Method::GET, request, stored) == Decision::NotModified
+    }
+
     #[test]
     fn client_conditionals() {
         let lm = date(0);
@@ -1024,9 +1000,36 @@ mod tests {
     }
 
     #[test]
+    fn preconditions_that_fail_on_a_stored_response() {
+        let lm = date(0);
+        let stored = headers(&[("etag", "\"abc\""), ("last-modified", &lm)]);
+        let get =
+            |pairs: &[(&'static str, &str)]| precondition(&Method::GET, &headers(pairs), &stored);
+        let serve = Decision::Serve { use_range: false };
+        assert_eq!(get(&[("if-match", "\"abc\"")]), serve);
+        assert_eq!(get(&[("if-match", "*")]), serve);
+        assert_eq!(
+            get(&[("if-match", "\"new\"")]),
+            Decision::PreconditionFailed
+        );
+        let before = httpdate::fmt_http_date(at(0) - Duration::from_secs(10));
+        assert_eq!(
+            get(&[("if-unmodified-since", &before)]),
+            Decision::PreconditionFailed
+        );
+        assert_eq!(get(&[("if-unmodified-since", &date(10))]), serve);
+        // A weak stored tag never satisfies If-Match (strong comparison).
+        let weak = headers(&[("etag", "W/\"abc\"")]);
+        assert_eq!(
+            precondition(&Method::GET, &headers(&[("if-match", "W/\"abc\"")]), &weak),
+            Decision::PreconditionFailed
+        );
+    }
+
+    #[test]
     fn ranges() {
         let stored = headers(&[("etag", "\"s\"")]);
-        let r = |spec: &str| range(&headers(&[("range", spec)]), &stored, 1000);
+        let r = |spec: &str| range(&headers(&[("range", spec)]), 1000);
         assert_eq!(r("bytes=0-99"), RangeAnswer::Partial { start: 0, end: 99 });
         assert_eq!(
             r("bytes=900-"),
@@ -1056,16 +1059,16 @@ mod tests {
         assert_eq!(r("items=0-1"), RangeAnswer::Full);
         assert_eq!(r("bytes=x-1"), RangeAnswer::Full);
         let ir = |v: &str| {
-            range(
+            precondition(
+                &Method::GET,
                 &headers(&[("range", "bytes=0-0"), ("if-range", v)]),
                 &stored,
-                10,
             )
         };
-        assert_eq!(ir("\"s\""), RangeAnswer::Partial { start: 0, end: 0 });
-        assert_eq!(ir("\"old\""), RangeAnswer::Full);
+        assert_eq!(ir("\"s\""), Decision::Serve { use_range: true });
+        assert_eq!(ir("\"old\""), Decision::Serve { use_range: false });
         // If-Range compares strongly: a weak tag never matches.
-        assert_eq!(ir("W/\"s\""), RangeAnswer::Full);
+        assert_eq!(ir("W/\"s\""), Decision::Serve { use_range: false });
         // The range unit is case-insensitive (RFC 9110 section 14.1); overlapping ranges
         // coalesce into one part.
         assert_eq!(r("BYTES=0-9"), RangeAnswer::Partial { start: 0, end: 9 });

@@ -18,6 +18,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use common::http::{empty, full, Body};
+use common::precondition::Decision;
 
 use crate::cache_status::CacheStatus;
 use crate::config::Config;
@@ -700,10 +701,18 @@ fn respond_stored(ctx: &Ctx, ask: &Ask, entry: &Stored, cs: CacheStatus) -> Resp
     let len = entry.body.len() as u64;
     let tally = ctx.metrics.tally("cache");
     if entry.status == StatusCode::OK {
-        if policy::not_modified(&ask.parts.headers, &headers) {
-            return not_modified(ctx, ask, &headers, &cs);
-        }
-        match policy::range(&ask.parts.headers, &headers, len) {
+        let use_range = match policy::precondition(&ask.parts.method, &ask.parts.headers, &headers)
+        {
+            Decision::NotModified => return not_modified(ctx, ask, &headers, &cs),
+            Decision::PreconditionFailed => return precondition_failed(ctx, ask, &headers, &cs),
+            Decision::Serve { use_range } => use_range,
+        };
+        let answer = if use_range {
+            policy::range(&ask.parts.headers, len)
+        } else {
+            RangeAnswer::Full
+        };
+        match answer {
             RangeAnswer::Full => {}
             RangeAnswer::Unsatisfiable => return unsatisfiable(ctx, ask, headers, len, &cs),
             RangeAnswer::Partial { start, end } => {
@@ -762,16 +771,19 @@ async fn respond_shared(
     };
     let tally = ctx.metrics.tally(source);
     if h.status == StatusCode::OK {
-        if policy::not_modified(&ask.parts.headers, &headers) {
-            return not_modified(ctx, ask, &headers, &cs);
-        }
-        if ask.parts.headers.contains_key(header::RANGE) {
+        let use_range = match policy::precondition(&ask.parts.method, &ask.parts.headers, &headers)
+        {
+            Decision::NotModified => return not_modified(ctx, ask, &headers, &cs),
+            Decision::PreconditionFailed => return precondition_failed(ctx, ask, &headers, &cs),
+            Decision::Serve { use_range } => use_range,
+        };
+        if use_range {
             let len = match h.content_length {
                 Some(l) => Some(l),
                 None => flight.complete_len(ctx.coalesce_wait).await,
             };
             if let Some(len) = len {
-                match policy::range(&ask.parts.headers, &headers, len) {
+                match policy::range(&ask.parts.headers, len) {
                     RangeAnswer::Full => {}
                     RangeAnswer::Unsatisfiable => {
                         return unsatisfiable(ctx, ask, headers, len, &cs)
@@ -823,6 +835,32 @@ fn set_partial(headers: &mut HeaderMap, start: u64, end: u64, len: u64) {
     if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
         headers.insert(header::CONTENT_RANGE, v);
     }
+}
+
+/// 412 for a failed If-Match / If-Unmodified-Since, with the stored validators so the client can
+/// see what it did not match.
+fn precondition_failed(
+    ctx: &Ctx,
+    ask: &Ask,
+    stored: &HeaderMap,
+    cs: &CacheStatus,
+) -> Response<Body> {
+    let mut headers = HeaderMap::new();
+    for name in [header::ETAG, header::LAST_MODIFIED] {
+        if let Some(v) = stored.get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    finish(
+        ctx,
+        ask.from_edge,
+        ask.started,
+        StatusCode::PRECONDITION_FAILED,
+        headers,
+        empty(),
+        cs,
+    )
 }
 
 fn not_modified(ctx: &Ctx, ask: &Ask, stored: &HeaderMap, cs: &CacheStatus) -> Response<Body> {

@@ -449,12 +449,65 @@ async fn client_conditionals_range_and_head_from_cache() {
     assert_eq!(r.status, 304);
     let r = send(a, "GET", "/seg", &[("if-none-match", "\"other\"")]).await;
     assert_eq!((r.status, r.body.len()), (200, 100));
+    // If-Match and If-Unmodified-Since are evaluated against the stored response: 412 when
+    // they fail, and a failed If-Match wins over a matching If-None-Match.
+    let r = send(a, "GET", "/seg", &[("if-match", "\"r0\"")]).await;
+    assert_eq!((r.status, r.body.len()), (412, 0));
+    assert_eq!(r.header("etag"), "\"r1\"");
+    let r = send(
+        a,
+        "GET",
+        "/seg",
+        &[("if-match", "\"r0\""), ("if-none-match", "\"r1\"")],
+    )
+    .await;
+    assert_eq!(r.status, 412);
+    let r = send(a, "GET", "/seg", &[("if-match", "\"r1\"")]).await;
+    assert_eq!((r.status, r.body.len()), (200, 100));
+    let r = send(
+        a,
+        "GET",
+        "/seg",
+        &[("if-unmodified-since", "Sun, 01 Jan 2023 00:00:00 GMT")],
+    )
+    .await;
+    assert_eq!(r.status, 412);
+    // Range applies to GET only; HEAD answers the whole representation's headers.
+    let h = send(a, "HEAD", "/seg", &[("range", "bytes=0-9")]).await;
+    assert_eq!(
+        (h.status, h.header("content-length").as_str()),
+        (200, "100")
+    );
     let h = send(a, "HEAD", "/seg", &[]).await;
     assert_eq!(h.status, 200);
     assert!(h.body.is_empty());
     assert_eq!(h.header("content-length"), "100");
     assert!(h.cache_status().contains("hit"));
     assert_eq!(up.count(), 1, "all answered from the one stored GET");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_if_match_on_a_miss_is_412_and_the_object_is_still_stored() {
+    let up = Upstream::start(|_| {
+        Reply::ok(
+            "0123456789",
+            &[("cache-control", "max-age=60"), ("etag", "\"v7\"")],
+        )
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    let r = send(a, "GET", "/m", &[("if-match", "\"v6\"")]).await;
+    assert_eq!((r.status, r.body.len()), (412, 0));
+    assert!(
+        !up.seen()[0].headers.contains_key("if-match"),
+        "the shared fetch does not carry the client's precondition"
+    );
+    let r = send(a, "GET", "/m", &[("if-match", "\"v7\"")]).await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"0123456789"[..]));
+    assert!(r.cache_status().contains("hit"));
+    assert_eq!(up.count(), 1);
     e.shutdown().await;
 }
 

@@ -117,6 +117,8 @@ pub fn check(data: &[u8]) {
     if let Some(names) = policy::vary_names(&resp) {
         let _ = policy::vary_values(&names, &req);
     }
-    let _ = policy::not_modified(&req, &resp);
+    for method in [http::Method::GET, http::Method::HEAD, http::Method::POST] {
+        let _ = policy::precondition(&method, &req, &resp);
+    }
     let _ = policy::not_modified_headers(&resp);
 }

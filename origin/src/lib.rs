@@ -13,7 +13,6 @@ pub mod kind;
 pub mod live;
 pub mod metrics;
 pub mod path;
-pub mod precondition;
 pub use common::range;
 pub mod retime;
 pub mod server;

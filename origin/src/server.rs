@@ -23,9 +23,10 @@ use crate::kind::{self, Kind};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::path::{self, PathError};
-use crate::precondition::{self, Decision};
 use crate::range::{self, Ranges};
 use crate::storage::{Object, Storage};
+use common::etag::{self, Tag};
+use common::precondition::{self, Decision, Validators};
 
 /// Methods the origin answers.
 const ALLOWED: &str = "GET, HEAD, OPTIONS";
@@ -308,7 +309,14 @@ pub fn object_response(
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let head = req.method == Method::HEAD;
 
-    let decision = precondition::evaluate(&req.method, &req.headers, &meta.etag, meta.modified);
+    let ours = Validators {
+        etag: etag::parse(&meta.etag).or(Some(Tag {
+            weak: false,
+            opaque: &meta.etag,
+        })),
+        last_modified: Some(meta.modified),
+    };
+    let decision = precondition::evaluate(&req.method, &req.headers, ours);
     let use_range = match decision {
         Decision::NotModified => {
             let mut r = Response::new(empty());

@@ -1,18 +1,19 @@
 //! RFC 9110 section 13 conditional requests, as a pure decision over the request headers and the
-//! object's validators, evaluated in the order of section 13.2.2:
+//! selected representation's validators, evaluated in the order of section 13.2.2:
 //! If-Match (strong comparison) or else If-Unmodified-Since -> 412; then If-None-Match (weak
 //! comparison, lists, `*`) or else If-Modified-Since -> 304 for GET/HEAD; then If-Range decides
-//! whether a Range header is honoured.
+//! whether a Range header is honoured. The origin evaluates its files; an edge evaluates the
+//! response it stored, whose validators may be missing.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::etag::{self, Tag};
+use crate::etag::{self, Tag};
 use http::header::{
     IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, Method};
 
-/// What to do with a request for an existing object.
+/// What to do with a request for an existing representation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Serve it; `use_range` says whether a Range header (if any) applies.
@@ -23,9 +24,29 @@ pub enum Decision {
     PreconditionFailed,
 }
 
+/// The representation's validators: its entity tag and modification time, when it has them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Validators<'a> {
+    pub etag: Option<Tag<'a>>,
+    pub last_modified: Option<SystemTime>,
+}
+
+impl<'a> Validators<'a> {
+    /// The validators a response's header fields carry (a malformed field counts as absent).
+    pub fn of_response(headers: &'a HeaderMap) -> Self {
+        Validators {
+            etag: headers
+                .get(http::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .and_then(etag::parse),
+            last_modified: http_date(headers, &http::header::LAST_MODIFIED),
+        }
+    }
+}
+
 fn http_date(headers: &HeaderMap, name: &http::HeaderName) -> Option<SystemTime> {
     let v = headers.get(name)?.to_str().ok()?;
-    httpdate::parse_http_date(v).ok()
+    httpdate::parse_http_date(v.trim()).ok()
 }
 
 /// Last-Modified has one-second resolution: compare whole seconds.
@@ -35,26 +56,22 @@ fn secs(t: SystemTime) -> u64 {
         .as_secs()
 }
 
-/// Decides a GET/HEAD for an existing object with validators `etag` (strong, quoted) and
-/// `last_modified`.
-pub fn evaluate(
-    method: &Method,
-    headers: &HeaderMap,
-    etag: &str,
-    last_modified: SystemTime,
-) -> Decision {
-    let ours = etag::parse(etag).unwrap_or(Tag {
-        weak: false,
-        opaque: etag,
-    });
-    let lm = secs(last_modified);
+/// Decides a request for an existing representation with validators `v`. Without an entity
+/// tag, If-Match holds only for `*` and If-None-Match matches only `*`; without a modification
+/// date, If-Unmodified-Since and If-Modified-Since are ignored (section 13.1.4 and 13.1.3).
+pub fn evaluate(method: &Method, headers: &HeaderMap, v: Validators<'_>) -> Decision {
+    let lm = v.last_modified.map(secs);
 
     // Step 1 and 2: If-Match, or If-Unmodified-Since when If-Match is absent.
     if let Some(list) = etag::list(headers, &IF_MATCH) {
-        if !list.matches_strong(ours) {
+        let holds = match v.etag {
+            Some(ours) => list.matches_strong(ours),
+            None => list == etag::TagList::Any,
+        };
+        if !holds {
             return Decision::PreconditionFailed;
         }
-    } else if let Some(date) = http_date(headers, &IF_UNMODIFIED_SINCE) {
+    } else if let (Some(date), Some(lm)) = (http_date(headers, &IF_UNMODIFIED_SINCE), lm) {
         if lm > secs(date) {
             return Decision::PreconditionFailed;
         }
@@ -63,7 +80,11 @@ pub fn evaluate(
     // Step 3 and 4: If-None-Match, or If-Modified-Since when If-None-Match is absent.
     let get_or_head = method == Method::GET || method == Method::HEAD;
     if let Some(list) = etag::list(headers, &IF_NONE_MATCH) {
-        if list.matches_weak(ours) {
+        let matched = match v.etag {
+            Some(ours) => list.matches_weak(ours),
+            None => list == etag::TagList::Any,
+        };
+        if matched {
             return if get_or_head {
                 Decision::NotModified
             } else {
@@ -71,7 +92,7 @@ pub fn evaluate(
             };
         }
     } else if get_or_head {
-        if let Some(date) = http_date(headers, &IF_MODIFIED_SINCE) {
+        if let (Some(date), Some(lm)) = (http_date(headers, &IF_MODIFIED_SINCE), lm) {
             if lm <= secs(date) {
                 return Decision::NotModified;
             }
@@ -83,14 +104,19 @@ pub fn evaluate(
         && headers.contains_key(RANGE)
         && match headers.get(IF_RANGE) {
             None => true,
-            Some(v) => match v.to_str() {
+            Some(value) => match value.to_str() {
                 Err(_) => false,
                 Ok(text) => {
                     let text = text.trim();
                     if text.starts_with('"') || text.starts_with("W/") {
-                        etag::parse(text).is_some_and(|t| etag::strong_eq(t, ours))
+                        etag::parse(text)
+                            .zip(v.etag)
+                            .is_some_and(|(t, ours)| etag::strong_eq(t, ours))
                     } else {
-                        httpdate::parse_http_date(text).is_ok_and(|d| secs(d) == lm)
+                        httpdate::parse_http_date(text)
+                            .ok()
+                            .zip(lm)
+                            .is_some_and(|(d, lm)| secs(d) == lm)
                     }
                 }
             },
@@ -117,8 +143,15 @@ mod tests {
         m
     }
 
+    fn ours() -> Validators<'static> {
+        Validators {
+            etag: etag::parse(TAG),
+            last_modified: Some(t(1_700_000_000)),
+        }
+    }
+
     fn get(pairs: &[(&'static str, &str)]) -> Decision {
-        evaluate(&Method::GET, &h(pairs), TAG, t(1_700_000_000))
+        evaluate(&Method::GET, &h(pairs), ours())
     }
 
     const SERVE: Decision = Decision::Serve { use_range: false };
@@ -230,12 +263,33 @@ mod tests {
         assert_eq!(get(&[("range", "bytes=0-1"), ("if-range", &lm)]), ranged);
         assert_eq!(get(&[("range", "bytes=0-1"), ("if-range", &other)]), SERVE);
         // Range applies to GET only.
-        let head = evaluate(
-            &Method::HEAD,
-            &h(&[("range", "bytes=0-1")]),
-            TAG,
-            t(1_700_000_000),
-        );
+        let head = evaluate(&Method::HEAD, &h(&[("range", "bytes=0-1")]), ours());
         assert_eq!(head, SERVE);
+    }
+
+    #[test]
+    fn missing_validators() {
+        let none = Validators::default();
+        let eval = |pairs: &[(&'static str, &str)]| evaluate(&Method::GET, &h(pairs), none);
+        let date = httpdate::fmt_http_date(t(1_700_000_000));
+        // No entity tag: only `*` holds for If-Match and matches for If-None-Match.
+        assert_eq!(eval(&[("if-match", "*")]), SERVE);
+        assert_eq!(eval(&[("if-match", TAG)]), Decision::PreconditionFailed);
+        assert_eq!(eval(&[("if-none-match", "*")]), Decision::NotModified);
+        assert_eq!(eval(&[("if-none-match", TAG)]), SERVE);
+        // No modification date: the date conditions are ignored.
+        assert_eq!(eval(&[("if-unmodified-since", &date)]), SERVE);
+        assert_eq!(eval(&[("if-modified-since", &date)]), SERVE);
+        assert_eq!(eval(&[("range", "bytes=0-1"), ("if-range", &date)]), SERVE);
+        assert_eq!(eval(&[("range", "bytes=0-1"), ("if-range", TAG)]), SERVE);
+        // Validators read from a response's fields; a malformed one counts as absent.
+        let resp = h(&[("etag", "W/\"w\""), ("last-modified", "not a date")]);
+        let v = Validators::of_response(&resp);
+        assert_eq!(v.etag.map(|t| (t.weak, t.opaque)), Some((true, "\"w\"")));
+        assert!(v.last_modified.is_none());
+        // A weak stored tag passes If-None-Match (weak comparison) but never If-Match.
+        let weak = |pairs: &[(&'static str, &str)]| evaluate(&Method::GET, &h(pairs), v);
+        assert_eq!(weak(&[("if-none-match", "\"w\"")]), Decision::NotModified);
+        assert_eq!(weak(&[("if-match", "\"w\"")]), Decision::PreconditionFailed);
     }
 }
