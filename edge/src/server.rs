@@ -227,7 +227,7 @@ async fn purge(ctx: &Ctx, parts: &http::request::Parts) -> Response<Body> {
         .map(|p| p.as_str())
         .unwrap_or("/");
     let (target, prefix) = match raw.strip_suffix('*') {
-        Some(p) => (p.to_string(), true),
+        Some(p) => (crate::key::normalize_percent(p).into_owned(), true),
         None => {
             let key = crate::key::of_request(parts, &ctx.config.ignore_query_params);
             (key.path.to_string(), false)

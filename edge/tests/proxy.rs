@@ -814,6 +814,23 @@ async fn purge_needs_the_token_and_supports_prefixes() {
         .await
         .cache_status()
         .contains("hit"));
+    // Equivalent percent-encodings name one object, for requests and purges alike.
+    assert!(send(a, "GET", "/vod/%62/1.m4s", &[])
+        .await
+        .cache_status()
+        .contains("hit"));
+    let ok = send(
+        a,
+        "PURGE",
+        "/vod/%62/*",
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert!(send(a, "GET", "/vod/b/1.m4s", &[])
+        .await
+        .cache_status()
+        .contains("fwd=miss"));
     e.shutdown().await;
     // Without a configured token PURGE is refused outright.
     let e = edge(&up.url(), |c| c.purge_token = None).await;
