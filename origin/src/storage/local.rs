@@ -7,7 +7,7 @@
 //! restarts (and across machines that copy files with their times), cheap (one `fstat`), and
 //! strong in practice because writers that change a file also change its mtime.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::future::Future as _;
 use std::io;
@@ -50,8 +50,37 @@ struct SmallCache {
 
 #[derive(Default)]
 struct SmallEntries {
-    map: HashMap<String, (Arc<LocalObject>, Instant)>,
+    /// Key -> (object, when it was checked, its place in `order`).
+    map: HashMap<String, (Arc<LocalObject>, Instant, u64)>,
+    /// Keys by check order (oldest first), so eviction is O(log n).
+    order: BTreeMap<u64, String>,
+    next: u64,
     bytes: u64,
+}
+
+impl SmallEntries {
+    fn size(key: &str, obj: &LocalObject) -> u64 {
+        obj.small.as_ref().map_or(0, |b| b.len() as u64) + key.len() as u64
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((old, _, seq)) = self.map.remove(key) {
+            self.order.remove(&seq);
+            self.bytes -= Self::size(key, &old);
+        }
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        match self.order.pop_first() {
+            Some((_, key)) => {
+                if let Some((old, _, _)) = self.map.remove(&key) {
+                    self.bytes -= Self::size(&key, &old);
+                }
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl LocalStorage {
@@ -89,7 +118,7 @@ impl Storage for LocalStorage {
     ) -> BoxFuture<'a, Result<Option<Arc<dyn Object>>, StorageError>> {
         if let Some(cache) = &self.cache {
             let entries = lock(&cache.entries);
-            if let Some((obj, checked)) = entries.map.get(key) {
+            if let Some((obj, checked, _)) = entries.map.get(key) {
                 if checked.elapsed() < cache.validity {
                     let obj: Arc<dyn Object> = obj.clone();
                     return Box::pin(async move { Ok(Some(obj)) });
@@ -138,32 +167,20 @@ impl SmallCache {
         };
         let size = small.len() as u64 + key.len() as u64;
         let mut e = lock(&self.entries);
-        if let Some((old, _)) = e.map.remove(key) {
-            e.bytes -= old.small.as_ref().map_or(0, |b| b.len() as u64) + key.len() as u64;
-        }
-        while e.bytes + size > self.max_bytes && !e.map.is_empty() {
-            let oldest = e
-                .map
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                if let Some((old, _)) = e.map.remove(&k) {
-                    e.bytes -= old.small.as_ref().map_or(0, |b| b.len() as u64) + k.len() as u64;
-                }
-            }
-        }
+        e.remove(key);
+        while e.bytes + size > self.max_bytes && e.evict_oldest() {}
         if size <= self.max_bytes {
+            let seq = e.next;
+            e.next += 1;
             e.bytes += size;
-            e.map.insert(key.to_string(), (obj.clone(), Instant::now()));
+            e.order.insert(seq, key.to_string());
+            e.map
+                .insert(key.to_string(), (obj.clone(), Instant::now(), seq));
         }
     }
 
     fn remove(&self, key: &str) {
-        let mut e = lock(&self.entries);
-        if let Some((old, _)) = e.map.remove(key) {
-            e.bytes -= old.small.as_ref().map_or(0, |b| b.len() as u64) + key.len() as u64;
-        }
+        lock(&self.entries).remove(key);
     }
 }
 
@@ -434,6 +451,15 @@ mod tests {
             "{} bytes, {} entries",
             e.bytes,
             e.map.len()
+        );
+        assert!(
+            !e.map.contains_key("a1"),
+            "the oldest-checked file went first"
+        );
+        assert_eq!(
+            e.order.len(),
+            e.map.len(),
+            "the eviction order tracks the map"
         );
     }
 
