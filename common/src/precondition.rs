@@ -1,8 +1,8 @@
 //! RFC 9110 section 13 conditional requests, as a pure decision over the request headers and the
 //! selected representation's validators, evaluated in the order of section 13.2.2:
 //! If-Match (strong comparison) or else If-Unmodified-Since -> 412; then If-None-Match (weak
-//! comparison, lists, `*`) or else If-Modified-Since -> 304 for GET/HEAD; then If-Range decides
-//! whether a Range header is honoured. The origin evaluates its files; an edge evaluates the
+//! comparison, lists, `*`) or else If-Modified-Since -> 304 for GET/HEAD; then If-Range (a strong
+//! entity tag, or the date of a strong Last-Modified) decides whether a Range header is honoured. The origin evaluates its files; an edge evaluates the
 //! response it stored, whose validators may be missing.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,11 +24,14 @@ pub enum Decision {
     PreconditionFailed,
 }
 
-/// The representation's validators: its entity tag and modification time, when it has them.
+/// The representation's validators: its entity tag and modification time, when it has them, and
+/// the response's date, which says whether that modification time is a strong validator.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Validators<'a> {
     pub etag: Option<Tag<'a>>,
     pub last_modified: Option<SystemTime>,
+    /// When the response was generated (its Date).
+    pub date: Option<SystemTime>,
 }
 
 impl<'a> Validators<'a> {
@@ -40,6 +43,7 @@ impl<'a> Validators<'a> {
                 .and_then(|v| v.to_str().ok())
                 .and_then(etag::parse),
             last_modified: http_date(headers, &http::header::LAST_MODIFIED),
+            date: http_date(headers, &http::header::DATE),
         }
     }
 }
@@ -113,10 +117,14 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, v: Validators<'_>) -> Deci
                             .zip(v.etag)
                             .is_some_and(|(t, ours)| etag::strong_eq(t, ours))
                     } else {
+                        // A date validates only a strong Last-Modified: one at least a second
+                        // older than the response (section 8.8.2.2), else the file may have
+                        // changed again within the same second.
+                        let strong = lm.zip(v.date).filter(|&(lm, date)| secs(date) > lm);
                         httpdate::parse_http_date(text)
                             .ok()
-                            .zip(lm)
-                            .is_some_and(|(d, lm)| secs(d) == lm)
+                            .zip(strong)
+                            .is_some_and(|(d, (lm, _))| secs(d) == lm)
                     }
                 }
             },
@@ -147,6 +155,7 @@ mod tests {
         Validators {
             etag: etag::parse(TAG),
             last_modified: Some(t(1_700_000_000)),
+            date: Some(t(1_700_000_100)),
         }
     }
 
@@ -262,6 +271,30 @@ mod tests {
         );
         assert_eq!(get(&[("range", "bytes=0-1"), ("if-range", &lm)]), ranged);
         assert_eq!(get(&[("range", "bytes=0-1"), ("if-range", &other)]), SERVE);
+        // A Last-Modified within the second of the response's date is weak: no date matches.
+        let fresh = Validators {
+            date: Some(t(1_700_000_000)),
+            ..ours()
+        };
+        let ranged_if = |v: Validators<'static>, d: &str| {
+            evaluate(
+                &Method::GET,
+                &h(&[("range", "bytes=0-1"), ("if-range", d)]),
+                v,
+            )
+        };
+        assert_eq!(ranged_if(fresh, &lm), SERVE);
+        assert_eq!(
+            ranged_if(
+                Validators {
+                    date: None,
+                    ..ours()
+                },
+                &lm
+            ),
+            SERVE
+        );
+        assert_eq!(ranged_if(ours(), &lm), ranged);
         // Range applies to GET only.
         let head = evaluate(&Method::HEAD, &h(&[("range", "bytes=0-1")]), ours());
         assert_eq!(head, SERVE);

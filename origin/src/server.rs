@@ -3,7 +3,7 @@
 //! the headers every response carries (Date, CORS), the metrics and one access-log line.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use common::http::{empty, full, Body, ConnInfo};
@@ -315,6 +315,7 @@ pub fn object_response(
             opaque: &meta.etag,
         })),
         last_modified: Some(meta.modified),
+        date: Some(SystemTime::now()),
     };
     let decision = precondition::evaluate(&req.method, &req.headers, ours);
     let use_range = match decision {
