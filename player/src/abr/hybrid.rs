@@ -100,16 +100,10 @@ impl Abr for Hybrid {
             (self.end_buffer_s, self.end_weight)
         };
         let plan = Plan {
-            video: ctx.video,
-            first_segment: ctx.segment,
-            horizon: self.horizon,
-            bps,
-            latency_s: 0.0,
-            rebuf_penalty: REBUF_PENALTY,
-            smooth_penalty: SMOOTH_PENALTY,
             buffer_cap_s: ctx.buffer_max_s,
             end_buffer_s,
             end_weight,
+            ..Plan::qoe_lin(ctx.video, ctx.segment, self.horizon, bps)
         };
         let last = ctx.last_rung.unwrap_or_else(|| start_rung(ctx.video));
         let mut q = plan.best(ctx.buffer_s, last).0;

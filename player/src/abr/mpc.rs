@@ -136,7 +136,24 @@ pub struct Plan<'a> {
     pub end_weight: f64,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
+    /// robustMPC's plan: QoE_lin's penalties, no request latency, no buffer cap and no
+    /// terminal buffer target.
+    pub fn qoe_lin(video: &'a Video, first_segment: usize, horizon: usize, bps: f64) -> Self {
+        Plan {
+            video,
+            first_segment,
+            horizon,
+            bps,
+            latency_s: 0.0,
+            rebuf_penalty: REBUF_PENALTY,
+            smooth_penalty: SMOOTH_PENALTY,
+            buffer_cap_s: f64::INFINITY,
+            end_buffer_s: 0.0,
+            end_weight: 0.0,
+        }
+    }
+
     /// Returns (best first rung, its plan's score).
     pub fn best(&self, buffer_s: f64, last_rung: usize) -> (usize, f64) {
         let steps = self
@@ -211,18 +228,7 @@ impl Abr for RobustMpc {
         let Some((_, bps)) = self.predictor.predict() else {
             return Decision::now(start_rung(ctx.video));
         };
-        let plan = Plan {
-            video: ctx.video,
-            first_segment: ctx.segment,
-            horizon: self.horizon,
-            bps,
-            latency_s: 0.0,
-            rebuf_penalty: REBUF_PENALTY,
-            smooth_penalty: SMOOTH_PENALTY,
-            buffer_cap_s: f64::INFINITY,
-            end_buffer_s: 0.0,
-            end_weight: 0.0,
-        };
+        let plan = Plan::qoe_lin(ctx.video, ctx.segment, self.horizon, bps);
         let last = ctx.last_rung.unwrap_or_else(|| start_rung(ctx.video));
         Decision::now(plan.best(ctx.buffer_s, last).0)
     }
@@ -250,18 +256,7 @@ mod tests {
             (0.4e6, 20.0, 3),
             (5e6, 0.0, 1),
         ] {
-            let plan = Plan {
-                video: &v,
-                first_segment: 0,
-                horizon: 3,
-                bps,
-                latency_s: 0.0,
-                rebuf_penalty: REBUF_PENALTY,
-                smooth_penalty: SMOOTH_PENALTY,
-                buffer_cap_s: f64::INFINITY,
-                end_buffer_s: 0.0,
-                end_weight: 0.0,
-            };
+            let plan = Plan::qoe_lin(&v, 0, 3, bps);
             let (rung, score) = plan.best(buffer, last);
             // Brute force over all 6^3 plans.
             let mut best = (0, f64::NEG_INFINITY);
