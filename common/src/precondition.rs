@@ -2,8 +2,9 @@
 //! selected representation's validators, evaluated in the order of section 13.2.2:
 //! If-Match (strong comparison) or else If-Unmodified-Since -> 412; then If-None-Match (weak
 //! comparison, lists, `*`) or else If-Modified-Since -> 304 for GET/HEAD; then If-Range (a strong
-//! entity tag, or the date of a strong Last-Modified) decides whether a Range header is honoured. The origin evaluates its files; an edge evaluates the
-//! response it stored, whose validators may be missing.
+//! entity tag, or the date of a strong Last-Modified) decides whether a Range header is honoured.
+//! The origin evaluates its files; an edge evaluates the response it stored, whose validators
+//! may be missing.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -6,8 +6,8 @@
 //!    plan does not drain the buffer beyond its horizon.
 //! 2. Level-shift detection in the predictor: when the two newest downloads both ran more than
 //!    twice as fast as the harmonic mean of the older ones in the window, the older samples and
-//!    their errors are forgotten. robustMPC keeps a drop's huge error for 5 downloads, so after a network comes
-//!    back it stays at the bottom rungs for 5 segments; the hybrid climbs after 2.
+//!    their errors are forgotten. robustMPC keeps a drop's huge error for 5 downloads, so after
+//!    a network comes back it stays at the bottom rungs for 5 segments; the hybrid climbs after 2.
 //! 3. Buffer spending on drops: when the plan steps down while at least two segments are
 //!    buffered, keep the highest rung (not above the current one) whose download at a cautious
 //!    rate fits in the buffer beyond a reserve. One long download spends buffer once, where many
