@@ -14,6 +14,15 @@ use http::header::{
 };
 use http::{HeaderMap, Method};
 
+/// The request fields this module evaluates (Range aside).
+pub const FIELDS: &[http::HeaderName] = &[
+    IF_MATCH,
+    IF_UNMODIFIED_SINCE,
+    IF_NONE_MATCH,
+    IF_MODIFIED_SINCE,
+    IF_RANGE,
+];
+
 /// What to do with a request for an existing representation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

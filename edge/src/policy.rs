@@ -604,9 +604,16 @@ pub fn vary_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<Stri
 /// The client's preconditions evaluated against a stored 200 (RFC 9110 section 13.2.2): 412 for a
 /// failed If-Match / If-Unmodified-Since, 304 for a matched If-None-Match / If-Modified-Since,
 /// else whether If-Range lets a Range header apply. RFC 9111 section 4.3.2 lets a cache answer
-/// these from the response it stored.
+/// these from the response it stored. A request without preconditions (most hits) does not
+/// parse the stored validators.
 pub fn precondition(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> Decision {
-    precondition::evaluate(method, request, Validators::of_response(stored))
+    let conditional = precondition::FIELDS.iter().any(|f| request.contains_key(f));
+    let validators = if conditional {
+        Validators::of_response(stored)
+    } else {
+        Validators::default()
+    };
+    precondition::evaluate(method, request, validators)
 }
 
 /// The 304 a cache sends for a stored response: the fields a 200 would have carried that

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use common::http::{empty, full, Body};
-use common::precondition::Decision;
+use common::precondition::{self, Decision};
 
 use crate::cache_status::CacheStatus;
 use crate::config::Config;
@@ -29,15 +29,12 @@ use crate::policy::{self, Freshness, PolicyConfig, RangeAnswer, RequestControls,
 use crate::store::{Store, Stored};
 use crate::upstream::{self, Outgoing, Upstream, UpstreamError};
 
-/// Request fields that are the client's own business and never start a shared fetch.
-const CLIENT_CONDITIONALS: &[header::HeaderName] = &[
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    header::IF_MATCH,
-    header::IF_UNMODIFIED_SINCE,
-    header::IF_RANGE,
-    header::RANGE,
-];
+/// Request fields that are the client's own business and never start a shared fetch: its
+/// preconditions and Range.
+fn client_conditionals() -> impl Iterator<Item = &'static header::HeaderName> {
+    const RANGE: &[header::HeaderName] = &[header::RANGE];
+    precondition::FIELDS.iter().chain(RANGE)
+}
 
 /// Everything the request path shares.
 pub struct Ctx {
@@ -204,7 +201,7 @@ async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
 /// conditionals and Range (the cache answers those itself from the full response).
 fn outgoing(ctx: &Ctx, ask: &Ask) -> Outgoing {
     let mut headers = upstream::forwarded_headers(&ask.parts.headers, ask.peer, &ctx.name);
-    for h in CLIENT_CONDITIONALS {
+    for h in client_conditionals() {
         headers.remove(h);
     }
     Outgoing {
@@ -550,7 +547,7 @@ fn upstream_failed(
 async fn fetch_alone(ctx: &Arc<Ctx>, ask: &Ask, fwd: &'static str) -> Response<Body> {
     let mut out = outgoing(ctx, ask);
     out.method = ask.parts.method.clone();
-    for h in CLIENT_CONDITIONALS {
+    for h in client_conditionals() {
         if let Some(v) = ask.parts.headers.get(h) {
             out.headers.insert(h.clone(), v.clone());
         }
