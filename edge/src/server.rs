@@ -235,7 +235,7 @@ async fn purge(ctx: &Ctx, parts: &http::request::Parts) -> Response<Body> {
     };
     // Flights first: a request arriving from now on must not join a fetch that began before
     // the purge (that fetch will not be kept either; see `Store::insert_fetched`).
-    ctx.flights.detach(|k| {
+    let fetches = ctx.flights.detach(|k| {
         if prefix {
             k.path.starts_with(&target)
         } else {
@@ -244,7 +244,7 @@ async fn purge(ctx: &Ctx, parts: &http::request::Parts) -> Response<Body> {
     });
     let objects = ctx.store.purge(&target, prefix).await;
     ctx.metrics.purges.inc();
-    tracing::info!(name = %ctx.name, path = %target, prefix, objects, "purged");
+    tracing::info!(name = %ctx.name, path = %target, prefix, objects, fetches, "purged");
     json(
         StatusCode::OK,
         serde_json::json!({"purged": target, "prefix": prefix, "objects": objects}),

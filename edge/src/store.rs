@@ -77,23 +77,26 @@ impl Stored {
     /// The bytes the cache holds for this entry under `key`; see [`ENTRY_OVERHEAD`].
     pub fn weight(&self, key: &CacheKey) -> u32 {
         let key_bytes = key.host.len() + key.path.len() + 2 * ALLOCATION;
-        let values: usize = self.fields.iter().map(|(_, v)| v.len()).sum();
-        let header_bytes = if self.fields.is_empty() {
+        // The field list, each distinct name's buffer, and the one buffer all values share.
+        let list_bytes = if self.fields.is_empty() {
             0
         } else {
             self.fields.len() * std::mem::size_of::<(HeaderName, HeaderValue)>() + ALLOCATION
-        } + self
+        };
+        let names: usize = self
             .fields
             .iter()
             .enumerate()
             .filter(|(i, (n, _))| *i == 0 || self.fields[i - 1].0 != *n)
             .map(|(_, (n, _))| name_bytes(n))
-            .sum::<usize>()
-            + if values == 0 {
-                0
-            } else {
-                values + ALLOCATION + SHARED_BUFFER
-            };
+            .sum();
+        let values: usize = self.fields.iter().map(|(_, v)| v.len()).sum();
+        let value_bytes = if values == 0 {
+            0
+        } else {
+            values + ALLOCATION + SHARED_BUFFER
+        };
+        let header_bytes = list_bytes + names + value_bytes;
         let body_bytes = if self.body.is_empty() {
             0
         } else {
