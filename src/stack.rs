@@ -364,6 +364,8 @@ pub struct Stack {
     /// One per configured edge; `None` once stopped with [`Stack::stop_edge`].
     pub edges: Vec<Option<edge::Edge>>,
     pub dns: dns_router::DnsRouter,
+    /// The certificate and key the origin and the edges serve with (restarted edges too).
+    tls: Option<TlsFiles>,
 }
 
 impl Stack {
@@ -415,6 +417,7 @@ impl Stack {
             origin,
             edges,
             dns,
+            tls,
         })
     }
 
@@ -463,10 +466,14 @@ impl Stack {
             .edge_upstream
             .clone()
             .unwrap_or_else(|| self.origin.url());
-        let tls = self.config.tls_files()?;
-        let e = edge::spawn(edge_config(&self.config, spec, upstream, tls.as_ref())?)
-            .await
-            .with_context(|| format!("restarting edge {}", spec.name))?;
+        let e = edge::spawn(edge_config(
+            &self.config,
+            spec,
+            upstream,
+            self.tls.as_ref(),
+        )?)
+        .await
+        .with_context(|| format!("restarting edge {}", spec.name))?;
         self.edges[index] = Some(e);
         Ok(())
     }
@@ -479,6 +486,7 @@ impl Stack {
             origin,
             edges,
             dns,
+            tls,
         } = self;
         let listen = dns.dns_addr();
         dns.shutdown().await;
@@ -491,6 +499,7 @@ impl Stack {
             origin,
             edges,
             dns,
+            tls,
         })
     }
 
@@ -594,19 +603,21 @@ impl Stack {
                 .unwrap_or_else(|| "127.0.0.1".into())
         };
         let base = self.content_base();
-        let (cacert, ca) = match c.tls_root() {
-            Some(p) => (
-                format!(" --cacert {}", p.display()),
-                format!(" --ca {}", p.display()),
-            ),
-            None => (String::new(), String::new()),
+        // How curl, ffprobe and `cdn play` are told to trust the stack's certificate.
+        let (cacert, ffprobe_ca, ca) = match c.tls_root() {
+            Some(p) => {
+                s.push_str(&format!(
+                    "TLS: HTTP/2 and HTTP/1.1 by ALPN; clients trust {}\n\n",
+                    p.display()
+                ));
+                (
+                    format!(" --cacert {}", p.display()),
+                    format!(" -tls_verify 1 -ca_file {}", p.display()),
+                    format!(" --ca {}", p.display()),
+                )
+            }
+            None => (String::new(), String::new(), String::new()),
         };
-        if let Some(root) = c.tls_root() {
-            s.push_str(&format!(
-                "TLS: HTTP/2 and HTTP/1.1 by ALPN; clients trust {}\n\n",
-                root.display()
-            ));
-        }
         let edge0 = self.edge_addrs().first().map(|(_, a)| *a).unwrap_or(origin);
         s.push_str("Try:\n");
         s.push_str(&format!(
@@ -625,10 +636,7 @@ impl Stack {
             c.title
         ));
         s.push_str(&format!(
-            "  ffprobe -v error{} -show_entries stream=width,height,bit_rate {scheme}://{edge0}/vod/{}/manifest.mpd\n",
-            c.tls_root()
-                .map(|p| format!(" -tls_verify 1 -ca_file {}", p.display()))
-                .unwrap_or_default(),
+            "  ffprobe -v error{ffprobe_ca} -show_entries stream=width,height,bit_rate {scheme}://{edge0}/vod/{}/manifest.mpd\n",
             c.title
         ));
         s.push_str(&format!(
