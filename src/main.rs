@@ -20,9 +20,9 @@ enum Command {
     /// Run the geo-aware authoritative DNS router (SIGHUP reloads its config).
     Dns(dns_router::cli::Args),
     /// Parse an MPD file or URL and print a summary (--json for JSON).
-    Mpd(media::mpd::cli::Args),
+    Mpd(player::inspect::Args),
     /// Encode the test pattern (or --input FILE) into an H.264 DASH ladder with a manifest.
-    Package(media::package::cli::Args),
+    Package(packager::cli::Args),
     /// Serve packaged titles (VOD and live) over HTTP.
     Origin(origin::cli::Args),
     /// Run an edge cache (caching reverse proxy) in front of the origin or parent edges.
@@ -52,8 +52,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cdn::demo::run(args),
         Command::Up(args) => cdn::up::run(args),
         Command::Dns(args) => dns_router::cli::run(args),
-        Command::Mpd(args) => media::mpd::cli::run(args),
-        Command::Package(args) => media::package::cli::run(args),
+        Command::Mpd(args) => player::inspect::run(args),
+        Command::Package(args) => packager::cli::run(args),
         Command::Origin(args) => origin::cli::run(args),
         Command::Edge(args) => edge::cli::run(args),
         Command::Simulate(args) => player::cli::simulate(args),

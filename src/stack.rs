@@ -373,11 +373,11 @@ impl Stack {
     pub async fn start(config: StackConfig) -> Result<Stack> {
         let title_dir = config.data.join("vod").join(&config.title);
         if !title_dir.join("manifest.mpd").is_file() {
-            let mut opts = media::package::Options::new(&title_dir);
+            let mut opts = packager::Options::new(&title_dir);
             opts.duration = Some(config.package_duration_secs);
             opts.progress = true;
             let dir = title_dir.clone();
-            tokio::task::spawn_blocking(move || media::package::package(&opts))
+            tokio::task::spawn_blocking(move || packager::package(&opts))
                 .await
                 .context("packaging task failed")?
                 .with_context(|| format!("packaging the demo title into {}", dir.display()))?;

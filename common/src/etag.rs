@@ -64,7 +64,7 @@ pub fn list<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<TagList<'a>
     for value in headers.get_all(name) {
         present = true;
         let Ok(text) = value.to_str() else { continue };
-        for item in split_list(text) {
+        for item in crate::list::split(text, crate::list::Quoting::EntityTag) {
             if item == "*" {
                 any = true;
             } else if let Some(t) = parse(item) {
@@ -79,26 +79,6 @@ pub fn list<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<TagList<'a>
     } else {
         Some(TagList::Tags(tags))
     }
-}
-
-/// Splits a comma-separated list, not splitting inside quoted entity tags.
-fn split_list(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut quoted = false;
-    for (i, c) in text.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                out.push(text[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(text[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
 }
 
 /// Strong comparison: both strong and the same opaque tag.

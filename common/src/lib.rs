@@ -5,8 +5,11 @@
 //! text exposition, a finder for the external tools that interop tests need, and parsing of sizes
 //! such as `512MiB`.
 
+pub mod clock;
 pub mod etag;
+pub mod hash;
 pub mod http;
+pub mod list;
 pub mod metrics;
 pub mod precondition;
 pub mod range;

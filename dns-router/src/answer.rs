@@ -198,11 +198,12 @@ fn answer<'z>(snap: &'z Snapshot, q: &Query<'_>, src: SocketAddr) -> Reply<'z> {
 
 /// Hash key of the client's subnet for consistent choice among equally good edges.
 fn subnet_key(addr: IpAddr, bits: u8) -> u64 {
+    use common::hash::splitmix64;
     match crate::geo::mask(addr, bits) {
-        IpAddr::V4(a) => steering::mix(u32::from(a) as u64 | 4 << 40),
+        IpAddr::V4(a) => splitmix64(u32::from(a) as u64 | 4 << 40),
         IpAddr::V6(a) => {
             let v = u128::from(a);
-            steering::mix((v >> 64) as u64 ^ steering::mix(v as u64))
+            splitmix64((v >> 64) as u64 ^ splitmix64(v as u64))
         }
     }
 }

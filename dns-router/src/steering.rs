@@ -4,6 +4,7 @@
 //! keyed by the client's subnet, so one subnet keeps its edge while others spread out.
 
 use crate::config::Coordinates;
+use common::hash::rendezvous_weight;
 
 /// Most edges one configuration may have (choices are tracked in a 64-bit set).
 pub const MAX_EDGES: usize = 64;
@@ -80,19 +81,9 @@ pub struct Choice {
     pub hashed: bool,
 }
 
-/// Mixes a 64-bit value (splitmix64's finalizer): the rendezvous weight of (subnet, edge).
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// A stable 64-bit seed for an edge name (FNV-1a), so weights survive reloads and reordering.
+/// A stable 64-bit seed for an edge name, so weights survive reloads and reordering.
 pub fn edge_seed(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    common::hash::fnv1a(name.as_bytes())
 }
 
 /// Picks up to `out.len()` edges for a client whose subnet hashes to `key`.
@@ -137,7 +128,7 @@ pub fn choose(
                 if taken & (1 << slot) != 0 || !eligible(e) {
                     continue;
                 }
-                let w = mix(key ^ seeds.get(e).copied().unwrap_or(e as u64));
+                let w = rendezvous_weight(seeds.get(e).copied().unwrap_or(e as u64), key);
                 if best.is_none_or(|(bw, _)| w > bw) {
                     best = Some((w, slot));
                 }

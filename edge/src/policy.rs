@@ -70,7 +70,7 @@ impl Directives {
         let mut sf_keys = true;
         for value in values {
             let Ok(text) = value.to_str() else { continue };
-            for part in split_list(text) {
+            for part in common::list::split(text, common::list::Quoting::QuotedString) {
                 let (name, arg) = match part.split_once('=') {
                     Some((n, v)) => (n.trim(), Some(unquote(v.trim()))),
                     None => (part.trim(), None),
@@ -129,26 +129,6 @@ pub fn delta_seconds(text: &str) -> Option<Duration> {
     }
     let secs = t.parse::<u64>().unwrap_or(u64::MAX).min(MAX_DELTA_SECONDS);
     Some(Duration::from_secs(secs))
-}
-
-/// Splits a comma-separated list, keeping commas inside quoted strings.
-fn split_list(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
 }
 
 fn unquote(v: &str) -> String {

@@ -222,32 +222,12 @@ pub struct Upstream {
     metrics: Arc<Metrics>,
 }
 
-/// 64-bit FNV-1a followed by the SplitMix64 finaliser: stable across builds and platforms, so
-/// every edge ranks parents the same way.
-fn stable_hash(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in *part {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
-}
-
 /// Orders `targets` for `key` by rendezvous (highest random weight) hashing: each key has a
-/// stable first choice, and removing a target only moves the keys that chose it.
+/// stable first choice, the same on every edge, and removing a target only moves the keys that
+/// chose it.
 pub fn rendezvous<'a>(targets: &'a [Target], key: &str) -> Vec<&'a Target> {
-    let mut scored: Vec<(u64, &Target)> = targets
-        .iter()
-        .map(|t| (stable_hash(&[t.url.as_bytes(), key.as_bytes()]), t))
-        .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.url.cmp(&b.1.url)));
-    scored.into_iter().map(|(_, t)| t).collect()
+    use common::hash::{fnv1a, rendezvous};
+    rendezvous(targets, fnv1a(key.as_bytes()), |t| fnv1a(t.url.as_bytes()))
 }
 
 impl Upstream {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use media::mpd::{Mpd, SegmentsAt};
+use mpd::{Mpd, SegmentsAt};
 
 /// Runs one input; panics when an invariant breaks.
 pub fn check(data: &[u8]) {

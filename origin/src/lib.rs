@@ -7,7 +7,6 @@
 
 pub mod body;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod kind;
 pub mod live;
@@ -23,7 +22,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use common::clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use storage::{Object, ObjectMeta, Storage};
 

@@ -21,7 +21,7 @@ use common::http::Body;
 use futures_util::{stream, StreamExt};
 use http::header::HOST;
 use http::{Response, StatusCode};
-use media::mpd::{
+use mpd::{
     effective_template, Descriptor, Mpd, PresentationType, SegmentTemplate, Template, TemplateVars,
 };
 
@@ -238,8 +238,8 @@ fn build_plan(title: &str, vod: &Mpd, ch: &Channel) -> Result<Plan> {
     live.base_urls.clear();
     live.locations.clear();
     live.utc_timings.clear();
-    if !live.profiles.contains(media::mpd::PROFILE_ISOFF_LIVE) {
-        live.profiles = media::mpd::PROFILE_ISOFF_LIVE.to_string();
+    if !live.profiles.contains(mpd::PROFILE_ISOFF_LIVE) {
+        live.profiles = mpd::PROFILE_ISOFF_LIVE.to_string();
     }
     let lp = &mut live.periods[0];
     lp.id = Some(lp.id.clone().unwrap_or_else(|| "p0".into()));
@@ -435,20 +435,10 @@ fn manifest(state: &State, req: &Req, ch: &Channel, plan: &Plan) -> Response<Bod
             return server::status_text(StatusCode::INTERNAL_SERVER_ERROR, "live MPD error\n");
         }
     };
-    let etag = format!("\"{:016x}\"", fnv1a(xml.as_bytes()));
+    let etag = format!("\"{:016x}\"", common::hash::fnv1a(xml.as_bytes()));
     let obj: Arc<dyn Object> = Arc::new(MemoryObject::new(Bytes::from(xml), publish, etag));
     let cc = format!("public, max-age={}", plan.max_age);
     server::object_response(state, req, obj, "application/dash+xml", &cc)
-}
-
-/// FNV-1a, 64 bits: a stable content hash for generated documents' ETags.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 async fn init(state: &State, req: &Req, _ch: &Channel, plan: &Plan, rep: &str) -> Response<Body> {
@@ -654,11 +644,5 @@ mod tests {
         assert!(!available(0, 180_000, 90_000, 12 * s + 1, tsbd));
         assert!(!available(5, 180_000, 90_000, 11 * s, tsbd));
         assert!(available(5, 180_000, 90_000, 12 * s, tsbd));
-    }
-
-    #[test]
-    fn fnv_is_stable() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body;
-use crate::clock::Clock;
+use common::clock::Clock;
 use crate::config::Config;
 use crate::kind::{self, Kind};
 use crate::live::Live;

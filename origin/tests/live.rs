@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use media::mpd::{Mpd, PresentationType};
+use mpd::{Mpd, PresentationType};
 use support::*;
 
 const TIMESCALE: u64 = 1000;

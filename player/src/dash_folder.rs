@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use media::mpd::{MediaSegment, Mpd, SegmentsAt};
+use mpd::{MediaSegment, Mpd, SegmentsAt};
 use url::Url;
 
 use crate::manifest::Title;

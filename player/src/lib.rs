@@ -6,6 +6,7 @@ pub mod buffer;
 pub mod cli;
 pub mod dash_folder;
 pub mod estimator;
+pub mod inspect;
 pub mod manifest;
 pub mod play;
 pub mod plot;

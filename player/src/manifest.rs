@@ -3,7 +3,7 @@
 //! and the [`Video`] the ABR sees. Anything unplayable is a one-line error naming the reason.
 
 use anyhow::{bail, Result};
-use media::mpd::{Addressing, ContentKind, MediaSegment, Mpd, SegmentRef, SegmentsAt};
+use mpd::{Addressing, ContentKind, MediaSegment, Mpd, SegmentRef, SegmentsAt};
 use url::Url;
 
 use crate::video::Video;

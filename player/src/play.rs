@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use media::mpd::{Mpd, SegmentsAt};
+use mpd::{Mpd, SegmentsAt};
 use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
@@ -720,7 +720,7 @@ async fn clock_offset(net: &mut Net, mpd: &Mpd, mpd_url: &Url) -> f64 {
             _ => continue,
         };
         let local_after = epoch_s(SystemTime::now());
-        if let Ok(server) = media::mpd::parse_datetime(&text) {
+        if let Ok(server) = mpd::parse_datetime(&text) {
             let server_s = server.timestamp_millis() as f64 / 1000.0;
             let offset = server_s - (local_before + local_after) / 2.0;
             // A server clock a day or more away from ours is broken, not skewed.

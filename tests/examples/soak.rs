@@ -163,7 +163,7 @@ async fn soak(args: Args) -> Result<bool> {
         } else {
             "/vod/demo/manifest.mpd"
         };
-        let url = media::mpd::Url::parse(&t.content_url(path))?;
+        let url = mpd::Url::parse(&t.content_url(path))?;
         let mut pc = PlayConfig::new(url);
         pc.dns = Some(dns);
         pc.bind = Some(IpAddr::V4(Ipv4Addr::new(

@@ -50,11 +50,11 @@ fn package_once() -> Result<PathBuf> {
     std::fs::create_dir_all(&root)?;
     let tmp = root.join(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let mut opts = media::package::Options::new(&tmp);
+    let mut opts = packager::Options::new(&tmp);
     opts.duration = Some(TITLE_SECONDS);
-    opts.ladder = media::package::ladder::Ladder::parse(TEST_LADDER, "test ladder")?;
+    opts.ladder = packager::ladder::Ladder::parse(TEST_LADDER, "test ladder")?;
     opts.progress = false;
-    media::package::package(&opts).context("packaging")?;
+    packager::package(&opts).context("packaging")?;
     match std::fs::rename(&tmp, &done) {
         Ok(()) => Ok(done),
         // Another test binary won the race: use its copy.

@@ -17,7 +17,7 @@ const MPD: &str = "/vod/demo/manifest.mpd";
 /// A player of the test title from `bind`, resolving through `dns`, that keeps only a few
 /// seconds of buffer so it is still fetching when the fault strikes.
 fn player_config(t: &TestStack, bind: IpAddr) -> PlayConfig {
-    let url = media::mpd::Url::parse(&t.content_url(MPD)).expect("content URL");
+    let url = mpd::Url::parse(&t.content_url(MPD)).expect("content URL");
     let mut pc = PlayConfig::new(url);
     pc.dns = Some(t.stack.dns.dns_addr());
     pc.bind = Some(bind);

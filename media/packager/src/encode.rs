@@ -221,7 +221,7 @@ impl H264Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::pattern::Pattern;
+    use crate::pattern::Pattern;
 
     #[test]
     fn forced_idr_at_every_segment_start_and_constant_parameter_sets() {

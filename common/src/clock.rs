@@ -1,5 +1,6 @@
-//! The wall clock the live channels run on, injectable so tests can place "now" anywhere on a
-//! channel's timeline without waiting.
+//! The wall clock, injectable: the origin's live channels and the edge's freshness arithmetic read
+//! `now` from a [`Clock`], so tests can place "now" anywhere (a channel's timeline, an entry's
+//! lifetime) without waiting.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context, Result};
 use url::Url;
 
-use super::{Mpd, SegmentsAt, Summary};
+use mpd::{Mpd, SegmentsAt, Summary};
 
 /// Arguments of `cdn mpd`.
 #[derive(Debug, Clone, clap::Args)]

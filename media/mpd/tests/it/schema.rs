@@ -1,12 +1,12 @@
 //! What the writer produces validates against the DASH MPD schema (ISO/IEC 23009-1 5th ed.),
 //! checked offline with xmllint and the schema copy in tests/schema.
 
-mod mpd_models;
+
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use media::mpd::Mpd;
+use mpd::Mpd;
 
 fn schema_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schema")
@@ -41,7 +41,7 @@ fn out_dir(name: &str) -> PathBuf {
 fn written_mpds_validate() {
     let dir = out_dir("mpd-schema");
     let mut files = Vec::new();
-    for (name, model) in mpd_models::all() {
+    for (name, model) in crate::models::all() {
         let path = dir.join(format!("model-{name}.mpd"));
         std::fs::write(&path, model.to_xml().unwrap()).unwrap();
         files.push(path);
@@ -74,7 +74,7 @@ fn written_mpds_validate() {
 #[test]
 fn schema_check_does_reject_bad_documents() {
     let dir = out_dir("mpd-schema-neg");
-    let xml = mpd_models::static_live_profile().to_xml().unwrap();
+    let xml = crate::models::static_live_profile().to_xml().unwrap();
     let no_buffer = xml.replace(" minBufferTime=\"PT4S\"", "");
     let misordered = xml.replacen("<ProgramInformation", "<Period/><ProgramInformation", 1);
     let mut files = Vec::new();

@@ -1,7 +1,7 @@
 //! Bad MPDs: malformed XML and impossible values are errors that name the line and column of
 //! the offending element or attribute.
 
-use media::mpd::{Mpd, MpdError};
+use mpd::{Mpd, MpdError};
 
 const HEAD: &str = r#"<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" minBufferTime="PT2S" mediaPresentationDuration="PT10S">"#;
 
@@ -208,7 +208,7 @@ fn live_timeline_needs_availability_start_time() {
             0,
             0,
             &url,
-            media::mpd::SegmentsAt::Live(std::time::SystemTime::now()),
+            mpd::SegmentsAt::Live(std::time::SystemTime::now()),
         )
         .unwrap_err();
     assert!(err.to_string().contains("availabilityStartTime"), "{err}");

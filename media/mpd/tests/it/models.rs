@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use media::mpd::{
+use mpd::{
     parse_datetime, AdaptationSet, BaseUrl, ByteRange, Descriptor, FrameRate, Mpd, Period,
     PresentationType, ProgramInformation, Representation, SegmentBase, SegmentList,
     SegmentTemplate, SegmentTimeline, SegmentUrl, UrlType, PROFILE_ISOFF_LIVE,

@@ -3,7 +3,7 @@
 //! resolution, and the resolved segment lists players, origins and edges consume.
 //!
 //! ```
-//! use media::mpd::{Mpd, SegmentsAt};
+//! use mpd::{Mpd, SegmentsAt};
 //! let mpd = Mpd::parse(r#"<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011"
 //!     minBufferTime="PT4S" mediaPresentationDuration="PT6S"><Period id="p0">
 //!   <AdaptationSet mimeType="video/mp4" codecs="avc1.64001f">
@@ -19,7 +19,6 @@
 //! assert_eq!(again, mpd);
 //! ```
 
-pub mod cli;
 mod locate;
 mod model;
 mod resolve;

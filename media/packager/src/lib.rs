@@ -670,7 +670,7 @@ mod tests {
         }
         assert!(!dir.join("a/seg-00009.m4s").exists());
         let xml = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
-        let mpd = crate::mpd::Mpd::parse(&xml).unwrap();
+        let mpd = mpd::Mpd::parse(&xml).unwrap();
         let reps = &mpd.periods[0].adaptation_sets[0].representations;
         assert_eq!(reps.len(), 2);
         for (rep, r) in reps.iter().zip(&report.representations) {

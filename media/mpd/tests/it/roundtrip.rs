@@ -1,11 +1,11 @@
 //! Write then parse gives the same model, for models built in code and for every fixture; and
 //! writing is deterministic (write, parse, write gives the same text).
 
-mod mpd_models;
+
 
 use std::path::PathBuf;
 
-use media::mpd::{Mpd, MpdError, SegmentsAt};
+use mpd::{Mpd, MpdError, SegmentsAt};
 
 fn fixtures() -> Vec<(String, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mpd");
@@ -26,7 +26,7 @@ fn fixtures() -> Vec<(String, String)> {
 
 #[test]
 fn models_round_trip() {
-    for (name, model) in mpd_models::all() {
+    for (name, model) in crate::models::all() {
         let xml = model.to_xml().unwrap_or_else(|e| panic!("{name}: {e}"));
         let back = Mpd::parse(&xml).unwrap_or_else(|e| panic!("{name}: {e}\n{xml}"));
         assert_eq!(back, model, "{name}\n{xml}");
@@ -57,7 +57,7 @@ fn fixtures_round_trip() {
 
 #[test]
 fn written_text_declares_the_namespace_and_keeps_schema_order() {
-    let xml = mpd_models::static_live_profile().to_xml().unwrap();
+    let xml = crate::models::static_live_profile().to_xml().unwrap();
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" "), "{xml}");
     let pos = |s: &str| {
         xml.find(s)
@@ -67,7 +67,7 @@ fn written_text_declares_the_namespace_and_keeps_schema_order() {
     assert!(pos("<AudioChannelConfiguration") < pos("<Role"));
     assert!(pos("<Role") < pos("<SegmentTemplate timescale=\"48000\""));
     assert!(pos("&lt;30 s&gt; &amp; more") > 0);
-    let live = mpd_models::dynamic_timeline().to_xml().unwrap();
+    let live = crate::models::dynamic_timeline().to_xml().unwrap();
     assert!(
         live.contains("publishTime=\"2026-01-01T00:10:00.125Z\""),
         "{live}"
@@ -84,7 +84,7 @@ fn written_text_declares_the_namespace_and_keeps_schema_order() {
 #[test]
 fn written_models_resolve() {
     let url = url::Url::parse("http://127.0.0.1:8000/vod/demo/manifest.mpd").unwrap();
-    let mpd = Mpd::parse(&mpd_models::static_live_profile().to_xml().unwrap()).unwrap();
+    let mpd = Mpd::parse(&crate::models::static_live_profile().to_xml().unwrap()).unwrap();
     let s = mpd.segments(0, 0, 1, &url, SegmentsAt::Vod).unwrap();
     assert_eq!(s.media.len(), 15);
     assert_eq!(
@@ -114,7 +114,7 @@ fn writer_refuses_invalid_models() {
         ),
         (
             "availabilityStartTime",
-            Box::new(|m| m.presentation_type = media::mpd::PresentationType::Dynamic),
+            Box::new(|m| m.presentation_type = mpd::PresentationType::Dynamic),
         ),
         (
             "duplicate Representation id",
@@ -178,7 +178,7 @@ fn writer_refuses_invalid_models() {
         ),
     ];
     for (want, break_it) in cases {
-        let mut m = mpd_models::static_live_profile();
+        let mut m = crate::models::static_live_profile();
         break_it(&mut m);
         match m.to_xml() {
             Err(MpdError::Model(msg)) => {

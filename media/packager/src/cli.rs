@@ -24,7 +24,7 @@ pub struct Args {
     /// Segment duration in seconds (a whole number of frames).
     #[arg(long, default_value_t = 2.0)]
     pub segment: f64,
-    /// Ladder TOML file (default: the built-in media/ladder.toml: 240p, 360p, 480p, 720p).
+    /// Ladder TOML file (default: the built-in media/packager/ladder.toml: 240p, 360p, 480p, 720p).
     #[arg(long)]
     pub ladder: Option<PathBuf>,
     /// Transcode this video file instead of the test pattern (needs ffmpeg on PATH).

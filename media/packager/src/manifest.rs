@@ -1,4 +1,4 @@
-//! The DASH manifest of a packaged title, built with the `media::mpd` model: one static Period,
+//! The DASH manifest of a packaged title, built with the `mpd` model: one static Period,
 //! one video AdaptationSet with a `$Number$` SegmentTemplate, one Representation per rendition;
 //! and `@bandwidth` measured from the segment sizes.
 
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::mpd::{
+use mpd::{
     AdaptationSet, FrameRate, Mpd, Period, PresentationType, Representation, SegmentTemplate,
     PROFILE_ISOFF_LIVE,
 };

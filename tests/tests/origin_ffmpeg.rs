@@ -1,8 +1,9 @@
 //! Real clients read what the origin serves: ffprobe and ffmpeg (Debian ffmpeg) open the VOD
 //! MPD and decode every frame, and ffmpeg plays the live channel in real time (`-re`) for
 //! longer than three minimumUpdatePeriods, across a loop of the title, with continuous
-//! timestamps. The title is packaged by `media::package` (a 6 s test pattern, two renditions).
+//! timestamps. The title is packaged by the packager (a 6 s test pattern, two renditions).
 
+#[path = "../../origin/tests/support/mod.rs"]
 mod support;
 
 use std::path::PathBuf;
@@ -10,8 +11,8 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use media::package::ladder::Ladder;
-use media::package::{package, Options};
+use packager::ladder::Ladder;
+use packager::{package, Options};
 use support::*;
 
 const LADDER: &str = r#"

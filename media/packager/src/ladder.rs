@@ -1,5 +1,5 @@
 //! The bitrate ladder: which renditions (size and target bitrate) the packager encodes. Read
-//! from a TOML file (`--ladder FILE`) or the default `media/ladder.toml` embedded at build time.
+//! from a TOML file (`--ladder FILE`) or the default `media/packager/ladder.toml` embedded at build time.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 /// The default ladder: 426x240@400k, 640x360@800k, 854x480@1400k, 1280x720@2800k.
-pub const DEFAULT_LADDER_TOML: &str = include_str!("../../ladder.toml");
+pub const DEFAULT_LADDER_TOML: &str = include_str!("../ladder.toml");
 
 /// One rendition of the ladder, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ struct LadderFile {
 }
 
 impl Ladder {
-    /// The ladder embedded from `media/ladder.toml`.
+    /// The ladder embedded from `media/packager/ladder.toml`.
     pub fn default_ladder() -> Ladder {
         match Ladder::parse(DEFAULT_LADDER_TOML, "ladder.toml (built in)") {
             Ok(ladder) => ladder,

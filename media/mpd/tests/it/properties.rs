@@ -3,24 +3,24 @@
 
 use std::time::{Duration, SystemTime};
 
-use media::mpd::{
+use mpd::{
     AdaptationSet, FrameRate, Mpd, Period, PresentationType, Representation, SegmentTemplate,
     SegmentTimeline, SegmentsAt, S,
 };
 use proptest::prelude::*;
 
 const FIXTURES: &[&str] = &[
-    include_str!("fixtures/mpd/vod_number_duration.mpd"),
-    include_str!("fixtures/mpd/timeline_repeats.mpd"),
-    include_str!("fixtures/mpd/timeline_r_minus1_next_t.mpd"),
-    include_str!("fixtures/mpd/multi_period.mpd"),
-    include_str!("fixtures/mpd/segment_base_on_demand.mpd"),
-    include_str!("fixtures/mpd/segment_list_ranges.mpd"),
-    include_str!("fixtures/mpd/inherit_template_levels.mpd"),
-    include_str!("fixtures/mpd/unknown_elements.mpd"),
-    include_str!("fixtures/mpd/dynamic_timeline.mpd"),
-    include_str!("fixtures/mpd/dynamic_tsbd.mpd"),
-    include_str!("fixtures/mpd/bandwidth_and_dollar.mpd"),
+    include_str!("../fixtures/mpd/vod_number_duration.mpd"),
+    include_str!("../fixtures/mpd/timeline_repeats.mpd"),
+    include_str!("../fixtures/mpd/timeline_r_minus1_next_t.mpd"),
+    include_str!("../fixtures/mpd/multi_period.mpd"),
+    include_str!("../fixtures/mpd/segment_base_on_demand.mpd"),
+    include_str!("../fixtures/mpd/segment_list_ranges.mpd"),
+    include_str!("../fixtures/mpd/inherit_template_levels.mpd"),
+    include_str!("../fixtures/mpd/unknown_elements.mpd"),
+    include_str!("../fixtures/mpd/dynamic_timeline.mpd"),
+    include_str!("../fixtures/mpd/dynamic_tsbd.mpd"),
+    include_str!("../fixtures/mpd/bandwidth_and_dollar.mpd"),
 ];
 
 /// Everything a consumer may do with a parsed MPD; none of it may panic, and whatever the
@@ -31,7 +31,7 @@ fn exercise(text: &str) {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_700);
     let _ = mpd.resolve(&url, SegmentsAt::Vod);
     let _ = mpd.resolve(&url, SegmentsAt::Live(now));
-    let _ = media::mpd::Summary::new(&mpd, &url, SegmentsAt::Vod).map(|s| s.to_text());
+    let _ = mpd::Summary::new(&mpd, &url, SegmentsAt::Vod).map(|s| s.to_text());
     if let Ok(xml) = mpd.to_xml() {
         let back =
             Mpd::parse(&xml).unwrap_or_else(|e| panic!("written MPD does not parse: {e}\n{xml}"));
@@ -243,9 +243,9 @@ fn model() -> impl Strategy<Value = Mpd> {
         0u32..1_000_000_000,
     )
         .prop_map(|(dynamic, mbt_ms, periods, ast, nanos)| {
-            let ast = media::mpd::DateTime::from_timestamp(ast, nanos).unwrap();
+            let ast = mpd::DateTime::from_timestamp(ast, nanos).unwrap();
             Mpd {
-                profiles: media::mpd::PROFILE_ISOFF_LIVE.into(),
+                profiles: mpd::PROFILE_ISOFF_LIVE.into(),
                 presentation_type: if dynamic {
                     PresentationType::Dynamic
                 } else {

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::tools::require;
-use media::mpd::{Mpd, SegmentsAt};
-use media::package::ladder::Ladder;
-use media::package::{package, Options, Report};
+use mpd::{Mpd, SegmentsAt};
+use packager::ladder::Ladder;
+use packager::{package, Options, Report};
 use mp4_atom::{Any, Decode};
 
 const SECONDS: f64 = 6.0;
@@ -186,7 +186,7 @@ fn representation_ids(f: &Fixture) -> Vec<String> {
 fn manifest_validates_against_the_dash_schema() {
     let f = fixture();
     let xmllint = require("xmllint");
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schema");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mpd/tests/schema");
     let (ok, out, err) = run(
         Command::new(xmllint)
             .env("XML_CATALOG_FILES", schema.join("catalog.xml"))

@@ -252,7 +252,7 @@ pub fn media_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::h264::Sps;
+    use crate::h264::Sps;
     use mp4_atom::{Any, Decode};
 
     const SPS: [u8; 28] = [

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use media::package::ladder::{Ladder, Rendition};
-use media::package::Options;
+use packager::ladder::{Ladder, Rendition};
+use packager::Options;
 use player::play::{play, PlayConfig};
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -30,7 +30,7 @@ fn package(root: &Path) {
             bitrate: 100_000,
         }],
     };
-    media::package::package(&opts).expect("packaging the test title");
+    packager::package(&opts).expect("packaging the test title");
 }
 
 fn config(url: &str, port_ip: std::net::IpAddr) -> PlayConfig {

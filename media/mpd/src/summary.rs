@@ -127,10 +127,7 @@ impl Summary {
                 p.start
             );
             for (ai, a) in p.adaptation_sets.iter().enumerate() {
-                let kind = serde_json::to_value(a.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default();
+                let kind = a.kind.as_str();
                 let lang = a
                     .lang
                     .as_deref()

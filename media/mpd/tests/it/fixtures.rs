@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use media::mpd::{
+use mpd::{
     parse_datetime, Addressing, ByteRange, ContentKind, FrameRate, Mpd, MpdError, Segments,
     SegmentsAt,
 };

@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use media::mpd::{cli, Addressing, ContentKind, SegmentsAt};
+use mpd::{Addressing, ContentKind, SegmentsAt};
+use player::inspect as cli;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/mpd")
+        .join("../media/mpd/tests/fixtures/mpd")
         .join(name)
 }
 

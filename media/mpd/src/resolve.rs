@@ -97,6 +97,19 @@ pub enum ContentKind {
     Other,
 }
 
+impl ContentKind {
+    /// The lowercase name, as `contentType` spells it and as the summary serializes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentKind::Video => "video",
+            ContentKind::Audio => "audio",
+            ContentKind::Text => "text",
+            ContentKind::Image => "image",
+            ContentKind::Other => "other",
+        }
+    }
+}
+
 /// A Period with its timing and fully resolved content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedPeriod {

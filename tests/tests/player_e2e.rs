@@ -1,4 +1,4 @@
-//! Real playback end to end: a title packaged by `media::package`, served by a real origin
+//! Real playback end to end: a title packaged by the packager, served by a real origin
 //! (`origin::spawn`) on loopback, played in real time with downloads shaped to a stepped trace;
 //! and failover from a dead address to a live one.
 
@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use media::package::ladder::{Ladder, Rendition};
-use media::package::Options;
+use packager::ladder::{Ladder, Rendition};
+use packager::Options;
 use player::play::{play, PlayConfig};
 use player::trace::Trace;
 
@@ -31,7 +31,7 @@ fn package(root: &Path) {
             r("high", 640, 360, 1200),
         ],
     };
-    media::package::package(&opts).expect("packaging the test title");
+    packager::package(&opts).expect("packaging the test title");
 }
 
 async fn origin(root: &Path) -> origin::Origin {
