@@ -33,6 +33,33 @@ enum Command {
     Play(player::cli::PlayArgs),
 }
 
+/// Diagnostics go to standard error, coloured only when it is a terminal; access log lines
+/// (`common::access_log`, written only when a server is asked for them) go bare to standard
+/// output, one request per line, for log tools to read.
+fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::{filter_fn, EnvFilter};
+    use tracing_subscriber::prelude::*;
+
+    let access = |m: &tracing::Metadata<'_>| m.target() == common::access_log::TARGET;
+    let diagnostics = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter_fn(move |m| !access(m)));
+    let access_lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stdout)
+        .with_ansi(false)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_filter(filter_fn(access));
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with(diagnostics)
+        .with(access_lines)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own story; servers' access logs would drown it (RUST_LOG overrides).
@@ -41,13 +68,7 @@ fn main() -> ExitCode {
         Command::Demo(_) => "warn",
         _ => "info,hickory_server=warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(default_level);
     let result = match cli.command {
         Command::Demo(args) => cdn::demo::run(args),
         Command::Up(args) => cdn::up::run(args),

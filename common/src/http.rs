@@ -292,29 +292,59 @@ pub const MAX_GET_BODY: usize = 64 << 20;
 
 /// A GET client for `http://` and `https://` URLs (manifests, metrics, health documents):
 /// servers are verified against the given roots, and every request opens a fresh connection,
-/// so a check also proves that the server still accepts new ones.
+/// so a check also proves that the server still accepts new ones. The trust roots are loaded
+/// on the first `https://` URL, never for a client that only fetches `http://` ones.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    roots: crate::tls::Roots,
+    plain: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
         Empty<Bytes>,
     >,
+    tls: Arc<std::sync::OnceLock<std::result::Result<TlsClient, String>>>,
 }
 
+type TlsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<Bytes>,
+>;
+
 impl Fetcher {
-    /// A fetcher trusting `roots` for `https://` URLs.
+    /// A fetcher trusting `roots` for `https://` URLs. The CA files are checked now (an error
+    /// names the file) but nothing is loaded until an `https://` URL is fetched.
     pub fn new(roots: &crate::tls::Roots) -> Result<Fetcher> {
-        let tls = crate::tls::client_config(roots, &[])?;
-        let connector = crate::tls::https_connector(
-            hyper_util::client::legacy::connect::HttpConnector::new(),
-            tls,
-            true,
-            None,
-        )?;
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        for path in &roots.ca_files {
+            crate::tls::certs_from_pem_file(path)?;
+        }
+        let plain = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(connector);
-        Ok(Fetcher { client })
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+        Ok(Fetcher {
+            roots: roots.clone(),
+            plain,
+            tls: Arc::default(),
+        })
+    }
+
+    fn tls_client(&self) -> Result<&TlsClient> {
+        let built = self.tls.get_or_init(|| {
+            let build = || -> Result<TlsClient> {
+                let tls = crate::tls::client_config(&self.roots, &[])?;
+                let connector = crate::tls::https_connector(
+                    hyper_util::client::legacy::connect::HttpConnector::new(),
+                    tls,
+                    true,
+                    None,
+                )?;
+                Ok(
+                    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                        .pool_max_idle_per_host(0)
+                        .build(connector),
+                )
+            };
+            build().map_err(|e| format!("{e:#}"))
+        });
+        built.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// The body of a 2xx response to GET `url`; anything else is an error naming the URL and
@@ -326,7 +356,11 @@ impl Fetcher {
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             bail!("unsupported URL `{url}`: only http:// and https:// are supported");
         }
-        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.get(uri))
+        let response = match uri.scheme_str() {
+            Some("https") => self.tls_client()?.get(uri),
+            _ => self.plain.get(uri),
+        };
+        let resp = tokio::time::timeout(Duration::from_secs(30), response)
             .await
             .with_context(|| format!("GET {url}: timed out"))?
             .map_err(|e| anyhow::anyhow!("GET {url}: {}", error_chain(&e)))?;

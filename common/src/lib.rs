@@ -5,6 +5,7 @@
 //! text exposition, a finder for the external tools that interop tests need, and parsing of sizes
 //! such as `512MiB`.
 
+pub mod access_log;
 pub mod clock;
 pub mod etag;
 pub mod hash;

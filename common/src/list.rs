@@ -46,7 +46,10 @@ mod tests {
     #[test]
     fn commas_inside_quotes_do_not_split() {
         assert_eq!(
-            split(r#"max-age=60, no-cache="a, b" ,, private"#, Quoting::QuotedString),
+            split(
+                r#"max-age=60, no-cache="a, b" ,, private"#,
+                Quoting::QuotedString
+            ),
             vec!["max-age=60", r#"no-cache="a, b""#, "private"]
         );
         assert_eq!(

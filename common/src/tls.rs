@@ -83,6 +83,8 @@ pub struct Roots {
 }
 
 /// A client configuration verifying servers against `roots`, offering `alpn` (empty: none).
+/// Call it only once an `https://` URL is to be used: it loads the system roots when asked, and
+/// says (once per process) when no root at all is trusted.
 pub fn client_config(roots: &Roots, alpn: &[&[u8]]) -> Result<rustls::ClientConfig> {
     let mut store = rustls::RootCertStore::empty();
     if roots.system {
@@ -98,8 +100,21 @@ pub fn client_config(roots: &Roots, alpn: &[&[u8]]) -> Result<rustls::ClientConf
         }
     }
     if store.is_empty() {
-        tracing::warn!("no trusted root certificates: every https:// server will be refused");
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!("no trusted root certificates: every https:// server will be refused")
+        });
     }
+    config_with(store, alpn)
+}
+
+/// A client configuration that trusts nothing, for a client that has only `http://` targets
+/// but whose connector type also has a TLS side. Loads no roots and says nothing.
+pub fn plain_only_client_config() -> Result<rustls::ClientConfig> {
+    config_with(rustls::RootCertStore::empty(), &[])
+}
+
+fn config_with(store: rustls::RootCertStore, alpn: &[&[u8]]) -> Result<rustls::ClientConfig> {
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?

@@ -28,6 +28,9 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Write one access log line per request to standard output (Combined Log Format).
+    #[arg(long)]
+    pub access_log: bool,
 }
 
 impl Args {
@@ -49,6 +52,7 @@ impl Args {
         if let Some(key) = &self.tls_key {
             config.tls_key = Some(key.clone());
         }
+        config.access_log |= self.access_log;
         for ch in &self.channels {
             let Some((name, title)) = ch.split_once('=') else {
                 anyhow::bail!("--channel `{ch}`: expected NAME=TITLE, e.g. news=demo");

@@ -29,7 +29,8 @@ pub struct Config {
     pub cache_control: CacheControlConfig,
     /// Server limits.
     pub limits: LimitsConfig,
-    /// Emit one `tracing` line per request (target `origin::access`).
+    /// Write one access log line per request (Combined Log Format, see `common::access_log`);
+    /// off by default.
     pub access_log: bool,
     /// Local backend: keep files of at most 64 KiB (MPDs, init segments) in memory and trust
     /// them for this long without touching the disk, like nginx's `open_file_cache_valid`.
@@ -53,7 +54,7 @@ impl Default for Config {
             live: LiveConfig::default(),
             cache_control: CacheControlConfig::default(),
             limits: LimitsConfig::default(),
-            access_log: true,
+            access_log: false,
             small_file_cache_ms: 0,
             small_file_cache_bytes: 32 << 20,
             tls_cert: None,
@@ -332,7 +333,7 @@ mod tests {
             r#"
             root = "/srv/content"
             listen = "127.0.0.1:9000"
-            access_log = false
+            access_log = true
             [channels]
             news = "demo"
             sport = { title = "match", time_shift_buffer_depth_secs = 60.0 }
@@ -358,6 +359,7 @@ mod tests {
             "public, max-age=31536000, immutable"
         );
         assert_eq!(c.limits.max_connections, 100);
+        assert!(c.access_log && !Config::default().access_log);
         match c.storage {
             StorageConfig::S3(s3) => assert_eq!(s3.bucket, "media"),
             other => panic!("{other:?}"),

@@ -5,6 +5,7 @@
 //! [`Origin::local_addr`] and stop it with [`Origin::shutdown`]. Live channels run on a
 //! [`Clock`] that tests can replace ([`spawn_with_clock`]).
 
+pub mod answer;
 pub mod body;
 pub mod cli;
 pub mod config;

@@ -10,6 +10,7 @@
 //! URLs: `/live/<ch>/manifest.mpd`, `/live/<ch>/<rep>/init.mp4`, `/live/<ch>/<rep>/<N>.m4s`.
 //! The VOD MPD is re-read when its ETag changes, so re-packaging a title updates the channel.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -17,19 +18,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use common::http::Body;
+
 use futures_util::{stream, StreamExt};
 use http::header::HOST;
-use http::{Response, StatusCode};
+use http::StatusCode;
 use mpd::{
     effective_template, Descriptor, Mpd, PresentationType, SegmentTemplate, Template, TemplateVars,
 };
 
+use crate::answer::{Answer, Req};
 use crate::config::Config;
 use crate::kind::Kind;
 use crate::retime;
-use crate::server::{self, Req, State};
-use crate::storage::{self, ByteStream, MemoryObject, Object, ObjectMeta};
+use crate::storage::{self, ByteStream, MemoryObject, Object, ObjectMeta, Storage};
 
 /// Live media segment URL template (relative to the live MPD).
 const LIVE_MEDIA: &str = "$RepresentationID$/$Number$.m4s";
@@ -121,81 +122,101 @@ impl Live {
     }
 }
 
-/// Answers `/live/<rest>` when `rest` starts with a configured channel; `None` lets the request
-/// fall through to stored objects.
-pub async fn handle(state: &State, req: &Req, rest: &str) -> Option<(Response<Body>, Kind)> {
-    let (name, tail) = rest.split_once('/')?;
-    let ch = state.live.channels.get(name)?;
-    let kind = match tail {
-        "manifest.mpd" => Kind::LiveMpd,
-        t if t.ends_with("/init.mp4") => Kind::Init,
-        _ => Kind::Segment,
-    };
-    let plan = match plan(state, name, ch).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            tracing::warn!(channel = name, title = %ch.title, "live channel's VOD title is missing");
-            return Some((server::not_found(state), kind));
+/// What a live request may read: the storage, the configuration and the time of the request.
+pub struct Ctx<'a> {
+    pub storage: &'a dyn Storage,
+    pub config: &'a Config,
+    pub now: SystemTime,
+}
+
+impl Live {
+    /// Answers `/live/<rest>` when `rest` starts with a configured channel; `None` lets the
+    /// request fall through to stored objects.
+    pub async fn handle<'a>(
+        &self,
+        ctx: &Ctx<'a>,
+        req: &Req,
+        rest: &str,
+    ) -> Option<(Answer<'a>, Kind)> {
+        let (name, tail) = rest.split_once('/')?;
+        let ch = self.channels.get(name)?;
+        let kind = match tail {
+            "manifest.mpd" => Kind::LiveMpd,
+            t if t.ends_with("/init.mp4") => Kind::Init,
+            _ => Kind::Segment,
+        };
+        let plan = match self.plan(ctx, name, ch).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::warn!(channel = name, title = %ch.title, "live channel's VOD title is missing");
+                return Some((Answer::NotFound, kind));
+            }
+            Err(Failure::Storage(e)) => return Some((Answer::Storage(e), kind)),
+            Err(Failure::Content(e)) => {
+                tracing::error!(channel = name, error = %format!("{e:#}"), "live channel cannot be built");
+                return Some((
+                    Answer::Failed(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "live channel misconfigured\n",
+                    ),
+                    kind,
+                ));
+            }
+        };
+        let answer = match tail {
+            "manifest.mpd" => manifest(ctx, req, ch, &plan),
+            _ => match tail.split_once('/') {
+                Some((rep, "init.mp4")) => init(ctx, &plan, rep).await,
+                Some((rep, file)) => segment(ctx, ch, &plan, rep, file).await,
+                None => Answer::NotFound,
+            },
+        };
+        Some((answer, kind))
+    }
+
+    /// The channel's plan, rebuilt when the VOD MPD's ETag changed.
+    async fn plan(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        ch: &Channel,
+    ) -> Result<Option<Arc<Plan>>, Failure> {
+        let key = format!("vod/{}/manifest.mpd", ch.title);
+        let Some(obj) = ctx.storage.open(&key).await.map_err(Failure::Storage)? else {
+            return Ok(None);
+        };
+        let etag = obj.meta().etag.clone();
+        if let Some((tag, plan)) = lock(&self.plans).get(name) {
+            if *tag == etag {
+                return Ok(Some(plan.clone()));
+            }
         }
-        Err(Failure::Storage(e)) => return Some((server::storage_error(state, e), kind)),
-        Err(Failure::Content(e)) => {
-            tracing::error!(channel = name, error = %format!("{e:#}"), "live channel cannot be built");
-            return Some((
-                server::status_text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "live channel misconfigured\n",
-                ),
-                kind,
-            ));
+        if obj.meta().len > MAX_INIT {
+            return Err(Failure::Content(anyhow!("{key} is implausibly large")));
         }
-    };
-    let resp = match tail {
-        "manifest.mpd" => manifest(state, req, ch, &plan),
-        _ => match tail.split_once('/') {
-            Some((rep, "init.mp4")) => init(state, req, ch, &plan, rep).await,
-            Some((rep, file)) => segment(state, req, ch, &plan, rep, file).await,
-            None => server::not_found(state),
-        },
-    };
-    Some((resp, kind))
+        let bytes = storage::read_to_vec(obj.as_ref(), 0..obj.meta().len)
+            .await
+            .map_err(|e| {
+                Failure::Storage(storage::StorageError::Io {
+                    key: key.clone(),
+                    source: e,
+                })
+            })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Failure::Content(anyhow!("{key} is not UTF-8")))?;
+        let vod = Mpd::parse(&text).map_err(|e| Failure::Content(anyhow!("{key}: {e}")))?;
+        let plan = Arc::new(
+            build_plan(&ch.title, &vod, ch)
+                .map_err(|e| Failure::Content(e.context(key.clone())))?,
+        );
+        lock(&self.plans).insert(name.to_string(), (etag, plan.clone()));
+        Ok(Some(plan))
+    }
 }
 
 enum Failure {
     Storage(storage::StorageError),
     Content(anyhow::Error),
-}
-
-/// The channel's plan, rebuilt when the VOD MPD's ETag changed.
-async fn plan(state: &State, name: &str, ch: &Channel) -> Result<Option<Arc<Plan>>, Failure> {
-    let key = format!("vod/{}/manifest.mpd", ch.title);
-    let Some(obj) = state.storage.open(&key).await.map_err(Failure::Storage)? else {
-        return Ok(None);
-    };
-    let etag = obj.meta().etag.clone();
-    if let Some((tag, plan)) = lock(&state.live.plans).get(name) {
-        if *tag == etag {
-            return Ok(Some(plan.clone()));
-        }
-    }
-    if obj.meta().len > MAX_INIT {
-        return Err(Failure::Content(anyhow!("{key} is implausibly large")));
-    }
-    let bytes = storage::read_to_vec(obj.as_ref(), 0..obj.meta().len)
-        .await
-        .map_err(|e| {
-            Failure::Storage(storage::StorageError::Io {
-                key: key.clone(),
-                source: e,
-            })
-        })?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| Failure::Content(anyhow!("{key} is not UTF-8")))?;
-    let vod = Mpd::parse(&text).map_err(|e| Failure::Content(anyhow!("{key}: {e}")))?;
-    let plan = Arc::new(
-        build_plan(&ch.title, &vod, ch).map_err(|e| Failure::Content(e.context(key.clone())))?,
-    );
-    lock(&state.live.plans).insert(name.to_string(), (etag, plan.clone()));
-    Ok(Some(plan))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -410,8 +431,8 @@ fn time_url(req: &Req, ch: &Channel) -> String {
     format!("http://{host}/time")
 }
 
-fn manifest(state: &State, req: &Req, ch: &Channel, plan: &Plan) -> Response<Body> {
-    let now = state.clock.now();
+fn manifest<'a>(ctx: &Ctx<'a>, req: &Req, ch: &Channel, plan: &Plan) -> Answer<'a> {
+    let now = ctx.now;
     let elapsed = nanos_between(ch.ast, now);
     // publishTime: the start of the newest segment, so the document is identical (and
     // revalidates with 304) for one segment duration.
@@ -432,27 +453,30 @@ fn manifest(state: &State, req: &Req, ch: &Channel, plan: &Plan) -> Response<Bod
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "live MPD does not serialize");
-            return server::status_text(StatusCode::INTERNAL_SERVER_ERROR, "live MPD error\n");
+            return Answer::Failed(StatusCode::INTERNAL_SERVER_ERROR, "live MPD error\n");
         }
     };
     let etag = format!("\"{:016x}\"", common::hash::fnv1a(xml.as_bytes()));
     let obj: Arc<dyn Object> = Arc::new(MemoryObject::new(Bytes::from(xml), publish, etag));
-    let cc = format!("public, max-age={}", plan.max_age);
-    server::object_response(state, req, obj, "application/dash+xml", &cc)
+    Answer::Object {
+        obj,
+        content_type: "application/dash+xml",
+        cache_control: Cow::Owned(format!("public, max-age={}", plan.max_age)),
+    }
 }
 
-async fn init(state: &State, req: &Req, _ch: &Channel, plan: &Plan, rep: &str) -> Response<Body> {
+async fn init<'a>(ctx: &Ctx<'a>, plan: &Plan, rep: &str) -> Answer<'a> {
     let Some(r) = plan.reps.get(rep) else {
-        return server::not_found(state);
+        return Answer::NotFound;
     };
-    let obj = match state.storage.open(&r.init_key).await {
+    let obj = match ctx.storage.open(&r.init_key).await {
         Ok(Some(o)) => o,
-        Ok(None) => return server::not_found(state),
-        Err(e) => return server::storage_error(state, e),
+        Ok(None) => return Answer::NotFound,
+        Err(e) => return Answer::Storage(e),
     };
     let meta = obj.meta().clone();
     if meta.len > MAX_INIT {
-        return server::status_text(
+        return Answer::Failed(
             StatusCode::INTERNAL_SERVER_ERROR,
             "init segment too large\n",
         );
@@ -460,20 +484,17 @@ async fn init(state: &State, req: &Req, _ch: &Channel, plan: &Plan, rep: &str) -
     let bytes = match storage::read_to_vec(obj.as_ref(), 0..meta.len).await {
         Ok(b) => b,
         Err(source) => {
-            return server::storage_error(
-                state,
-                storage::StorageError::Io {
-                    key: r.init_key.clone(),
-                    source,
-                },
-            )
+            return Answer::Storage(storage::StorageError::Io {
+                key: r.init_key.clone(),
+                source,
+            })
         }
     };
     let stripped = match retime::strip_mehd(&bytes) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %r.init_key, error = %e, "bad init segment");
-            return server::status_text(StatusCode::INTERNAL_SERVER_ERROR, "bad init segment\n");
+            return Answer::Failed(StatusCode::INTERNAL_SERVER_ERROR, "bad init segment\n");
         }
     };
     let etag = format!("\"{}-live\"", meta.etag.trim_matches('"'));
@@ -482,13 +503,11 @@ async fn init(state: &State, req: &Req, _ch: &Channel, plan: &Plan, rep: &str) -
         meta.modified,
         etag,
     ));
-    server::object_response(
-        state,
-        req,
+    Answer::Object {
         obj,
-        "video/mp4",
-        &state.config.cache_control.init,
-    )
+        content_type: "video/mp4",
+        cache_control: Cow::Borrowed(&ctx.config.cache_control.init),
+    }
 }
 
 /// Whether live segment `k` (0-based from AST) of a representation is available at `elapsed_ns`
@@ -500,16 +519,15 @@ fn available(k: u64, d: u64, ts: u64, elapsed_ns: i128, tsbd: Duration) -> bool 
     end <= now && end >= start
 }
 
-async fn segment(
-    state: &State,
-    req: &Req,
+async fn segment<'a>(
+    ctx: &Ctx<'a>,
     ch: &Channel,
     plan: &Plan,
     rep: &str,
     file: &str,
-) -> Response<Body> {
+) -> Answer<'a> {
     let Some(r) = plan.reps.get(rep) else {
-        return server::not_found(state);
+        return Answer::NotFound;
     };
     let number = file
         .strip_suffix(".m4s")
@@ -517,12 +535,12 @@ async fn segment(
         .and_then(|n| n.parse::<u64>().ok())
         .filter(|n| *n >= START_NUMBER);
     let Some(number) = number else {
-        return server::not_found(state);
+        return Answer::NotFound;
     };
     let k = number - START_NUMBER;
-    let elapsed = nanos_between(ch.ast, state.clock.now());
+    let elapsed = nanos_between(ch.ast, ctx.now);
     if !available(k, r.duration, r.timescale, elapsed, ch.tsbd) {
-        return server::not_found_with(&state.config.cache_control.live_unavailable);
+        return Answer::NotFoundFor(&ctx.config.cache_control.live_unavailable);
     }
     let j = k % plan.count;
     let vod_number = r.vod_start + j;
@@ -536,13 +554,13 @@ async fn segment(
             time: 0,
         })
     );
-    let src = match state.storage.open(&key).await {
+    let src = match ctx.storage.open(&key).await {
         Ok(Some(o)) => o,
         Ok(None) => {
             tracing::error!(%key, "VOD segment of a live channel is missing");
-            return server::not_found(state);
+            return Answer::NotFound;
         }
-        Err(e) => return server::storage_error(state, e),
+        Err(e) => return Answer::Storage(e),
     };
     // New decode time: k*d; the VOD segment's is about pto + j*d.
     let delta = i128::from(k - j) * i128::from(r.duration) - i128::from(r.pto);
@@ -550,7 +568,7 @@ async fn segment(
         Ok(s) => s,
         Err(e) => {
             tracing::error!(%key, error = %format!("{e:#}"), "cannot re-time a VOD segment");
-            return server::status_text(StatusCode::INTERNAL_SERVER_ERROR, "bad media segment\n");
+            return Answer::Failed(StatusCode::INTERNAL_SERVER_ERROR, "bad media segment\n");
         }
     };
     let end_ns =
@@ -558,13 +576,11 @@ async fn segment(
     let mut seg = seg;
     seg.meta.modified = ch.ast + Duration::from_nanos(end_ns as u64);
     seg.meta.etag = format!("\"{}-n{number:x}\"", seg.meta.etag.trim_matches('"'));
-    server::object_response(
-        state,
-        req,
-        Arc::new(seg),
-        "video/mp4",
-        &state.config.cache_control.segment,
-    )
+    Answer::Object {
+        obj: Arc::new(seg),
+        content_type: "video/mp4",
+        cache_control: Cow::Borrowed(&ctx.config.cache_control.segment),
+    }
 }
 
 /// A VOD segment whose head (before `mdat`) was rewritten; the rest streams from storage.

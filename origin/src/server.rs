@@ -2,31 +2,29 @@
 //! live channels, stored objects) -> validators and preconditions -> ranges -> response, then
 //! the headers every response carries (Date, CORS), the metrics and one access-log line.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use common::http::{empty, full, Body, ConnInfo};
 use http::header::{
-    ACCEPT_RANGES, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, DATE, ETAG, LAST_MODIFIED, RANGE,
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ALLOW,
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE,
 };
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::answer::{not_found_with, object_response, status_text, Answer, Req};
 use crate::body;
-use common::clock::Clock;
 use crate::config::Config;
 use crate::kind::{self, Kind};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::path::{self, PathError};
-use crate::range::{self, Ranges};
-use crate::storage::{Object, Storage};
-use common::etag::{self, Tag};
-use common::precondition::{self, Decision, Validators};
+use crate::storage::Storage;
+use common::clock::Clock;
 
 /// Methods the origin answers.
 const ALLOWED: &str = "GET, HEAD, OPTIONS";
@@ -45,18 +43,12 @@ pub struct State {
     pub live: Live,
 }
 
-/// The parts of a request the handlers read (the body of GET/HEAD is never used).
-pub struct Req {
-    pub local: std::net::SocketAddr,
-    pub method: Method,
-    pub path: String,
-    pub headers: HeaderMap,
-}
-
 /// Handles one request end to end.
 pub async fn handle(state: Arc<State>, req: Request<Incoming>, info: ConnInfo) -> Response<Body> {
     let started = Instant::now();
     let (parts, _body) = req.into_parts();
+    let version = parts.version;
+    let parts_target = parts.uri.path_and_query().cloned();
     let req = Req {
         local: info.local,
         method: parts.method,
@@ -80,22 +72,29 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, info: ConnInfo) -
         .with_label_values(&[kind.label()])
         .observe(elapsed.as_secs_f64());
     if state.config.access_log {
-        let len = resp
+        let bytes = resp
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        tracing::info!(
-            target: "origin::access",
-            peer = %info.peer,
-            method = %req.method,
-            path = %req.path,
-            status = status.as_u16(),
-            kind = kind.label(),
-            bytes = len,
-            micros = elapsed.as_micros() as u64,
-            "request"
-        );
+            .and_then(|v| v.parse().ok());
+        common::access_log::Entry {
+            peer: info.peer.ip(),
+            time: state.clock.now(),
+            method: &req.method,
+            target: parts_target
+                .as_ref()
+                .map_or(req.path.as_str(), |t| t.as_str()),
+            version,
+            status,
+            bytes: if req.method == Method::HEAD {
+                Some(0)
+            } else {
+                bytes
+            },
+            headers: &req.headers,
+            elapsed,
+        }
+        .emit(&[("kind", kind.label())]);
     }
     let counter = m.response_bytes.with_label_values(&[kind.label()]);
     resp.map(|b| body::Counting::wrap(b, counter))
@@ -177,26 +176,55 @@ async fn route(state: &State, req: &Req) -> (Response<Body>, Kind) {
         }
         Err(PathError::Hidden) => return (not_found(state), Kind::Invalid),
     };
+    let now = state.clock.now();
     if let Some(rest) = key.strip_prefix("live/") {
-        if let Some(resp) = crate::live::handle(state, req, rest).await {
-            return resp;
+        let ctx = crate::live::Ctx {
+            storage: state.storage.as_ref(),
+            config: &state.config,
+            now,
+        };
+        if let Some((answer, kind)) = state.live.handle(&ctx, req, rest).await {
+            return (respond(state, req, answer, now), kind);
         }
     }
     let kind = kind::classify(&key);
-    let resp = match state.storage.open(&key).await {
-        Ok(Some(obj)) => {
-            let cc = match kind {
+    let answer = match state.storage.open(&key).await {
+        Ok(Some(obj)) => Answer::Object {
+            obj,
+            content_type: kind::content_type(&key),
+            cache_control: Cow::Borrowed(match kind {
                 Kind::Mpd => &state.config.cache_control.mpd,
                 Kind::Init => &state.config.cache_control.init,
                 Kind::Segment => &state.config.cache_control.segment,
                 _ => &state.config.cache_control.other,
-            };
-            object_response(state, req, obj, kind::content_type(&key), cc)
-        }
-        Ok(None) => not_found(state),
-        Err(e) => storage_error(state, e),
+            }),
+        },
+        Ok(None) => Answer::NotFound,
+        Err(e) => Answer::Storage(e),
     };
-    (resp, kind)
+    (respond(state, req, answer, now), kind)
+}
+
+/// The response for a handler's answer.
+fn respond(state: &State, req: &Req, answer: Answer<'_>, now: SystemTime) -> Response<Body> {
+    match answer {
+        Answer::Object {
+            obj,
+            content_type,
+            cache_control,
+        } => object_response(
+            req,
+            obj,
+            content_type,
+            &cache_control,
+            state.config.limits.max_ranges,
+            now,
+        ),
+        Answer::NotFound => not_found(state),
+        Answer::NotFoundFor(cache_control) => not_found_with(cache_control),
+        Answer::Storage(e) => storage_error(state, e),
+        Answer::Failed(status, text) => status_text(status, text),
+    }
 }
 
 /// A small generated response (health, time) that must never be cached.
@@ -241,35 +269,13 @@ fn preflight(req: &Req) -> Response<Body> {
     r
 }
 
-/// A plain-text status response.
-pub fn status_text(status: StatusCode, text: &str) -> Response<Body> {
-    let mut r = Response::new(full(text.to_string()));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
-    r
-}
-
 /// 404 with the configured (short) Cache-Control.
-pub fn not_found(state: &State) -> Response<Body> {
+fn not_found(state: &State) -> Response<Body> {
     not_found_with(&state.config.cache_control.not_found)
 }
 
-/// 404 with a given Cache-Control.
-pub fn not_found_with(cache_control: &str) -> Response<Body> {
-    let mut r = status_text(StatusCode::NOT_FOUND, "not found\n");
-    if let Ok(v) = HeaderValue::from_str(cache_control) {
-        r.headers_mut().insert(CACHE_CONTROL, v);
-    }
-    r
-}
-
 /// A storage failure: logged, counted, 502 for a remote store and 500 for a local one.
-pub fn storage_error(state: &State, e: crate::storage::StorageError) -> Response<Body> {
+fn storage_error(state: &State, e: crate::storage::StorageError) -> Response<Body> {
     tracing::error!(error = %e, "storage failure");
     state
         .metrics
@@ -283,116 +289,5 @@ pub fn storage_error(state: &State, e: crate::storage::StorageError) -> Response
     let mut r = status_text(status, "storage error\n");
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-/// Serves an opened object: validators, preconditions (304/412), ranges (206/416), HEAD.
-pub fn object_response(
-    state: &State,
-    req: &Req,
-    obj: Arc<dyn Object>,
-    content_type: &str,
-    cache_control: &str,
-) -> Response<Body> {
-    let meta = obj.meta().clone();
-    let mut validators = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&meta.etag) {
-        validators.insert(ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(meta.modified)) {
-        validators.insert(LAST_MODIFIED, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(cache_control) {
-        validators.insert(CACHE_CONTROL, v);
-    }
-    let ctype = HeaderValue::from_str(content_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let head = req.method == Method::HEAD;
-
-    let ours = Validators {
-        etag: etag::parse(&meta.etag).or(Some(Tag {
-            weak: false,
-            opaque: &meta.etag,
-        })),
-        last_modified: Some(meta.modified),
-        date: Some(SystemTime::now()),
-    };
-    let decision = precondition::evaluate(&req.method, &req.headers, ours);
-    let use_range = match decision {
-        Decision::NotModified => {
-            let mut r = Response::new(empty());
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            r.headers_mut().extend(validators);
-            return r;
-        }
-        Decision::PreconditionFailed => {
-            let mut r = status_text(StatusCode::PRECONDITION_FAILED, "precondition failed\n");
-            if let Some(etag) = validators.remove(ETAG) {
-                r.headers_mut().insert(ETAG, etag);
-            }
-            return r;
-        }
-        Decision::Serve { use_range } => use_range,
-    };
-
-    let ranges = match (
-        use_range,
-        req.headers.get(RANGE).and_then(|v| v.to_str().ok()),
-    ) {
-        (true, Some(h)) => range::decide(h, meta.len, state.config.limits.max_ranges),
-        _ => Ranges::Full,
-    };
-    let mut status = StatusCode::OK;
-    let mut out = empty();
-    let mut h = validators;
-    h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    match ranges {
-        Ranges::Full => {
-            h.insert(CONTENT_TYPE, ctype);
-            h.insert(CONTENT_LENGTH, HeaderValue::from(meta.len));
-            if !head {
-                out = body::from_stream(obj.read(0..meta.len));
-            }
-        }
-        Ranges::Unsatisfiable => {
-            status = StatusCode::RANGE_NOT_SATISFIABLE;
-            let text = "range not satisfiable\n";
-            h.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            h.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", meta.len)) {
-                h.insert(CONTENT_RANGE, v);
-            }
-            out = full(text);
-        }
-        Ranges::Partial(ranges) if ranges.len() == 1 => {
-            let rg = ranges[0].clone();
-            status = StatusCode::PARTIAL_CONTENT;
-            h.insert(CONTENT_TYPE, ctype);
-            h.insert(CONTENT_LENGTH, HeaderValue::from(rg.end - rg.start));
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("bytes {}-{}/{}", rg.start, rg.end - 1, meta.len))
-            {
-                h.insert(CONTENT_RANGE, v);
-            }
-            out = body::from_stream(obj.read(rg));
-        }
-        Ranges::Partial(ranges) => {
-            let mp = body::multipart(obj, &ranges, content_type, body::boundary());
-            status = StatusCode::PARTIAL_CONTENT;
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("multipart/byteranges; boundary={}", mp.boundary))
-            {
-                h.insert(CONTENT_TYPE, v);
-            }
-            h.insert(CONTENT_LENGTH, HeaderValue::from(mp.len));
-            out = mp.body;
-        }
-    }
-    let mut r = Response::new(out);
-    *r.status_mut() = status;
-    *r.headers_mut() = h;
     r
 }

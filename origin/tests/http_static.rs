@@ -751,31 +751,50 @@ async fn one_access_log_line_per_request() {
     raw(a, "DELETE", "/vod/demo/manifest.mpd", &[]).await;
     o.shutdown().await;
     let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("origin::access"))
-        .collect();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" access: ")).collect();
     assert_eq!(lines.len(), 3, "{text}");
+    // Combined Log Format after the subscriber's own prefix, then the request time and the kind.
+    let fields = |l: &str| l.split_once(" access: ").unwrap().1.to_string();
     assert!(
-        lines[0].contains("method=GET")
-            && lines[0].contains("path=/vod/demo/manifest.mpd")
-            && lines[0].contains("status=200"),
+        fields(lines[0]).starts_with("127.0.0.1 - - [")
+            && fields(lines[0]).contains("] \"GET /vod/demo/manifest.mpd HTTP/1.1\" 200 ")
+            && fields(lines[0]).ends_with(" kind=mpd"),
         "{}",
         lines[0]
     );
     assert!(
-        lines[1].contains("status=206")
-            && lines[1].contains("kind=\"segment\"")
-            && lines[1].contains("bytes=\"10\""),
+        fields(lines[1]).contains("\"GET /vod/demo/v0/1.m4s HTTP/1.1\" 206 10 \"-\" \"-\" ")
+            && fields(lines[1]).ends_with(" kind=segment"),
         "{}",
         lines[1]
     );
     assert!(
-        lines[2].contains("method=DELETE") && lines[2].contains("status=405"),
+        fields(lines[2]).contains("\"DELETE /vod/demo/manifest.mpd HTTP/1.1\" 405 "),
         "{}",
         lines[2]
     );
-    assert!(lines
-        .iter()
-        .all(|l| l.contains("peer=127.0.0.1:") && l.contains("micros=")));
+}
+
+#[tokio::test]
+async fn no_access_log_lines_by_default() {
+    let cap = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(cap.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let c = content("noaccesslog");
+    let mut cfg = config(&c.root);
+    cfg.access_log = origin::Config::default().access_log;
+    let o = origin::spawn(cfg).await.unwrap();
+    let a = o.local_addr();
+    for _ in 0..50 {
+        get(a, "/vod/demo/manifest.mpd", &[]).await;
+    }
+    get(a, "/vod/demo/missing.m4s", &[]).await;
+    o.shutdown().await;
+    let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains(" access: "), "{text}");
+    assert!(text.lines().count() <= 3, "per-request lines: {text}");
 }

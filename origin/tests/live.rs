@@ -217,7 +217,7 @@ async fn live_mpd_is_schema_valid() {
     let r = get(o.local_addr(), "/live/news/manifest.mpd", &[]).await;
     let file = c.dir.path().join("live.mpd");
     std::fs::write(&file, &r.body).unwrap();
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/schema");
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/mpd/tests/schema");
     let out = std::process::Command::new(xmllint)
         .env("XML_CATALOG_FILES", format!("{schema}/catalog.xml"))
         .args([
