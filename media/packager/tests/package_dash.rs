@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::tools::require;
+use mp4_atom::{Any, Decode};
 use mpd::{Mpd, SegmentsAt};
 use packager::ladder::Ladder;
 use packager::{package, Options, Report};
-use mp4_atom::{Any, Decode};
 
 const SECONDS: f64 = 6.0;
 const FPS: u32 = 30;

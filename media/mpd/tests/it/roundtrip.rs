@@ -1,8 +1,6 @@
 //! Write then parse gives the same model, for models built in code and for every fixture; and
 //! writing is deterministic (write, parse, write gives the same text).
 
-
-
 use std::path::PathBuf;
 
 use mpd::{Mpd, MpdError, SegmentsAt};

@@ -1,8 +1,6 @@
 //! What the writer produces validates against the DASH MPD schema (ISO/IEC 23009-1 5th ed.),
 //! checked offline with xmllint and the schema copy in tests/schema.
 
-
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
