@@ -212,11 +212,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn octets_are_distinct_and_not_zero() {
-        let a = unique_octet();
-        let b = unique_octet();
-        assert_ne!(a, b);
-        assert!(a >= 20 && b >= 20);
+    fn octets_do_not_repeat_within_a_cycle_and_avoid_the_fixed_stack() {
+        // `cdn up` uses 127.0.0.x and 127.0.{1,2,3}.x; tests must never land on those, and
+        // the 230 octets of one cycle must all differ.
+        let cycle: Vec<u8> = (0..230).map(|_| unique_octet()).collect();
+        let distinct: std::collections::HashSet<u8> = cycle.iter().copied().collect();
+        assert_eq!(distinct.len(), cycle.len(), "{cycle:?}");
+        assert!(cycle.iter().all(|o| !(0..=3).contains(o)), "{cycle:?}");
     }
 }
 

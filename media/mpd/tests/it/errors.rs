@@ -17,6 +17,7 @@ fn expect(text: &str, want_line: usize, want_col: usize, want_msg: &str) {
         Err(e) => {
             let (line, col) = e.position().unwrap_or_else(|| panic!("no position in {e}"));
             assert_eq!((line, col), (want_line, want_col), "position of: {e}");
+            assert!(!want_msg.is_empty(), "every case names the message it expects");
             assert!(
                 e.to_string().contains(want_msg),
                 "message `{e}` lacks `{want_msg}`"
@@ -32,9 +33,24 @@ fn expect(text: &str, want_line: usize, want_col: usize, want_msg: &str) {
 
 #[test]
 fn malformed_xml() {
-    expect("<MPD>\n  <Period>\n</MPD>", 3, 1, "");
-    expect("<MPD>\n<Period a=\"1\" a=\"2\"/></MPD>", 2, 15, "");
-    expect("<MPD>\n\n<Period id=1/></MPD>", 3, 12, "");
+    expect(
+        "<MPD>\n  <Period>\n</MPD>",
+        3,
+        1,
+        "expected `</Period>`, but `</MPD>` was found",
+    );
+    expect(
+        "<MPD>\n<Period a=\"1\" a=\"2\"/></MPD>",
+        2,
+        15,
+        "duplicated attribute",
+    );
+    expect(
+        "<MPD>\n\n<Period id=1/></MPD>",
+        3,
+        12,
+        "attribute value must be enclosed in `\"` or `'`",
+    );
     expect("<Foo/>", 1, 1, "expected <MPD>");
     expect("<MPD>\n<Period>\n", 2, 1, "<Period> is never closed");
     expect(
