@@ -1,5 +1,9 @@
-//! The `cdn` command's library: the whole stack in one process (`stack`), the guided demo
-//! (`demo`), and the subcommands that compose the crates.
+//! The `cdn` command's library: the subcommands that compose the crates into a running stack.
+//!
+//! Parts: [`stack`] (origin, three edges and the DNS router in one process, on loopback, with
+//! generated configuration and optional TLS), [`up`] (`cdn up`: the stack left running, with
+//! ready-to-paste commands), [`demo`] (`cdn demo`: the stack plus four players and a report).
+//! The binary (`src/main.rs`) maps each subcommand to its crate and sets up logging.
 
 pub mod demo;
 pub mod stack;

@@ -1,9 +1,19 @@
-//! Service plumbing shared by the stack's servers and tests, written once: an HTTP server loop
-//! with limits and graceful shutdown (optionally over TLS), TLS material (rustls configurations,
-//! rcgen self-signed certificates), a tiny HTTP GET client, entity tags, byte ranges and
-//! conditional-request preconditions as the origin and the edges both evaluate them, Prometheus
-//! text exposition, a finder for the external tools that interop tests need, and parsing of sizes
-//! such as `512MiB`.
+//! Service plumbing shared by the stack's servers and tests, written once.
+//!
+//! - [`http`]: the HTTP/1.1 + HTTP/2 server loop with limits and graceful shutdown (optionally
+//!   over TLS), response body helpers, and a small GET client ([`http::Fetcher`]).
+//! - [`tls`]: rustls server and client configurations, trust roots, rcgen self-signed
+//!   certificates.
+//! - [`precondition`], [`etag`], [`range`], [`list`]: RFC 9110 conditional requests, entity tags,
+//!   byte ranges and list-valued fields, as the origin and the edges both evaluate them.
+//! - [`clock`]: the injectable wall clock.
+//! - [`hash`]: stable hashing (FNV-1a, SplitMix64, rendezvous weights).
+//! - [`access_log`]: Combined Log Format access lines.
+//! - [`metrics`]: Prometheus text exposition of a per-instance registry.
+//! - [`tools`]: finding the external programs interop tests drive.
+//! - [`units`]: sizes such as `512MiB` in flags and config files.
+//!
+//! Nothing here knows about DASH, caching policy or DNS.
 
 pub mod access_log;
 pub mod clock;

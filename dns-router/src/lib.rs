@@ -3,7 +3,8 @@
 //!
 //! Modules: `config` (TOML), `zone` (the compiled snapshot), `wire` (query parsing and response
 //! layout), `answer` (the rules), `geo` (coverage zone, MaxMind), `steering` (the pure policy),
-//! `health` (active checks), `metrics`, `server` (listeners, reload), `cli` (`cdn dns`).
+//! `health` (active checks), `metrics`, `server` (listeners, reload), `udp` (the batched UDP
+//! worker loop), `cli` (`cdn dns`).
 
 pub mod answer;
 pub mod cli;

@@ -4,6 +4,14 @@
 //! Start one with [`spawn`] (binds and returns at once), read its address with
 //! [`Origin::local_addr`] and stop it with [`Origin::shutdown`]. Live channels run on a
 //! [`Clock`] that tests can replace ([`spawn_with_clock`]).
+//!
+//! Parts: [`server`] (the request path: method, route, respond, metrics, access log),
+//! [`answer`] (what handlers return, and serving an object with validators, preconditions and
+//! ranges), [`live`] (live channels looping a VOD title on the wall clock), [`retime`]
+//! (re-timing fMP4 segments for the live loop), [`storage`] (local disk and S3 backends),
+//! [`path`] (request path to storage key), [`kind`] (object kinds: Content-Type, Cache-Control,
+//! metric label), [`body`] (streaming and multipart bodies), [`config`], [`metrics`], [`cli`]
+//! (`cdn origin`).
 
 pub mod answer;
 pub mod body;

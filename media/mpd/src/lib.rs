@@ -1,6 +1,13 @@
 //! The DASH MPD (Media Presentation Description): a typed model that parses leniently and
 //! writes strictly (schema-valid, `urn:mpeg:dash:schema:mpd:2011`), URL templates, BaseURL
-//! resolution, and the resolved segment lists players, origins and edges consume.
+//! resolution, and the resolved segment lists players and origins consume. No I/O: callers hand
+//! it text and URLs.
+//!
+//! Parts: `model` (one type per element, serde + quick-xml), `values` (durations, dates, frame
+//! rates, byte ranges), `locate` (line and column of a parse error), `validate` (the lenient
+//! reading and the strict writing rules), [`template`] (`$Number$`, `$Time$`, ... expansion),
+//! `resolve` (inheritance, BaseURL chains, segment lists for VOD and for live at a given time),
+//! `summary` (what `cdn mpd` prints).
 //!
 //! ```
 //! use mpd::{Mpd, SegmentsAt};

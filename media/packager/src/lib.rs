@@ -6,6 +6,11 @@
 //! `<id>/init.mp4` and `<id>/seg-00001.m4s`, `<id>/seg-00002.m4s`, ... Every representation has
 //! its segment boundaries at the same frames (the same multiple of the segment length), so a
 //! player can switch between them at any segment.
+//!
+//! Parts: [`ladder`] (the renditions, from TOML), [`source`] (the test pattern or ffmpeg's
+//! decoded frames), [`pattern`] (the test pattern's pictures), [`encode`] (OpenH264),
+//! [`h264`] (Annex B and SPS parsing), [`fmp4`] (init and media segments with mp4-atom),
+//! [`manifest`] (the MPD, through the `mpd` crate), [`cli`] (`cdn package`).
 
 pub mod cli;
 pub mod encode;

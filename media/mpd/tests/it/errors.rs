@@ -17,7 +17,10 @@ fn expect(text: &str, want_line: usize, want_col: usize, want_msg: &str) {
         Err(e) => {
             let (line, col) = e.position().unwrap_or_else(|| panic!("no position in {e}"));
             assert_eq!((line, col), (want_line, want_col), "position of: {e}");
-            assert!(!want_msg.is_empty(), "every case names the message it expects");
+            assert!(
+                !want_msg.is_empty(),
+                "every case names the message it expects"
+            );
             assert!(
                 e.to_string().contains(want_msg),
                 "message `{e}` lacks `{want_msg}`"
