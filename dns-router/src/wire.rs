@@ -2,8 +2,9 @@
 //! question, EDNS OPT with Client Subnet validation per RFC 7871) and a writer that lays out a
 //! response from precomputed records with name compression against the question.
 //!
-//! hickory-proto builds the precomputed record data at configuration time and decodes responses
-//! in tests; this module only moves bytes, so that the hot path neither allocates nor locks.
+//! The precomputed record data comes from `zone` (built at configuration time from names,
+//! addresses and SOA fields); hickory-proto decodes every response in the tests and carries the
+//! TCP transport. This module only moves bytes, so that the hot path neither allocates nor locks.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
