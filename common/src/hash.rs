@@ -70,7 +70,7 @@ pub fn rendezvous_weight(seed: u64, key: u64) -> u64 {
 
 /// Orders `targets` for `key`, highest rendezvous weight first; ties (which need a 64-bit
 /// collision) keep the targets' order.
-pub fn rendezvous<'a, T>(targets: &'a [T], key: u64, seed: impl Fn(&T) -> u64) -> Vec<&'a T> {
+pub fn rendezvous<T>(targets: &[T], key: u64, seed: impl Fn(&T) -> u64) -> Vec<&T> {
     let mut scored: Vec<(u64, usize)> = targets
         .iter()
         .enumerate()

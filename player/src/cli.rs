@@ -1,6 +1,6 @@
 //! The `cdn simulate` and `cdn play` command lines.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -56,6 +56,19 @@ pub struct SimulateArgs {
     pub repeat: usize,
 }
 
+/// Loads the video `cdn simulate --video` names: a folder holding `manifest.mpd` is a packaged
+/// DASH title (see [`crate::dash_folder`]), another folder a Pensieve `video_size_*` folder, a
+/// file a Sabre movie JSON.
+pub fn load_video(path: &Path) -> Result<Video> {
+    if path.is_dir() {
+        if path.join("manifest.mpd").is_file() {
+            return crate::dash_folder::load(path);
+        }
+        return Video::load_pensieve(path);
+    }
+    Video::load_sabre(path)
+}
+
 /// Runs `cdn simulate`.
 pub fn simulate(args: SimulateArgs) -> Result<()> {
     let mut traces = load_traces(&args.trace)?;
@@ -65,7 +78,7 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
             traces.extend(one.iter().cloned());
         }
     }
-    let mut video = Video::load(&args.video)?;
+    let mut video = load_video(&args.video)?;
     if let Some(n) = args.segments {
         video.truncate(n);
     }

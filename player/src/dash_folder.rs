@@ -79,13 +79,13 @@ mod tests {
               </AdaptationSet></Period></MPD>"#,
         )
         .unwrap();
-        let v = Video::load(&dir).unwrap();
+        let v = load(&dir).unwrap();
         assert_eq!(v.num_segments, 3);
         assert_eq!(v.segment_duration_s, 2.0);
         assert_eq!(v.size(2, 0), 300);
         assert_eq!(v.size(1, 1), 2000);
         std::fs::remove_file(dir.join("hi").join("2.m4s")).unwrap();
-        let err = format!("{:#}", Video::load(&dir).unwrap_err());
+        let err = format!("{:#}", load(&dir).unwrap_err());
         assert!(err.contains("missing segment"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,6 +1,7 @@
 //! One playback session, generic over its transport and clock: the same loop (pause while the
 //! buffer is full, ask the ABR, fetch with abandonment checks, feed the buffer) runs in virtual
-//! time against a trace ([`crate::sim`]) and in real time over HTTP ([`crate::play`]).
+//! time against a trace (the simulator) and in real time over HTTP (real playback); this module
+//! depends on neither. Its live-stream behaviour is tested in `tests/live_session.rs`.
 
 use std::future::Future;
 
@@ -268,76 +269,4 @@ pub async fn run<T: Transport, C: Clock>(
         buffer.advance(clock.now());
     }
     SessionReport::new(abr.name(), video, &buffer, rows, errors, clock.now() - t0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sim::SimClock;
-
-    /// A live source: `ready` segments are out at the start, then one every `period_s`;
-    /// every fetch takes `fetch_s`.
-    struct LiveFeed<'a> {
-        clock: &'a SimClock,
-        ready: usize,
-        period_s: f64,
-        fetch_s: f64,
-        fetched: Vec<(usize, f64)>,
-    }
-
-    impl Transport for LiveFeed<'_> {
-        fn fetch(
-            &mut self,
-            req: Request,
-            _watch: &mut Watch<'_>,
-        ) -> impl Future<Output = anyhow::Result<Fetched>> {
-            let start = self.clock.now();
-            assert!(
-                self.available_at(req.segment).unwrap_or(0.0) <= start + 1e-9,
-                "segment {} fetched before it was published",
-                req.segment
-            );
-            self.fetched.push((req.segment, start));
-            self.clock.set(start + self.fetch_s);
-            std::future::ready(Ok(Fetched {
-                bytes: req.expected_bytes,
-                complete: true,
-                edge: None,
-            }))
-        }
-
-        fn available_at(&self, segment: usize) -> Option<f64> {
-            let late = segment.saturating_sub(self.ready - 1);
-            Some(late as f64 * self.period_s)
-        }
-    }
-
-    #[test]
-    fn a_live_session_keeps_fetching_new_segments_until_its_duration() {
-        let video = Video::nominal("live", vec![1e6], 2.0, 1000).unwrap();
-        for play_out in [false, true] {
-            let clock = SimClock::default();
-            let mut feed = LiveFeed {
-                clock: &clock,
-                ready: 3,
-                period_s: 2.0,
-                fetch_s: 0.1,
-                fetched: Vec::new(),
-            };
-            let cfg = SessionConfig {
-                play_out,
-                max_session_s: Some(20.0),
-                ..SessionConfig::default()
-            };
-            let mut abr = crate::abr::by_name("throughput").unwrap();
-            let r =
-                crate::sim::run_ready(run(&video, abr.as_mut(), &mut feed, &clock, &cfg)).unwrap();
-            // 3 at once, then one every 2 s up to 20 s (published at 2, 4, ..., 18 s).
-            let numbers: Vec<usize> = feed.fetched.iter().map(|f| f.0).collect();
-            assert_eq!(numbers, (0..12).collect::<Vec<_>>(), "play_out {play_out}");
-            assert!(feed.fetched.iter().all(|f| f.1 < 20.0));
-            assert_eq!(r.segments.len(), 12);
-            assert_eq!(r.summary.rebuffer_s, 0.0, "play_out {play_out}");
-        }
-    }
 }

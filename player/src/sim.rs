@@ -351,3 +351,80 @@ mod tests {
         assert_eq!(r.summary.startup_delay_s, Some(1.1));
     }
 }
+
+/// The session loop against a live source in virtual time: it waits for each segment to be
+/// published and stops at its duration. (Here rather than in `session`, so that the session module
+/// does not depend on the simulator.)
+#[cfg(test)]
+mod live_session_tests {
+    use std::future::Future;
+
+    use crate::session::{run, Clock, Fetched, Request, SessionConfig, Transport, Watch};
+    use crate::sim::{run_ready, SimClock};
+    use crate::video::Video;
+
+    /// A live source: `ready` segments are out at the start, then one every `period_s`;
+    /// every fetch takes `fetch_s`.
+    struct LiveFeed<'a> {
+        clock: &'a SimClock,
+        ready: usize,
+        period_s: f64,
+        fetch_s: f64,
+        fetched: Vec<(usize, f64)>,
+    }
+
+    impl Transport for LiveFeed<'_> {
+        fn fetch(
+            &mut self,
+            req: Request,
+            _watch: &mut Watch<'_>,
+        ) -> impl Future<Output = anyhow::Result<Fetched>> {
+            let start = self.clock.now();
+            assert!(
+                self.available_at(req.segment).unwrap_or(0.0) <= start + 1e-9,
+                "segment {} fetched before it was published",
+                req.segment
+            );
+            self.fetched.push((req.segment, start));
+            self.clock.set(start + self.fetch_s);
+            std::future::ready(Ok(Fetched {
+                bytes: req.expected_bytes,
+                complete: true,
+                edge: None,
+            }))
+        }
+
+        fn available_at(&self, segment: usize) -> Option<f64> {
+            let late = segment.saturating_sub(self.ready - 1);
+            Some(late as f64 * self.period_s)
+        }
+    }
+
+    #[test]
+    fn a_live_session_keeps_fetching_new_segments_until_its_duration() {
+        let video = Video::nominal("live", vec![1e6], 2.0, 1000).unwrap();
+        for play_out in [false, true] {
+            let clock = SimClock::default();
+            let mut feed = LiveFeed {
+                clock: &clock,
+                ready: 3,
+                period_s: 2.0,
+                fetch_s: 0.1,
+                fetched: Vec::new(),
+            };
+            let cfg = SessionConfig {
+                play_out,
+                max_session_s: Some(20.0),
+                ..SessionConfig::default()
+            };
+            let mut abr = crate::abr::by_name("throughput").unwrap();
+            let r = run_ready(run(&video, abr.as_mut(), &mut feed, &clock, &cfg)).unwrap();
+            // 3 at once, then one every 2 s up to 20 s (published at 2, 4, ..., 18 s).
+            let numbers: Vec<usize> = feed.fetched.iter().map(|f| f.0).collect();
+            assert_eq!(numbers, (0..12).collect::<Vec<_>>(), "play_out {play_out}");
+            assert!(feed.fetched.iter().all(|f| f.1 < 20.0));
+            assert_eq!(r.segments.len(), 12);
+            assert_eq!(r.summary.rebuffer_s, 0.0, "play_out {play_out}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The video as the ABR sees it: a bitrate ladder, a segment duration and (when known) the size
 //! of every segment at every rung. Loaded from a Sabre movie JSON or a Pensieve `video_size_*`
-//! folder; a packaged DASH folder is read by [`crate::dash_folder`].
+//! folder (a packaged DASH folder is read elsewhere, from its MPD).
 
 use std::path::Path;
 
@@ -102,15 +102,8 @@ impl Video {
         }
     }
 
-    /// Loads a Sabre movie JSON file or a Pensieve `video_size_*` folder (a folder holding
-    /// `manifest.mpd` is a packaged DASH title: see [`crate::dash_folder`]).
-    pub fn load(path: &Path) -> Result<Self> {
-        if path.is_dir() {
-            if path.join("manifest.mpd").is_file() {
-                return crate::dash_folder::load(path);
-            }
-            return Self::load_pensieve(path);
-        }
+    /// Loads a Sabre movie JSON file (named after the file).
+    pub fn load_sabre(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read video", path.display()))?;
         Self::parse_sabre(&display_name(path), &text).with_context(|| format!("{}", path.display()))

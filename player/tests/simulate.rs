@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use player::abr::{by_name, NAMES};
+use player::cli::load_video;
 use player::sim::{simulate, simulate_many, SimConfig};
 use player::trace::{load_traces, Trace};
-use player::video::Video;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -16,7 +16,7 @@ fn fixtures() -> PathBuf {
 fn every_algorithm_plays_every_fixture_trace() {
     let traces = load_traces(&fixtures().join("traces")).unwrap();
     assert_eq!(traces.len(), 4);
-    let video = Video::load(&fixtures().join("pensieve-video")).unwrap();
+    let video = load_video(&fixtures().join("pensieve-video")).unwrap();
     assert_eq!(video.num_segments, 48, "the partial 49th chunk is dropped");
     assert_eq!(
         video.bitrates_bps,
@@ -41,7 +41,7 @@ fn every_algorithm_plays_every_fixture_trace() {
 
 #[test]
 fn sabre_movie_over_sabre_trace() {
-    let video = Video::load(&fixtures().join("sabre-movie.json")).unwrap();
+    let video = load_video(&fixtures().join("sabre-movie.json")).unwrap();
     assert_eq!(video.segment_duration_s, 3.0);
     let trace = Trace::load(&fixtures().join("traces/report_bicycle_0001.json")).unwrap();
     let mut abr = by_name("default").unwrap();
@@ -58,7 +58,7 @@ fn mahimahi_trace_plays() {
     let text: String = (1..=1000).map(|ms| format!("{ms}\n")).collect();
     let trace = Trace::parse("mm", &text).unwrap();
     assert!((trace.mean_bps() - 12e6).abs() < 1e3);
-    let video = Video::load(&fixtures().join("pensieve-video")).unwrap();
+    let video = load_video(&fixtures().join("pensieve-video")).unwrap();
     let mut abr = by_name("default").unwrap();
     let r = simulate(&trace, &video, abr.as_mut(), &SimConfig::default()).unwrap();
     assert_eq!(r.summary.rebuffer_count, 0);
@@ -73,7 +73,7 @@ fn bad_inputs_are_clear_errors() {
     std::fs::write(&bad, "0 1\n1 2\nx y\n").unwrap();
     let err = format!("{:#}", Trace::load(&bad).unwrap_err());
     assert!(err.contains("bad.txt") && err.contains("line 3"), "{err}");
-    let err = format!("{:#}", Video::load(&dir).unwrap_err());
+    let err = format!("{:#}", load_video(&dir).unwrap_err());
     assert!(err.contains("no manifest.mpd"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,209 @@
+//! The live schedule, as pure functions of the MPD's segment list and the time (no I/O, no clock
+//! reads: the caller passes `now`): where a live session joins the stream, when each of its
+//! segments is out, how many it may fetch, when the MPD is due again, and the server clock's
+//! offset from a UTCTiming answer. Times named `*_epoch_s` or `now_s` here are seconds since the
+//! Unix epoch on the server's clock.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, Result};
+use mpd::{MediaSegment, Mpd};
+
+/// Where a live session starts and when each of its segments is complete on the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSchedule {
+    /// `$Number$` of the session's segment 0.
+    pub first_number: u64,
+    /// When segment 0 ends (is complete on the server).
+    pub first_end_epoch_s: f64,
+    /// Duration of every segment, seconds.
+    pub segment_s: f64,
+    /// Segments the session may fetch (see [`live_segment_count`]).
+    pub count: usize,
+}
+
+impl LiveSchedule {
+    /// The schedule of a session lasting `duration_s` that joins, at `now_s`, a stream whose
+    /// availabilityStartTime is `ast_s`, whose listed segments are `media` (ascending) and whose
+    /// players keep `delay_s` behind the live edge: it starts at the last segment starting at or
+    /// before `now_s - ast_s - delay_s` (at the newest one when none does). `None` when no
+    /// segment is listed yet.
+    pub fn join(
+        media: &[MediaSegment],
+        ast_s: f64,
+        delay_s: f64,
+        duration_s: f64,
+        now_s: f64,
+    ) -> Option<LiveSchedule> {
+        let last = media.last()?;
+        let target = now_s - ast_s - delay_s;
+        let first = media
+            .iter()
+            .rev()
+            .find(|s| s.start <= target)
+            .unwrap_or(last);
+        let segment_s = first.duration.max(0.01);
+        Some(LiveSchedule {
+            first_number: first.number,
+            first_end_epoch_s: ast_s + first.start + first.duration,
+            segment_s,
+            count: live_segment_count(first.number, last.number, duration_s, segment_s),
+        })
+    }
+
+    /// `$Number$` of the session's segment `segment`.
+    pub fn number(&self, segment: usize) -> u64 {
+        self.first_number + segment as u64
+    }
+
+    /// Seconds from `now_s` until the session's segment `segment` is complete on the server
+    /// (zero or less when it already is).
+    pub fn available_in(&self, segment: usize, now_s: f64) -> f64 {
+        let end_epoch_s = self.first_end_epoch_s + segment as f64 * self.segment_s;
+        end_epoch_s - now_s
+    }
+}
+
+/// Segments a live session of `duration_s` may fetch from `first` on: those already published
+/// (through `last`, the live edge) and those published while it runs. The session's clock stops
+/// it at `duration_s`; this only bounds the loop.
+pub fn live_segment_count(first: u64, last: u64, duration_s: f64, segment_s: f64) -> usize {
+    let published = last.saturating_sub(first).saturating_add(1);
+    let upcoming = (duration_s.max(0.0) / segment_s.max(0.01)).ceil() as u64;
+    usize::try_from(published.saturating_add(upcoming))
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// How long players stay behind the live edge: suggestedPresentationDelay, else three segments.
+pub fn presentation_delay_s(mpd: &Mpd, segment_s: f64) -> f64 {
+    mpd.suggested_presentation_delay()
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(3.0 * segment_s)
+}
+
+/// How often a live MPD is re-read: minimumUpdatePeriod, at least 0.5 s (`None`: never).
+pub fn update_period_s(mpd: &Mpd) -> Option<f64> {
+    mpd.minimum_update_period()
+        .map(|d| d.as_secs_f64().max(0.5))
+}
+
+/// Whether an MPD read at session time `fetched_at_s` is due again at session time `now_s`.
+pub fn refresh_due(update_every_s: Option<f64>, fetched_at_s: f64, now_s: f64) -> bool {
+    update_every_s
+        .map(|p| now_s - fetched_at_s >= p)
+        .unwrap_or(false)
+}
+
+/// Server minus local clock, seconds, from a server time `server_s` read between the local times
+/// `local_before_s` and `local_after_s`; `Err` with that offset when the server clock is a day
+/// or more away from ours (broken, not skewed).
+pub fn clock_offset_s(server_s: f64, local_before_s: f64, local_after_s: f64) -> Result<f64, f64> {
+    let offset = server_s - (local_before_s + local_after_s) / 2.0;
+    if offset.abs() < 86_400.0 {
+        Ok(offset)
+    } else {
+        Err(offset)
+    }
+}
+
+/// A point in time from seconds since the Unix epoch; an error for values before it or absurd.
+pub fn at_epoch(secs: f64) -> Result<SystemTime> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+        .ok_or_else(|| anyhow!("time {secs} s since the Unix epoch is out of range"))
+}
+
+/// Seconds since the Unix epoch (0 before it).
+pub fn epoch_s(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AST: f64 = 1_700_000_000.0;
+
+    /// Segments `numbers` of 2 s, number 1 starting at the availabilityStartTime.
+    fn window(numbers: std::ops::RangeInclusive<u64>) -> Vec<MediaSegment> {
+        numbers
+            .map(|number| MediaSegment {
+                url: format!("http://x.test/{number}.m4s").parse().unwrap(),
+                range: None,
+                number,
+                time: (number - 1) * 2000,
+                start: (number - 1) as f64 * 2.0,
+                duration: 2.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_live_session_joins_the_delay_behind_the_edge_and_waits_for_each_segment() {
+        // 20.5 s in, segments 1..=10 are out (10 ends at 20 s); 6 s behind the edge is 14.5 s,
+        // inside segment 8 (14..16 s).
+        let now = AST + 20.5;
+        let s = LiveSchedule::join(&window(1..=10), AST, 6.0, 30.0, now).unwrap();
+        assert_eq!(s.first_number, 8);
+        assert_eq!(s.first_end_epoch_s, AST + 16.0);
+        assert_eq!(s.segment_s, 2.0);
+        // 8, 9, 10 published, then 15 during 30 s.
+        assert_eq!(s.count, 18);
+        assert_eq!(s.number(3), 11);
+        assert_eq!(s.available_in(0, now), -4.5);
+        assert_eq!(s.available_in(2, now), -0.5);
+        // Number 11 ends at 22 s; later it is already out.
+        assert_eq!(s.available_in(3, now), 1.5);
+        assert_eq!(s.available_in(3, now + 1.5), 0.0);
+        // The same stream joined 4 s later starts 2 segments further.
+        let later = LiveSchedule::join(&window(3..=12), AST, 6.0, 30.0, now + 4.0).unwrap();
+        assert_eq!(later.first_number, 10);
+    }
+
+    #[test]
+    fn a_delay_beyond_the_window_joins_at_the_newest_segment_and_nothing_listed_is_none() {
+        let s = LiveSchedule::join(&window(5..=10), AST, 60.0, 8.0, AST + 20.5).unwrap();
+        assert_eq!(s.first_number, 10);
+        assert_eq!(s.count, 1 + 4);
+        assert_eq!(LiveSchedule::join(&[], AST, 6.0, 30.0, AST + 20.5), None);
+    }
+
+    #[test]
+    fn a_live_session_counts_published_and_upcoming_segments() {
+        // Starting 3 segments behind the edge (numbers 10..=12 out) for 8 s of 2-s segments:
+        // the 3 published ones, then the 4 published during the session.
+        assert_eq!(live_segment_count(10, 12, 8.0, 2.0), 7);
+        assert_eq!(live_segment_count(12, 12, 8.0, 2.0), 5);
+        assert_eq!(live_segment_count(12, 12, 0.0, 2.0), 1);
+        assert_eq!(live_segment_count(20, 12, 1.0, 2.0), 2);
+    }
+
+    #[test]
+    fn the_mpd_is_due_again_after_its_update_period_only() {
+        assert!(!refresh_due(None, 0.0, 1e9));
+        assert!(!refresh_due(Some(2.0), 10.0, 11.9));
+        assert!(refresh_due(Some(2.0), 10.0, 12.0));
+    }
+
+    #[test]
+    fn the_clock_offset_is_taken_at_the_middle_of_the_request_unless_absurd() {
+        assert_eq!(clock_offset_s(AST + 3.0, AST, AST + 2.0), Ok(2.0));
+        assert_eq!(clock_offset_s(AST - 10.0, AST, AST), Ok(-10.0));
+        assert_eq!(clock_offset_s(AST + 86_400.0, AST, AST), Err(86_400.0));
+        assert_eq!(clock_offset_s(0.0, AST, AST), Err(-AST));
+    }
+
+    #[test]
+    fn times_before_the_epoch_or_absurd_are_errors_not_panics() {
+        assert!(at_epoch(-315_619_200.0).is_err());
+        assert!(at_epoch(f64::NAN).is_err());
+        assert!(at_epoch(f64::INFINITY).is_err());
+        assert!(at_epoch(1e300).is_err());
+        let t = at_epoch(1_700_000_000.5).unwrap();
+        assert_eq!(epoch_s(t), 1_700_000_000.5);
+    }
+}

@@ -1,0 +1,353 @@
+//! HTTP for real playback: a pooled keep-alive hyper client bound to an optional source address
+//! (over TLS only for an https:// URL), one request to one edge address with timeouts on the
+//! headers and between body chunks, shaping, and the failover of [`super::failover`] across the
+//! addresses DNS gave (re-resolving the name between rounds).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
+use common::http::error_chain;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::rt::TokioExecutor;
+use url::Url;
+
+use super::clock::WallClock;
+use super::config::PlayConfig;
+use super::dns::{Dns, Resolved};
+use super::failover;
+use super::shaping::Shaper;
+use crate::session::{Clock, Watch};
+
+/// Largest body kept in memory (MPDs and clock responses; media segments are only counted).
+const MAX_KEPT_BODY: u64 = 16 << 20;
+
+/// Why a request failed, and whether trying elsewhere may help.
+#[derive(Debug)]
+enum FetchFailure {
+    Retryable(anyhow::Error),
+    Fatal(anyhow::Error),
+}
+
+/// The pooled client: cleartext for an http:// URL (no TLS configuration, no trust roots read),
+/// TLS for an https:// one. Failover edges share the URL's scheme.
+enum HttpClient {
+    Plain(Client<HttpConnector, Empty<Bytes>>),
+    Tls(Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>),
+}
+
+impl HttpClient {
+    /// The client for `cfg.url`'s scheme; for https:// every edge address is verified against
+    /// `host`, the URL's host name, not the IP dialled.
+    fn new(cfg: &PlayConfig, host: &str) -> Result<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(cfg.timeout));
+        connector.set_local_address(cfg.bind);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4);
+        if cfg.http2 {
+            builder.http2_only(true);
+        }
+        match cfg.url.scheme() {
+            "http" => Ok(HttpClient::Plain(builder.build(connector))),
+            "https" => {
+                let roots = common::tls::Roots {
+                    ca_files: cfg.ca.clone(),
+                    system: cfg.system_roots,
+                };
+                let tls = common::tls::client_config(&roots, &[])?;
+                let connector = common::tls::https_connector(connector, tls, true, Some(host))?;
+                Ok(HttpClient::Tls(builder.build(connector)))
+            }
+            _ => bail!("{}: only http:// and https:// URLs are supported", cfg.url),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self {
+            HttpClient::Plain(_) => "http",
+            HttpClient::Tls(_) => "https",
+        }
+    }
+
+    fn request(&self, req: http::Request<Empty<Bytes>>) -> ResponseFuture {
+        match self {
+            HttpClient::Plain(c) => c.request(req),
+            HttpClient::Tls(c) => c.request(req),
+        }
+    }
+}
+
+/// HTTP with failover across the addresses DNS gave.
+pub struct Net {
+    client: HttpClient,
+    dns: Dns,
+    host: String,
+    port: u16,
+    resolved: Resolved,
+    current: usize,
+    timeout: Duration,
+    shaper: Option<Shaper>,
+    clock: Arc<WallClock>,
+    pub failovers: u32,
+    pub resolutions: u32,
+}
+
+/// A finished body transfer.
+pub struct Body {
+    pub bytes: u64,
+    pub complete: bool,
+    pub data: Option<Vec<u8>>,
+    pub edge: SocketAddr,
+}
+
+impl Net {
+    /// Resolves `cfg.url`'s host and sets up the client (TLS only for an https:// URL).
+    pub async fn new(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<Self> {
+        let host = cfg
+            .url
+            .host_str()
+            .ok_or_else(|| anyhow!("{}: no host", cfg.url))?
+            .to_string();
+        if !matches!(cfg.url.scheme(), "http" | "https") {
+            bail!("{}: only http:// and https:// URLs are supported", cfg.url);
+        }
+        let port = cfg.url.port_or_known_default().unwrap_or(80);
+        let dns = match &cfg.resolve {
+            Some(addrs) => Dns::fixed(addrs.clone()),
+            None => Dns::new(cfg.dns, cfg.bind)?,
+        };
+        let resolved = dns.resolve(&host, port).await?;
+        let client = HttpClient::new(cfg, &host)?;
+        Ok(Net {
+            client,
+            dns,
+            host,
+            port,
+            resolved,
+            current: 0,
+            timeout: cfg.timeout,
+            shaper: cfg.shape.clone().map(Shaper::new),
+            clock,
+            failovers: 0,
+            resolutions: 1,
+        })
+    }
+
+    pub fn resolved(&self) -> &Resolved {
+        &self.resolved
+    }
+
+    fn edge(&self) -> SocketAddr {
+        SocketAddr::new(self.resolved.addrs[self.current], self.port)
+    }
+
+    /// One GET to one address.
+    async fn get_once(
+        &mut self,
+        url: &Url,
+        range: Option<&str>,
+        keep: bool,
+        watch: &mut Option<&mut Watch<'_>>,
+        expected: u64,
+    ) -> Result<Body, FetchFailure> {
+        if url.host_str() != Some(self.host.as_str()) {
+            return Err(FetchFailure::Fatal(anyhow!(
+                "{url}: segments on another host than {} are not supported",
+                self.host
+            )));
+        }
+        let edge = self.edge();
+        let mut path = url.path().to_string();
+        if let Some(q) = url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let uri: http::Uri = format!("{}://{edge}{path}", self.client.scheme())
+            .parse()
+            .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: bad URI: {e}")))?;
+        let host_header = match url.port() {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        };
+        let mut req = http::Request::get(uri).header(http::header::HOST, host_header);
+        if let Some(r) = range {
+            req = req.header(http::header::RANGE, r);
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: {e}")))?;
+        let t0 = self.clock.now();
+        let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_) => {
+                return Err(FetchFailure::Retryable(anyhow!(
+                    "{url} via {edge}: timeout"
+                )))
+            }
+            Ok(Err(e)) => {
+                return Err(FetchFailure::Retryable(anyhow!(
+                    "{url} via {edge}: {}",
+                    error_chain(&e)
+                )))
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(FetchFailure::Retryable(anyhow!(
+                "{url} via {edge}: HTTP {status}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(FetchFailure::Fatal(anyhow!("{url}: HTTP {status}")));
+        }
+        let total = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(expected);
+        let mut body = resp.into_body();
+        let mut data = keep.then(Vec::new);
+        let mut done = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(self.timeout, body.frame()).await {
+                Err(_) => {
+                    return Err(FetchFailure::Retryable(anyhow!(
+                        "{url} via {edge}: body stalled"
+                    )))
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: {e}")))
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            done += chunk.len() as u64;
+            if keep && done > MAX_KEPT_BODY {
+                return Err(FetchFailure::Fatal(anyhow!(
+                    "{url} via {edge}: body larger than {MAX_KEPT_BODY} bytes"
+                )));
+            }
+            if let Some(d) = &mut data {
+                d.extend_from_slice(&chunk);
+            }
+            if let Some(shaper) = &mut self.shaper {
+                let now = self.clock.now();
+                let until = shaper.pace(now, chunk.len() as u64);
+                if until > now {
+                    self.clock.sleep((until - now).min(3600.0)).await;
+                }
+            }
+            if let Some(w) = watch.as_mut() {
+                if !w(done, total.max(done), self.clock.now() - t0) {
+                    return Ok(Body {
+                        bytes: done,
+                        complete: false,
+                        data,
+                        edge,
+                    });
+                }
+            }
+        }
+        Ok(Body {
+            bytes: done,
+            complete: true,
+            data,
+            edge,
+        })
+    }
+
+    /// GET with failover in the order of [`failover::round_order`], re-resolving between
+    /// rounds while [`failover::retry_after`] allows.
+    pub async fn get(
+        &mut self,
+        url: &Url,
+        range: Option<&str>,
+        keep: bool,
+        mut watch: Option<&mut Watch<'_>>,
+        expected: u64,
+    ) -> Result<Body> {
+        let mut last_err = None;
+        let deadline = self.clock.now() + failover::FAILOVER_WINDOW_S;
+        let mut round = 0;
+        loop {
+            let start = self.current;
+            let order = failover::round_order(start, self.resolved.addrs.len(), round);
+            for (attempt, addr) in order.into_iter().enumerate() {
+                self.current = addr;
+                match self.get_once(url, range, keep, &mut watch, expected).await {
+                    Ok(b) => return Ok(b),
+                    Err(FetchFailure::Fatal(e)) => return Err(e),
+                    Err(FetchFailure::Retryable(e)) => {
+                        tracing::warn!("{e:#}");
+                        last_err = Some(e);
+                    }
+                }
+                if failover::counts_as_failover(round, attempt) {
+                    self.failovers += 1;
+                }
+            }
+            self.current = start;
+            let Some(pause) = failover::retry_after(round, deadline, self.clock.now()) else {
+                break;
+            };
+            self.clock.sleep(pause).await;
+            round += 1;
+            match self.dns.resolve(&self.host.clone(), self.port).await {
+                Ok(r) => {
+                    self.resolved = r;
+                    self.current = 0;
+                    self.resolutions += 1;
+                }
+                Err(e) => tracing::warn!("re-resolving {}: {e:#}", self.host),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("{url}: failed")))
+    }
+
+    /// Fetches a whole document (MPD, time endpoint).
+    pub async fn get_bytes(&mut self, url: &Url) -> Result<Vec<u8>> {
+        if url.host_str() != Some(self.host.as_str()) {
+            bail!("{url}: other hosts than {} are not followed", self.host);
+        }
+        let b = self.get(url, None, true, None, 0).await?;
+        Ok(b.data.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_url_reads_no_trust_roots_and_an_https_one_does() {
+        let mut cfg = PlayConfig::new("http://video.test/vod/manifest.mpd".parse().unwrap());
+        cfg.ca = vec!["/nonexistent/ca.pem".into()];
+        let client = HttpClient::new(&cfg, "video.test").expect("no CA file is read for http://");
+        assert_eq!(client.scheme(), "http");
+        assert!(matches!(client, HttpClient::Plain(_)));
+        cfg.url = "https://video.test/vod/manifest.mpd".parse().unwrap();
+        cfg.system_roots = false;
+        let err = HttpClient::new(&cfg, "video.test")
+            .err()
+            .expect("the CA file is read");
+        assert!(
+            format!("{err:#}").contains("/nonexistent/ca.pem"),
+            "{err:#}"
+        );
+        cfg.ca.clear();
+        cfg.url = "ftp://video.test/m.mpd".parse().unwrap();
+        assert!(HttpClient::new(&cfg, "video.test").is_err());
+    }
+}

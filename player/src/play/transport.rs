@@ -1,0 +1,217 @@
+//! The HTTP [`Transport`] the session drives in real playback: the init segment once per rung,
+//! then each media segment through [`Net`]; for a live stream, segment numbers and availability
+//! times from the [`LiveSchedule`] and MPD refreshes when minimumUpdatePeriod has passed (or when
+//! a wanted number is not listed yet). Wall time is read from the injected [`WallClock`] only.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use mpd::{Mpd, SegmentsAt};
+use url::Url;
+
+use super::clock::WallClock;
+use super::live::{self, LiveSchedule};
+use super::net::Net;
+use crate::manifest::Title;
+use crate::session::{Clock, Fetched, Request, Transport, Watch};
+
+/// Live-stream bookkeeping: the schedule and the MPD's refresh state.
+pub struct Live {
+    pub schedule: LiveSchedule,
+    /// Server clock minus local clock, seconds.
+    pub offset_s: f64,
+    /// minimumUpdatePeriod (see [`live::update_period_s`]).
+    pub update_every_s: Option<f64>,
+    /// Session time at which the MPD was last read.
+    pub fetched_at_s: f64,
+}
+
+/// The HTTP transport the session drives.
+pub struct HttpTransport {
+    net: Net,
+    title: Title,
+    url: Url,
+    inits: Vec<bool>,
+    live: Option<Live>,
+    clock: Arc<WallClock>,
+}
+
+impl HttpTransport {
+    /// Plays `title`, read from the MPD at `url`, through `net`; `live` for a dynamic MPD.
+    pub fn new(
+        net: Net,
+        title: Title,
+        url: Url,
+        live: Option<Live>,
+        clock: Arc<WallClock>,
+    ) -> Self {
+        let rungs = title.rungs.len();
+        HttpTransport {
+            net,
+            title,
+            url,
+            inits: vec![false; rungs],
+            live,
+            clock,
+        }
+    }
+
+    pub fn net(&self) -> &Net {
+        &self.net
+    }
+
+    /// The server's time now, seconds since the epoch.
+    fn server_now_s(&self, offset_s: f64) -> f64 {
+        live::epoch_s(self.clock.wall_now()) + offset_s
+    }
+
+    fn media_url(&mut self, segment: usize, rung: usize) -> Result<(Url, Option<String>)> {
+        if let Some(live) = &self.live {
+            let number = live.schedule.number(segment);
+            if let Some(s) = self.title.rungs[rung]
+                .media
+                .iter()
+                .find(|s| s.number == number)
+            {
+                return Ok((s.url.clone(), s.range.as_ref().map(|r| r.to_header())));
+            }
+            bail!("live segment number {number} is not in the MPD");
+        }
+        let s = self.title.rungs[rung]
+            .media
+            .get(segment)
+            .ok_or_else(|| anyhow!("segment {segment} is not in the MPD"))?;
+        Ok((s.url.clone(), s.range.as_ref().map(|r| r.to_header())))
+    }
+
+    /// Re-reads a live MPD when minimumUpdatePeriod has passed, or when `force`.
+    async fn refresh(&mut self, force: bool) -> Result<()> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        if !live::refresh_due(live.update_every_s, live.fetched_at_s, now) && !force {
+            return Ok(());
+        }
+        let offset = live.offset_s;
+        let text = self.net.get_bytes(&self.url).await?;
+        let mpd = Mpd::parse(&String::from_utf8_lossy(&text))
+            .map_err(|e| anyhow!("{}: {e}", self.url))?;
+        let at = live::at_epoch(self.server_now_s(offset))?;
+        let title = Title::from_mpd(&mpd, &self.url, SegmentsAt::Live(at))?;
+        if title.rungs.len() == self.title.rungs.len() {
+            self.title.rungs = title.rungs;
+        }
+        if let Some(live) = &mut self.live {
+            live.update_every_s = live::update_period_s(&mpd);
+            live.fetched_at_s = now;
+        }
+        Ok(())
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn fetch(&mut self, req: Request, watch: &mut Watch<'_>) -> Result<Fetched> {
+        if self.live.is_some() {
+            self.refresh(false).await?;
+        }
+        let rung = req.rung;
+        let mut extra = 0u64;
+        if !self.inits[rung] {
+            if let Some(init) = self.title.rungs[rung].init.clone() {
+                let range = init.range.as_ref().map(|r| r.to_header());
+                let b = self
+                    .net
+                    .get(&init.url, range.as_deref(), false, None, 0)
+                    .await?;
+                extra = b.bytes;
+            }
+            self.inits[rung] = true;
+        }
+        let (url, range) = match self.media_url(req.segment, rung) {
+            Ok(u) => u,
+            Err(_) if self.live.is_some() => {
+                self.refresh(true).await?;
+                self.media_url(req.segment, rung)?
+            }
+            Err(e) => return Err(e),
+        };
+        let b = self
+            .net
+            .get(
+                &url,
+                range.as_deref(),
+                false,
+                Some(watch),
+                req.expected_bytes,
+            )
+            .await?;
+        Ok(Fetched {
+            bytes: b.bytes + extra,
+            complete: b.complete,
+            edge: Some(b.edge.to_string()),
+        })
+    }
+
+    fn available_at(&self, segment: usize) -> Option<f64> {
+        let live = self.live.as_ref()?;
+        let server_now = self.server_now_s(live.offset_s);
+        Some(self.clock.now() + live.schedule.available_in(segment, server_now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use common::clock::ManualClock;
+
+    use super::*;
+    use crate::play::config::PlayConfig;
+    use crate::video::Video;
+
+    const AST: f64 = 1_700_000_000.0;
+
+    #[tokio::test]
+    async fn live_segments_are_scheduled_by_the_injected_wall_clock() {
+        let wall = Arc::new(ManualClock::new(live::at_epoch(AST + 20.5).unwrap()));
+        let clock = Arc::new(WallClock::with_wall(wall.clone()));
+        let mut cfg = PlayConfig::new("http://video.test/live.mpd".parse().unwrap());
+        cfg.resolve = Some(vec![Ipv4Addr::LOCALHOST.into()]);
+        let net = Net::new(&cfg, clock.clone()).await.unwrap();
+        let title = Title {
+            rungs: Vec::new(),
+            video: Video::nominal("live", vec![1e6], 2.0, 18).unwrap(),
+            dynamic: true,
+        };
+        let schedule = LiveSchedule {
+            first_number: 8,
+            first_end_epoch_s: AST + 16.0,
+            segment_s: 2.0,
+            count: 18,
+        };
+        let live = Live {
+            schedule,
+            offset_s: 1.0,
+            update_every_s: None,
+            fetched_at_s: 0.0,
+        };
+        let vod = HttpTransport::new(
+            Net::new(&cfg, clock.clone()).await.unwrap(),
+            title.clone(),
+            cfg.url.clone(),
+            None,
+            clock.clone(),
+        );
+        assert_eq!(vod.available_at(3), None);
+        let t = HttpTransport::new(net, title, cfg.url.clone(), Some(live), clock.clone());
+        // Server time is the wall clock plus 1 s, AST + 21.5 s; segment 3 (number 11) ends at
+        // AST + 22 s.
+        let wait = t.available_at(3).unwrap() - clock.now();
+        assert!((wait - 0.5).abs() < 0.05, "{wait}");
+        wall.advance(Duration::from_secs(10));
+        let wait = t.available_at(3).unwrap() - clock.now();
+        assert!((wait + 9.5).abs() < 0.05, "{wait}");
+    }
+}
