@@ -28,6 +28,9 @@ pub struct Args {
     /// Bearer token for PURGE (or set CDN_PURGE_TOKEN).
     #[arg(long, env = "CDN_PURGE_TOKEN")]
     pub purge_token: Option<String>,
+    /// Write one access log line per request to standard output (Combined Log Format).
+    #[arg(long)]
+    pub access_log: bool,
     /// TOML configuration file (see edge::Config).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -69,6 +72,7 @@ impl Args {
         if let Some(t) = &self.purge_token {
             c.purge_token = Some(t.clone());
         }
+        c.access_log |= self.access_log;
         if let Some(p) = &self.tls_cert {
             c.tls_cert = Some(p.clone());
         }

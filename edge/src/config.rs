@@ -50,6 +50,9 @@ pub struct Config {
     pub inflight_buffer: ByteSize,
     /// Bearer token PURGE requests must carry; PURGE is refused when unset.
     pub purge_token: Option<String>,
+    /// Write one access log line per request (Combined Log Format plus the cache outcome, see
+    /// `common::access_log`); off by default.
+    pub access_log: bool,
     /// Query parameters left out of the cache key (e.g. session tokens).
     pub ignore_query_params: Vec<String>,
     pub connect_timeout_secs: f64,
@@ -96,6 +99,7 @@ impl Default for Config {
             max_object_size: ByteSize(32 << 20),
             inflight_buffer: ByteSize(128 << 20),
             purge_token: None,
+            access_log: false,
             ignore_query_params: Vec::new(),
             connect_timeout_secs: 2.0,
             first_byte_timeout_secs: 10.0,

@@ -1,9 +1,23 @@
 //! The edge: a caching reverse proxy in front of the origin (RFC 9111 freshness, revalidation,
 //! request coalescing, stale serving, byte-bounded memory, parent tier, purge).
 //!
-//! Map: `policy` (pure caching rules) and `key` decide; `store` keeps responses in moka;
-//! `flight` coalesces concurrent fetches; `upstream` talks to parents and the origin; `proxy`
-//! is the request path in phases; `server` runs it with `/health`, `/metrics` and `PURGE`.
+//! Parts:
+//! - `policy`: the pure caching rules: directives (Cache-Control; CDN-Cache-Control as a
+//!   Structured Fields dictionary), the verdict on a fetched response (pass / share / store with
+//!   this freshness), freshness and age, verdicts on stored responses, 304 refresh, client
+//!   preconditions and Range, Vary.
+//! - `key`: the cache key (normalised host, path and query) and PURGE prefixes.
+//! - `store`: stored responses in moka, weighed by the bytes they hold, LRU, expiry, purge.
+//! - `flight`: request coalescing: one upstream fetch per key, streamed to every member.
+//! - `upstream`: the pooled client to parents (rendezvous-ranked) and the origin, proxy headers,
+//!   timeouts.
+//! - `proxy`: the request path in phases (`key`, `lookup`, `hit`, `stale`, `miss`, `fetch`,
+//!   `store`/`refresh`, `respond`, `pass`), judged at one `now` per request from an injectable
+//!   [`Clock`].
+//! - `cache_status`: each request's outcome, as its RFC 9211 Cache-Status member and metric label.
+//! - `server`: binding and serving, `/health`, `/metrics`, `PURGE`; [`spawn`] and
+//!   [`spawn_with_clock`].
+//! - `metrics`: the per-instance Prometheus registry; `config` and `cli`: TOML and flags.
 
 pub mod cache_status;
 pub mod cli;
@@ -17,5 +31,6 @@ pub mod server;
 pub mod store;
 pub mod upstream;
 
+pub use common::clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
-pub use server::{spawn, Edge};
+pub use server::{spawn, spawn_with_clock, Edge};

@@ -9,26 +9,18 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use crate::cache_status::Label;
+
 /// Latency buckets from 100 µs to 30 s.
 const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
 
-/// The cache-status labels, in the order of [`Metrics::by_status`].
-pub const STATUS_LABELS: [&str; 7] = [
-    "hit",
-    "miss",
-    "revalidated",
-    "stale",
-    "coalesced",
-    "bypass",
-    "error",
-];
-
 pub struct Metrics {
     pub registry: Registry,
-    /// Per cache-status label: the request counter and duration histogram, resolved once.
+    /// Per cache-status label (indexed by [`Label`]): the request counter and duration
+    /// histogram, resolved once.
     by_status: Vec<(IntCounter, prometheus::Histogram)>,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
@@ -123,12 +115,12 @@ impl Metrics {
         ] {
             registry.register(c)?;
         }
-        let by_status = STATUS_LABELS
+        let by_status = Label::ALL
             .iter()
             .map(|l| {
                 (
-                    requests.with_label_values(&[l]),
-                    request_duration.with_label_values(&[l]),
+                    requests.with_label_values(&[l.as_str()]),
+                    request_duration.with_label_values(&[l.as_str()]),
                 )
             })
             .collect();
@@ -152,19 +144,10 @@ impl Metrics {
     }
 
     /// Counts one request with cache status `label` that took `seconds` to its response head.
-    pub fn observe_request(&self, label: &str, seconds: f64) {
-        match STATUS_LABELS.iter().position(|l| *l == label) {
-            Some(i) => {
-                self.by_status[i].0.inc();
-                self.by_status[i].1.observe(seconds);
-            }
-            None => {
-                self.requests.with_label_values(&[label]).inc();
-                self.request_duration
-                    .with_label_values(&[label])
-                    .observe(seconds);
-            }
-        }
+    pub fn observe_request(&self, label: Label, seconds: f64) {
+        let (count, duration) = &self.by_status[label as usize];
+        count.inc();
+        duration.observe(seconds);
     }
 
     /// A tally for bytes served from `source` ("cache" or "upstream").

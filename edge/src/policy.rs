@@ -1,8 +1,15 @@
 //! The HTTP caching rules of a shared cache (RFC 9111, RFC 9213 CDN-Cache-Control, RFC 5861 stale
-//! directives) as pure functions over headers and times: what may be stored, how long it stays
-//! fresh, how old it is, when it may be served stale, how a 304 refreshes it, and how a client's
-//! own conditional and Range requests are answered from it. No I/O and no clock reads here: every
-//! function takes `now`.
+//! directives) as pure functions over headers and times: what a fetched response may become (one
+//! [`Cacheable`] verdict: pass, share without storing, or store with this freshness), how long it
+//! stays fresh, how old it is, when it may be served stale, how a 304 refreshes it, and how a
+//! client's own conditional and Range requests are answered from it. No I/O and no clock reads
+//! here: every function that needs the time takes it (`now`, `request_time`, `response_time`).
+//!
+//! Cache-Control is an RFC 9110 list parsed by hand (`common::list::split`: quoted strings may
+//! hold commas, the first occurrence of a directive wins). CDN-Cache-Control is a Structured
+//! Fields dictionary (RFC 9213 section 2.1), parsed with `sfv`: a field that is not a valid
+//! dictionary is ignored as a whole and Cache-Control applies; a later duplicate key replaces an
+//! earlier one; parameters are ignored.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,15 +66,12 @@ impl Default for PolicyConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Directives {
     items: Vec<(String, Option<String>)>,
-    /// Every name was a valid Structured Fields key (lowercase) as written.
-    sf_keys: bool,
 }
 
 impl Directives {
-    /// Parses every value of a header field; quoted strings may contain commas.
+    /// Parses every value of a Cache-Control field; quoted strings may contain commas.
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Directives {
         let mut items = Vec::new();
-        let mut sf_keys = true;
         for value in values {
             let Ok(text) = value.to_str() else { continue };
             for part in common::list::split(text, common::list::Quoting::QuotedString) {
@@ -78,11 +82,57 @@ impl Directives {
                 if name.is_empty() {
                     continue;
                 }
-                sf_keys &= is_sf_key(name);
                 items.push((name.to_ascii_lowercase(), arg));
             }
         }
-        Directives { items, sf_keys }
+        Directives { items }
+    }
+
+    /// Parses CDN-Cache-Control as RFC 9213 section 2.1 defines it: the field lines joined with
+    /// commas form one Structured Fields dictionary. `None` when the field is absent, empty, or
+    /// not a valid dictionary (it is then ignored as a whole). A directive without a value is
+    /// the boolean true; integers, strings and tokens keep their text; any other value counts
+    /// as an argument that is not a number (like `max-age=soon` in Cache-Control).
+    pub fn parse_dictionary<'a>(
+        values: impl IntoIterator<Item = &'a HeaderValue>,
+    ) -> Option<Directives> {
+        use sfv::{BareItem, ListEntry, Parser};
+        let mut values = values.into_iter();
+        let first = values.next()?;
+        let joined;
+        let input = match values.next() {
+            None => first.as_bytes(),
+            Some(second) => {
+                let mut all = first.as_bytes().to_vec();
+                for v in std::iter::once(second).chain(values) {
+                    all.extend_from_slice(b", ");
+                    all.extend_from_slice(v.as_bytes());
+                }
+                joined = all;
+                &joined[..]
+            }
+        };
+        let dictionary = Parser::new(input).parse::<sfv::Dictionary>().ok()?;
+        if dictionary.is_empty() {
+            return None;
+        }
+        let items = dictionary
+            .into_iter()
+            .map(|(key, entry)| {
+                let arg = match entry {
+                    ListEntry::Item(item) => match item.bare_item {
+                        BareItem::Boolean(true) => None,
+                        BareItem::Integer(i) => Some(i64::from(i).to_string()),
+                        BareItem::String(s) => Some(s.as_str().to_string()),
+                        BareItem::Token(t) => Some(t.as_str().to_string()),
+                        _ => Some(String::new()),
+                    },
+                    ListEntry::InnerList(_) => Some(String::new()),
+                };
+                (key.as_str().to_string(), arg)
+            })
+            .collect();
+        Some(Directives { items })
     }
 
     /// True when the directive is present (with or without an argument).
@@ -100,20 +150,6 @@ impl Directives {
                 .unwrap_or(Duration::ZERO),
         )
     }
-
-    /// True when every member is a valid Structured Fields dictionary member (RFC 8941), as
-    /// RFC 9213 requires of CDN-Cache-Control; an invalid field is ignored as a whole.
-    fn is_valid_dictionary(&self) -> bool {
-        !self.items.is_empty() && self.sf_keys
-    }
-}
-
-fn is_sf_key(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '*')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*".contains(c))
 }
 
 /// The largest delta-seconds value kept (RFC 9111 section 1.2.2): larger ones, however many
@@ -174,8 +210,7 @@ pub struct ResponseControls {
 
 impl ResponseControls {
     pub fn from_headers(headers: &HeaderMap) -> ResponseControls {
-        let cdn = Directives::parse(headers.get_all("cdn-cache-control"));
-        if cdn.is_valid_dictionary() {
+        if let Some(cdn) = Directives::parse_dictionary(headers.get_all("cdn-cache-control")) {
             return ResponseControls {
                 directives: cdn,
                 targeted: true,
@@ -185,6 +220,15 @@ impl ResponseControls {
             directives: Directives::parse(headers.get_all(header::CACHE_CONTROL)),
             targeted: false,
         }
+    }
+
+    /// True when the response states its own lifetime (s-maxage, max-age, or, without
+    /// CDN-Cache-Control, Expires); [`ResponseControls::explicit_lifetime`] is then `Some`.
+    fn has_explicit_lifetime(&self, headers: &HeaderMap) -> bool {
+        let d = &self.directives;
+        d.has("s-maxage")
+            || d.has("max-age")
+            || (!self.targeted && headers.contains_key(header::EXPIRES))
     }
 
     fn explicit_lifetime(
@@ -276,7 +320,20 @@ pub fn storable(
     status: StatusCode,
     headers: &HeaderMap,
 ) -> Result<(), NotStorable> {
-    let rc = ResponseControls::from_headers(headers);
+    storable_under(
+        &ResponseControls::from_headers(headers),
+        request_headers,
+        status,
+        headers,
+    )
+}
+
+fn storable_under(
+    rc: &ResponseControls,
+    request_headers: &HeaderMap,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<(), NotStorable> {
     let d = &rc.directives;
     let code = status.as_u16();
     if status.is_informational() || code == 206 || code == 304 {
@@ -299,7 +356,7 @@ pub fn storable(
     if vary_names(headers).is_none() {
         return Err(NotStorable::VaryStar);
     }
-    let explicit = rc.explicit_lifetime(headers, SystemTime::now()).is_some();
+    let explicit = rc.has_explicit_lifetime(headers);
     let validator =
         headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
     let by_default = HEURISTICALLY_CACHEABLE.contains(&code);
@@ -310,6 +367,65 @@ pub fn storable(
     } else {
         Err(NotStorable::NoFreshnessNorValidator)
     }
+}
+
+/// What a shared cache may do with a response it fetched for a GET (the policy's one verdict on
+/// a response, like Pingora's `resp_cacheable`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cacheable {
+    /// Only the request that fetched it may have it (`private`, Set-Cookie): requests waiting
+    /// for the same fetch go upstream on their own.
+    Pass(NotStorable),
+    /// Every request waiting for it may have it, but it is not stored.
+    Share(NotStorable),
+    /// Shared and stored, with this freshness.
+    Store(Freshness),
+}
+
+/// The verdict on a response to a GET sent at `request_time` (with `request_headers`) and
+/// received at `response_time`: [`storable`]'s rules, plus which unstorable responses must not
+/// even be shared. The directives are parsed once for both questions.
+pub fn cacheable(
+    cfg: &PolicyConfig,
+    request_headers: &HeaderMap,
+    status: StatusCode,
+    headers: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Cacheable {
+    let rc = ResponseControls::from_headers(headers);
+    if rc.directives.has("private") {
+        return Cacheable::Pass(NotStorable::Private);
+    }
+    if headers.contains_key(header::SET_COOKIE) {
+        return Cacheable::Pass(NotStorable::SetCookie);
+    }
+    match storable_under(&rc, request_headers, status, headers) {
+        Ok(()) => Cacheable::Store(Freshness::under(
+            cfg,
+            &rc,
+            status,
+            headers,
+            request_time,
+            response_time,
+        )),
+        Err(why) => Cacheable::Share(why),
+    }
+}
+
+/// A stored response refreshed by a 304 (RFC 9111 section 4.3.4): its merged header fields and
+/// their freshness. The stored body stays.
+pub fn refresh(
+    cfg: &PolicyConfig,
+    status: StatusCode,
+    stored: &HeaderMap,
+    not_modified: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> (HeaderMap, Freshness) {
+    let merged = refresh_headers(stored, not_modified);
+    let freshness = Freshness::new(cfg, status, &merged, request_time, response_time);
+    (merged, freshness)
 }
 
 /// Everything the cache needs to know about one stored response's freshness and age.
@@ -359,6 +475,18 @@ impl Freshness {
         response_time: SystemTime,
     ) -> Freshness {
         let rc = ResponseControls::from_headers(headers);
+        Freshness::under(cfg, &rc, status, headers, request_time, response_time)
+    }
+
+    /// [`Freshness::new`] with the response's directives already parsed.
+    fn under(
+        cfg: &PolicyConfig,
+        rc: &ResponseControls,
+        status: StatusCode,
+        headers: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) -> Freshness {
         let d = &rc.directives;
         let date = header_time(headers, header::DATE);
         let last_modified = header_time(headers, header::LAST_MODIFIED);
@@ -775,6 +903,109 @@ mod tests {
     }
 
     #[test]
+    fn cdn_cache_control_is_a_structured_fields_dictionary() {
+        let parse = |values: &[&str]| {
+            let pairs: Vec<_> = values.iter().map(|v| ("cdn-cache-control", *v)).collect();
+            Directives::parse_dictionary(headers(&pairs).get_all("cdn-cache-control"))
+        };
+        // Integers, strings and booleans; parameters ignored; field lines joined.
+        let d = parse(&[
+            "max-age=60;x=1, no-cache=\"set-cookie, foo\"",
+            "stale-if-error=30, must-revalidate",
+        ])
+        .unwrap();
+        assert_eq!(d.seconds("max-age"), Some(Duration::from_secs(60)));
+        assert_eq!(d.seconds("stale-if-error"), Some(Duration::from_secs(30)));
+        assert!(d.has("no-cache") && d.has("must-revalidate") && !d.has("x"));
+        // A later duplicate replaces an earlier one (dictionary semantics).
+        let d = parse(&["max-age=60, max-age=5"]).unwrap();
+        assert_eq!(d.seconds("max-age"), Some(Duration::from_secs(5)));
+        // A value that is not an integer is not a number of seconds: 0, the safe reading.
+        let d = parse(&["max-age=1.5, s-maxage=?0"]).unwrap();
+        assert_eq!(d.seconds("max-age"), Some(Duration::ZERO));
+        assert_eq!(d.seconds("s-maxage"), Some(Duration::ZERO));
+        // Not a dictionary, or empty: ignored as a whole.
+        for bad in [
+            "Max-Age=60",
+            "max-age = 60",
+            "max-age=60 s",
+            "max-age=60,",
+            "max-age=1234567890123456",
+            "",
+        ] {
+            assert_eq!(parse(&[bad]), None, "{bad:?}");
+        }
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["max-age=60", "Private"]), None);
+        // ... and then Cache-Control (and Expires) apply.
+        let h = headers(&[
+            ("cache-control", "max-age=5"),
+            ("cdn-cache-control", "max-age=60 s"),
+        ]);
+        let rc = ResponseControls::from_headers(&h);
+        assert!(!rc.targeted);
+        assert_eq!(
+            rc.directives.seconds("max-age"),
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn one_verdict_per_fetched_response() {
+        let cfg = PolicyConfig::default();
+        let none = HeaderMap::new();
+        let verdict = |status: u16, h: &[(&str, &str)]| {
+            let status = StatusCode::from_u16(status).unwrap();
+            cacheable(&cfg, &none, status, &headers(h), at(0), at(1))
+        };
+        assert_eq!(
+            verdict(200, &[("cache-control", "private, max-age=60")]),
+            Cacheable::Pass(NotStorable::Private)
+        );
+        assert_eq!(
+            verdict(
+                200,
+                &[("cache-control", "max-age=60"), ("set-cookie", "a=b")]
+            ),
+            Cacheable::Pass(NotStorable::SetCookie)
+        );
+        assert_eq!(
+            verdict(200, &[("cache-control", "no-store, max-age=60")]),
+            Cacheable::Share(NotStorable::NoStore)
+        );
+        assert_eq!(
+            verdict(200, &[]),
+            Cacheable::Share(NotStorable::NoFreshnessNorValidator)
+        );
+        assert_eq!(
+            verdict(206, &[("cache-control", "max-age=60")]),
+            Cacheable::Share(NotStorable::Status)
+        );
+        assert_eq!(
+            verdict(200, &[("cache-control", "max-age=60"), ("vary", "*")]),
+            Cacheable::Share(NotStorable::VaryStar)
+        );
+        // CDN-Cache-Control speaks for this cache: `private` in Cache-Control alone is for the
+        // caches downstream.
+        let h = [
+            ("cache-control", "private"),
+            ("cdn-cache-control", "max-age=60"),
+        ];
+        assert!(matches!(verdict(200, &h), Cacheable::Store(_)));
+        // Store carries the freshness the response has on its own.
+        let h = [("cache-control", "max-age=60")];
+        let Cacheable::Store(f) = verdict(200, &h) else {
+            panic!("max-age=60 is stored");
+        };
+        assert_eq!(
+            f,
+            Freshness::new(&cfg, StatusCode::OK, &headers(&h), at(0), at(1))
+        );
+        assert_eq!(f.lifetime, Duration::from_secs(60));
+        assert_eq!(f.initial_age, Duration::from_secs(1), "the response delay");
+    }
+
+    #[test]
     fn heuristic_only_with_last_modified() {
         let now = date(1000);
         let lm = date(0);
@@ -925,6 +1156,10 @@ mod tests {
             ("x-new", "1"),
         ]);
         let merged = refresh_headers(&stored, &nm);
+        let cfg = PolicyConfig::default();
+        let (refreshed, f) = refresh(&cfg, StatusCode::OK, &stored, &nm, at(5), at(5));
+        assert_eq!(refreshed, merged);
+        assert_eq!(f.lifetime, Duration::from_secs(60), "the 304's max-age");
         assert_eq!(merged["content-length"], "100");
         assert_eq!(merged["cache-control"], "max-age=60");
         assert_eq!(merged["x-kept"], "yes");

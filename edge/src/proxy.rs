@@ -1,10 +1,23 @@
-//! The request path of a cacheable request, as named phases:
+//! The request path, as phases, each a function:
 //!
-//! `key` -> `lookup` -> (`hit` | `stale` | `miss`) -> `upstream` (coalesced in a flight) ->
-//! `store` -> `respond`.
+//! - [`handle`] -> `key` (cache key, request directives, `now`; or `pass`) -> `lookup` ->
+//!   `hit` | `stale` | `miss`.
+//! - `miss` joins or starts the key's flight. The flight's task (`Fetch`) runs `fetch` (the
+//!   upstream request, conditional when revalidating), takes the policy's one verdict on the
+//!   response (`policy::cacheable`: pass / share without storing / store with this freshness),
+//!   then `store` (stream to the flight's members, then keep) or `refresh` (a 304).
+//! - `respond_stored` / `respond_shared` answer from a stored or a streaming response: the
+//!   client's preconditions and Range (`Answer`), HEAD; `stale_if_error` lets a stale copy
+//!   stand in for a failed upstream; `finish` adds Via and Cache-Status and counts the request.
+//! - `pass` forwards what the cache must not answer (other methods, Authorization, `no-store`);
+//!   unsafe methods invalidate the stored response for their URL.
 //!
-//! Requests the cache must not answer (other methods, Authorization, `no-store`) take the
-//! `pass` path; unsafe methods invalidate the stored response for their URL.
+//! Time: a request reads the edge's clock ([`Ctx::clock`], injectable) once, in `key`; its
+//! lookup verdict, Age, ttl and stale-if-error decisions all use that `now`. A fetch reads the
+//! clock once more, when the upstream's head arrives (RFC 9111's response_time; its request_time
+//! is the creating request's `now`). Waits on the network stay on tokio's time: the connect,
+//! first-byte and idle timeouts, `coalesce_wait` and `stale_if_slow`; request latency for the
+//! metrics is measured with `Instant`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,19 +26,22 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{response, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use common::clock::Clock;
 use common::http::{empty, full, Body};
 use common::precondition::{self, Decision};
 
-use crate::cache_status::CacheStatus;
+use crate::cache_status::{Fwd, Outcome, StaleWhy};
 use crate::config::Config;
 use crate::flight::{Flight, Flights, Head, SharedHead};
-use crate::key::{self, CacheKey};
+use crate::key::CacheKey;
 use crate::metrics::Metrics;
-use crate::policy::{self, Freshness, PolicyConfig, RangeAnswer, RequestControls, Verdict};
+use crate::policy::{
+    self, Cacheable, Freshness, PolicyConfig, RangeAnswer, RequestControls, Verdict,
+};
 use crate::store::{Store, Stored};
 use crate::upstream::{self, Outgoing, Upstream, UpstreamError};
 
@@ -46,6 +62,8 @@ pub struct Ctx {
     pub flights: Flights,
     pub upstream: Upstream,
     pub metrics: Arc<Metrics>,
+    /// The clock freshness is judged by (the system clock unless injected).
+    pub clock: Arc<dyn Clock>,
     /// This edge's Via member, built once.
     pub via: HeaderValue,
     pub idle: Duration,
@@ -54,29 +72,38 @@ pub struct Ctx {
     pub stale_if_slow: Duration,
 }
 
-/// A client request, reduced to what the cache path needs (the `key` phase's output).
+/// What every response needs to know about its request, whichever path it took.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    head: bool,
+    /// The request came through another edge, which may see CDN-Cache-Control.
+    from_edge: bool,
+    /// When the request arrived, for the latency metric.
+    started: Instant,
+}
+
+/// A client request the cache may answer, reduced to what the cache path needs (the `key`
+/// phase's output).
 struct Ask {
     parts: Parts,
     peer: IpAddr,
     key: CacheKey,
     controls: RequestControls,
-    head: bool,
-    from_edge: bool,
-    started: Instant,
+    client: Client,
+    /// The request's one reading of the edge's clock.
+    now: SystemTime,
 }
 
 /// What the `lookup` phase found.
 enum Lookup {
-    Hit(Arc<Stored>),
-    /// Stale but servable now; `revalidate` asks for a background refresh.
-    Stale {
-        entry: Arc<Stored>,
-        revalidate: bool,
-    },
-    /// Go upstream; `stale` is kept for revalidation and for stale-if-error.
+    /// Fresh: phase `hit`.
+    Fresh(Arc<Stored>),
+    /// Stale but servable now: phase `stale`.
+    Stale(Arc<Stored>, StaleWhy),
+    /// Go upstream (phase `miss`); `stale` is kept for revalidation and for stale-if-error.
     Miss {
         stale: Option<Arc<Stored>>,
-        fwd: &'static str,
+        fwd: Fwd,
     },
 }
 
@@ -84,110 +111,86 @@ enum Lookup {
 pub async fn handle(ctx: Arc<Ctx>, parts: Parts, body: Incoming, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
     if upstream::via_names(&parts.headers, &ctx.name) {
-        let cs = CacheStatus {
-            fwd: Some("bypass"),
-            detail: Some("loop"),
-            ..Default::default()
-        };
         return error(
             &ctx,
-            &cs,
             started,
+            Outcome::Loop,
             StatusCode::LOOP_DETECTED,
             "request loop: Via already names this edge",
         );
     }
-    let cacheable_method = parts.method == Method::GET || parts.method == Method::HEAD;
-    let controls = RequestControls::from_headers(&parts.headers);
-    if !cacheable_method || parts.headers.contains_key(header::AUTHORIZATION) || controls.no_store {
-        return pass(&ctx, parts, body, peer, started).await;
-    }
-    let ask = Ask {
-        key: key::of_request(&parts, &ctx.config.ignore_query_params),
-        head: parts.method == Method::HEAD,
-        from_edge: upstream::from_edge(&parts.headers),
-        parts,
-        peer,
-        controls,
-        started,
+    let ask = match key(&ctx, parts, peer, started) {
+        Keyed::Cache(ask) => ask,
+        Keyed::Pass(parts) => return pass(&ctx, parts, body, peer, started).await,
     };
     match lookup(&ctx, &ask).await {
-        Lookup::Hit(entry) => {
-            let cs = CacheStatus {
-                hit: true,
-                ttl: Some(entry.freshness.ttl_secs(SystemTime::now())),
-                ..Default::default()
-            };
-            respond_stored(&ctx, &ask, &entry, cs)
-        }
-        Lookup::Stale { entry, revalidate } => {
-            if revalidate {
-                refresh_in_background(&ctx, &ask, entry.clone());
-            }
-            let cs = CacheStatus {
-                hit: true,
-                ttl: Some(entry.freshness.ttl_secs(SystemTime::now())),
-                detail: Some(if revalidate {
-                    "stale-while-revalidate"
-                } else {
-                    "max-stale"
-                }),
-                ..Default::default()
-            };
-            respond_stored(&ctx, &ask, &entry, cs)
-        }
-        Lookup::Miss { stale, fwd } => {
-            if ask.controls.only_if_cached {
-                let cs = CacheStatus {
-                    fwd: Some(fwd),
-                    detail: Some("only-if-cached"),
-                    ..Default::default()
-                };
-                return error(
-                    &ctx,
-                    &cs,
-                    ask.started,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "not in cache",
-                );
-            }
-            miss(&ctx, &ask, stale, fwd).await
-        }
+        Lookup::Fresh(entry) => hit(&ctx, &ask, &entry),
+        Lookup::Stale(entry, why) => stale(&ctx, &ask, entry, why),
+        Lookup::Miss { stale, fwd } => miss(&ctx, &ask, stale, fwd).await,
     }
 }
 
-/// Phase `lookup`: the stored variant for the key, judged against the request.
+/// What the `key` phase made of a request.
+enum Keyed {
+    /// The cache may answer it.
+    Cache(Ask),
+    /// The cache must not answer it (methods other than GET and HEAD, Authorization,
+    /// `no-store`): phase `pass`.
+    Pass(Parts),
+}
+
+/// Phase `key`: the cache key, the request's directives and its `now`, or the request back
+/// for `pass`.
+fn key(ctx: &Ctx, parts: Parts, peer: IpAddr, started: Instant) -> Keyed {
+    let cacheable_method = parts.method == Method::GET || parts.method == Method::HEAD;
+    if !cacheable_method || parts.headers.contains_key(header::AUTHORIZATION) {
+        return Keyed::Pass(parts);
+    }
+    let controls = RequestControls::from_headers(&parts.headers);
+    if controls.no_store {
+        return Keyed::Pass(parts);
+    }
+    Keyed::Cache(Ask {
+        key: crate::key::of_request(&parts, &ctx.config.ignore_query_params),
+        client: Client {
+            head: parts.method == Method::HEAD,
+            from_edge: upstream::from_edge(&parts.headers),
+            started,
+        },
+        now: ctx.clock.now(),
+        parts,
+        peer,
+        controls,
+    })
+}
+
+/// Phase `lookup`: the stored variant for the key, judged against the request at its `now`.
 async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
-    let Some(entry) = ctx.store.get(&ask.key).await else {
+    let entry = ctx.store.get(&ask.key).await;
+    let Some(entry) = entry.filter(|e| !e.expired(ask.now)) else {
         return Lookup::Miss {
             stale: None,
-            fwd: "miss",
+            fwd: Fwd::Miss,
         };
     };
     if !entry.matches_variant(&ask.parts.headers) {
         return Lookup::Miss {
             stale: None,
-            fwd: "vary-miss",
+            fwd: Fwd::VaryMiss,
         };
     }
-    match entry.freshness.verdict(&ask.controls, SystemTime::now()) {
-        Verdict::Fresh => Lookup::Hit(entry),
-        Verdict::StaleWhileRevalidate => Lookup::Stale {
-            entry,
-            revalidate: true,
-        },
-        Verdict::StaleAllowedByClient => Lookup::Stale {
-            entry,
-            revalidate: false,
-        },
+    match entry.freshness.verdict(&ask.controls, ask.now) {
+        Verdict::Fresh => Lookup::Fresh(entry),
+        Verdict::StaleWhileRevalidate => Lookup::Stale(entry, StaleWhy::WhileRevalidate),
+        Verdict::StaleAllowedByClient => Lookup::Stale(entry, StaleWhy::MaxStale),
         Verdict::Revalidate => {
             let forced = ask.controls.no_cache
                 || ask.controls.max_age.is_some()
                 || ask.controls.min_fresh.is_some();
-            let fwd = if forced && entry.freshness.is_fresh(SystemTime::now()) {
-                "request"
+            let fwd = if forced && entry.freshness.is_fresh(ask.now) {
+                Fwd::Request
             } else {
-                "stale"
+                Fwd::Stale
             };
             Lookup::Miss {
                 stale: Some(entry),
@@ -195,6 +198,44 @@ async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
             }
         }
     }
+}
+
+/// Phase `hit`: a fresh stored response.
+fn hit(ctx: &Ctx, ask: &Ask, entry: &Stored) -> Response<Body> {
+    let ttl = entry.freshness.ttl_secs(ask.now);
+    respond_stored(ctx, ask, entry, Outcome::Hit { ttl })
+}
+
+/// Phase `stale`: a stale stored response the request may have at once; within
+/// stale-while-revalidate a refresh starts in the background (or is already running).
+fn stale(ctx: &Arc<Ctx>, ask: &Ask, entry: Arc<Stored>, why: StaleWhy) -> Response<Body> {
+    if why == StaleWhy::WhileRevalidate {
+        let (flight, created) = ctx.flights.join(&ask.key);
+        if created {
+            Fetch::start(ctx, ask, flight, Some(entry.clone()));
+        }
+    }
+    let ttl = entry.freshness.ttl_secs(ask.now);
+    respond_stored(ctx, ask, &entry, Outcome::Stale { ttl, why })
+}
+
+/// Phase `miss` (also a stale entry that must be revalidated first): join or start the key's
+/// flight and answer from it.
+async fn miss(ctx: &Arc<Ctx>, ask: &Ask, stale: Option<Arc<Stored>>, fwd: Fwd) -> Response<Body> {
+    if ask.controls.only_if_cached {
+        return error(
+            ctx,
+            ask.client.started,
+            Outcome::NotCached { fwd },
+            StatusCode::GATEWAY_TIMEOUT,
+            "not in cache",
+        );
+    }
+    let (flight, created) = ctx.flights.join(&ask.key);
+    if created {
+        Fetch::start(ctx, ask, flight.clone(), stale.clone());
+    }
+    respond_from_flight(ctx, ask, &flight, created, stale.as_deref(), fwd).await
 }
 
 /// The upstream request for a cacheable fetch: always a full GET, without the client's own
@@ -220,45 +261,22 @@ fn path_and_query(parts: &Parts) -> String {
         .unwrap_or_else(|| "/".to_string())
 }
 
-/// Phase `miss` (also stale without a usable stale window): join or start the key's flight.
-async fn miss(
-    ctx: &Arc<Ctx>,
-    ask: &Ask,
-    stale: Option<Arc<Stored>>,
-    fwd: &'static str,
-) -> Response<Body> {
-    let (flight, created) = ctx.flights.join(&ask.key);
-    if created {
-        start_fetch(ctx, ask, flight.clone(), stale.clone());
-    }
-    respond_from_flight(ctx, ask, &flight, created, stale, fwd).await
-}
-
-fn refresh_in_background(ctx: &Arc<Ctx>, ask: &Ask, stale: Arc<Stored>) {
-    let (flight, created) = ctx.flights.join(&ask.key);
-    if created {
-        start_fetch(ctx, ask, flight, Some(stale));
-    }
-}
-
-fn start_fetch(ctx: &Arc<Ctx>, ask: &Ask, flight: Arc<Flight>, stale: Option<Arc<Stored>>) {
-    let out = outgoing(ctx, ask);
-    let ctx = ctx.clone();
-    let key = ask.key.clone();
-    tokio::spawn(async move {
-        fetch_and_store(ctx, key, flight, out, stale).await;
-    });
-}
-
-/// Lands a flight however its fetch ends (including a panic or cancellation): members waiting
-/// for a head get an error instead of waiting out their timeout.
-struct Landing {
+/// One flight's upstream fetch, run in its own task so that no client owns it (phases `fetch`,
+/// then `store` or `refresh`). Dropping it lands the flight however the fetch ended (including
+/// a panic or cancellation): members still waiting for a head get an error instead of waiting
+/// out their timeout.
+struct Fetch {
     ctx: Arc<Ctx>,
     key: CacheKey,
     flight: Arc<Flight>,
+    out: Outgoing,
+    /// The stored copy being revalidated, if any.
+    stale: Option<Arc<Stored>>,
+    /// The creating request's `now`: RFC 9111's request_time.
+    request_time: SystemTime,
 }
 
-impl Drop for Landing {
+impl Drop for Fetch {
     fn drop(&mut self) {
         if self.flight.is_pending() {
             self.flight.set_head(Head::Failed(UpstreamError::Other(
@@ -274,232 +292,263 @@ impl Drop for Landing {
     }
 }
 
-/// Phases `upstream` and `store`, run once per flight in its own task.
-async fn fetch_and_store(
-    ctx: Arc<Ctx>,
-    key: CacheKey,
-    flight: Arc<Flight>,
-    mut out: Outgoing,
-    stale: Option<Arc<Stored>>,
-) {
-    ctx.metrics.inflight_fetches.inc();
-    let _landing = Landing {
-        ctx: ctx.clone(),
-        key: key.clone(),
-        flight: flight.clone(),
-    };
-    if let Some(s) = &stale {
-        for (name, value) in policy::revalidation_headers(&s.headers()) {
-            out.headers.insert(name, value);
-        }
-    }
-    let generation = ctx.store.generation();
-    let request_time = SystemTime::now();
-    let resp = match ctx.upstream.fetch(&key.to_string(), &out).await {
-        Ok((resp, _tier)) => resp,
-        Err(e) => {
-            tracing::warn!(key = %key, error = %e, "upstream fetch failed");
-            flight.set_head(Head::Failed(e));
-            return;
-        }
-    };
-    let response_time = SystemTime::now();
-    let (mut parts, body) = resp.into_parts();
-    upstream::strip_hop_by_hop(&mut parts.headers);
-
-    // A 304 refreshes the stored response (RFC 9111 section 4.3.4) and its body is reused.
-    if parts.status == StatusCode::NOT_MODIFIED {
-        if let Some(s) = &stale {
-            let merged = policy::refresh_headers(&s.headers(), &parts.headers);
-            let freshness =
-                Freshness::new(&ctx.policy, s.status, &merged, request_time, response_time);
-            let entry =
-                Arc::new(s.refreshed(&ctx.policy, &merged, freshness.clone(), response_time));
-            let stored = ctx
-                .store
-                .insert_fetched(key.clone(), entry.clone(), generation)
-                .await;
-            flight.set_head(Head::Ready(Arc::new(SharedHead {
-                status: entry.status,
-                headers: entry.headers(),
-                content_length: Some(entry.body.len() as u64),
-                fwd_status: 304,
-                stored,
-                freshness: Some(freshness),
-                vary: entry.vary.clone(),
-            })));
-            if !entry.body.is_empty() {
-                flight.push(entry.body.clone());
-            }
-            flight.finish();
-            return;
-        }
+impl Fetch {
+    /// Spawns the fetch of a flight `ask` created.
+    fn start(ctx: &Arc<Ctx>, ask: &Ask, flight: Arc<Flight>, stale: Option<Arc<Stored>>) {
+        ctx.metrics.inflight_fetches.inc();
+        let fetch = Fetch {
+            ctx: ctx.clone(),
+            key: ask.key.clone(),
+            flight,
+            out: outgoing(ctx, ask),
+            stale,
+            request_time: ask.now,
+        };
+        tokio::spawn(fetch.run());
     }
 
-    let directives = policy::ResponseControls::from_headers(&parts.headers).directives;
-    if directives.has("private") || parts.headers.contains_key(header::SET_COOKIE) {
-        flight.set_pass(Response::from_parts(parts, body));
-        return;
-    }
-    let content_length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let max_object = ctx.store.max_object_size();
-    let mut storable = policy::storable(&out.headers, parts.status, &parts.headers).is_ok()
-        && content_length.is_none_or(|l| l <= max_object);
-    if let Some(len) = content_length {
-        if !flight.reserve(len) {
-            flight.set_pass(Response::from_parts(parts, body));
-            return;
-        }
-    }
-    let vary = match policy::vary_names(&parts.headers) {
-        Some(names) => names
-            .iter()
-            .cloned()
-            .zip(policy::vary_values(&names, &out.headers))
-            .collect(),
-        None => Vec::new(),
-    };
-    let freshness = Freshness::new(
-        &ctx.policy,
-        parts.status,
-        &parts.headers,
-        request_time,
-        response_time,
-    );
-    let head = Arc::new(SharedHead {
-        status: parts.status,
-        headers: parts.headers.clone(),
-        content_length,
-        fwd_status: parts.status.as_u16(),
-        stored: storable,
-        freshness: storable.then(|| freshness.clone()),
-        vary: vary.clone(),
-    });
-    flight.set_head(Head::Ready(head));
-
-    let mut body = body;
-    let mut received: u64 = 0;
-    loop {
-        match tokio::time::timeout(ctx.idle, body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                received += data.len() as u64;
-                ctx.metrics.upstream_bytes.inc_by(data.len() as u64);
-                if received > max_object {
-                    storable = false;
-                }
-                if !flight.push(data) {
-                    return;
-                }
-            }
-            Ok(Some(Err(e))) => {
-                tracing::warn!(key = %key, error = %e, "upstream body failed");
-                flight.fail_body("upstream body failed");
+    async fn run(mut self) {
+        let generation = self.ctx.store.generation();
+        let (parts, body, response_time) = match self.fetch().await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "upstream fetch failed");
+                self.flight.set_head(Head::Failed(e));
                 return;
             }
-            Ok(None) => break,
-            Err(_) => {
-                tracing::warn!(key = %key, "upstream body idle timeout");
-                flight.fail_body("upstream body idle timeout");
+        };
+        if parts.status == StatusCode::NOT_MODIFIED {
+            if let Some(stale) = &self.stale {
+                self.refresh(stale, &parts.headers, response_time, generation)
+                    .await;
                 return;
             }
         }
+        let verdict = policy::cacheable(
+            &self.ctx.policy,
+            &self.out.headers,
+            parts.status,
+            &parts.headers,
+            self.request_time,
+            response_time,
+        );
+        match verdict {
+            Cacheable::Pass(_) => self.flight.set_pass(Response::from_parts(parts, body)),
+            Cacheable::Share(_) => self.store(parts, body, None, generation).await,
+            Cacheable::Store(freshness) => {
+                self.store(parts, body, Some(freshness), generation).await
+            }
+        }
     }
-    if content_length.is_some_and(|l| l != received) {
-        flight.fail_body("upstream body length differs from Content-Length");
-        return;
+
+    /// Phase `fetch`: the upstream request (conditional when a stored copy is revalidated),
+    /// its head without hop-by-hop fields, and the edge's time when that head arrived.
+    async fn fetch(&mut self) -> Result<(response::Parts, Incoming, SystemTime), UpstreamError> {
+        if let Some(s) = &self.stale {
+            for (name, value) in policy::revalidation_headers(&s.headers()) {
+                self.out.headers.insert(name, value);
+            }
+        }
+        let (resp, _tier) = self
+            .ctx
+            .upstream
+            .fetch(&self.key.to_string(), &self.out)
+            .await?;
+        let response_time = self.ctx.clock.now();
+        let (mut parts, body) = resp.into_parts();
+        upstream::strip_hop_by_hop(&mut parts.headers);
+        Ok((parts, body, response_time))
     }
-    flight.finish();
-    if storable {
-        if let Some(chunks) = flight.body_chunks() {
+
+    /// Phase `refresh`: a 304 refreshes the stored response (RFC 9111 section 4.3.4), whose
+    /// body the flight's members get.
+    async fn refresh(
+        &self,
+        stale: &Stored,
+        not_modified: &HeaderMap,
+        response_time: SystemTime,
+        generation: u64,
+    ) {
+        let (merged, freshness) = policy::refresh(
+            &self.ctx.policy,
+            stale.status,
+            &stale.headers(),
+            not_modified,
+            self.request_time,
+            response_time,
+        );
+        let entry = Arc::new(stale.refreshed(&self.ctx.policy, &merged, freshness.clone()));
+        let stored = self
+            .ctx
+            .store
+            .insert_fetched(self.key.clone(), entry.clone(), generation)
+            .await;
+        self.flight.set_head(Head::Ready(Arc::new(SharedHead {
+            status: entry.status,
+            headers: entry.headers(),
+            content_length: Some(entry.body.len() as u64),
+            fwd_status: 304,
+            stored,
+            freshness: Some(freshness),
+            vary: entry.vary.clone(),
+        })));
+        if !entry.body.is_empty() {
+            self.flight.push(entry.body.clone());
+        }
+        self.flight.finish();
+    }
+
+    /// Phase `store`: the head goes to the flight's members and the body streams through the
+    /// flight; the complete response is kept when the verdict gave it a `freshness` and it fits
+    /// `max_object_size`. A response with a Content-Length the in-flight budget cannot hold is
+    /// not shared: its creator gets it alone.
+    async fn store(
+        &self,
+        parts: response::Parts,
+        body: Incoming,
+        freshness: Option<Freshness>,
+        generation: u64,
+    ) {
+        let content_length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let max_object = self.ctx.store.max_object_size();
+        let freshness = freshness.filter(|_| content_length.is_none_or(|l| l <= max_object));
+        if let Some(len) = content_length {
+            if !self.flight.reserve(len) {
+                self.flight.set_pass(Response::from_parts(parts, body));
+                return;
+            }
+        }
+        let vary = match policy::vary_names(&parts.headers) {
+            Some(names) => names
+                .iter()
+                .cloned()
+                .zip(policy::vary_values(&names, &self.out.headers))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.flight.set_head(Head::Ready(Arc::new(SharedHead {
+            status: parts.status,
+            headers: parts.headers.clone(),
+            content_length,
+            fwd_status: parts.status.as_u16(),
+            stored: freshness.is_some(),
+            freshness: freshness.clone(),
+            vary: vary.clone(),
+        })));
+        let Some(received) = self.stream(body, content_length).await else {
+            return;
+        };
+        self.flight.finish();
+        let Some(freshness) = freshness.filter(|_| received <= max_object) else {
+            return;
+        };
+        if let Some(chunks) = self.flight.body_chunks() {
             let entry = Stored::new(
-                &ctx.policy,
+                &self.ctx.policy,
                 parts.status,
                 parts.headers,
                 &chunks,
                 freshness,
                 vary,
-                response_time,
             );
-            ctx.store
-                .insert_fetched(key, Arc::new(entry), generation)
+            self.ctx
+                .store
+                .insert_fetched(self.key.clone(), Arc::new(entry), generation)
                 .await;
         }
     }
+
+    /// Reads the upstream body into the flight: the bytes received, or `None` when the body
+    /// failed, stalled for `idle`, or differs from its Content-Length (the members are told).
+    async fn stream(&self, mut body: Incoming, content_length: Option<u64>) -> Option<u64> {
+        let mut received: u64 = 0;
+        loop {
+            match tokio::time::timeout(self.ctx.idle, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    received += data.len() as u64;
+                    self.ctx.metrics.upstream_bytes.inc_by(data.len() as u64);
+                    if !self.flight.push(data) {
+                        return None;
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(key = %self.key, error = %e, "upstream body failed");
+                    self.flight.fail_body("upstream body failed");
+                    return None;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(key = %self.key, "upstream body idle timeout");
+                    self.flight.fail_body("upstream body idle timeout");
+                    return None;
+                }
+            }
+        }
+        if content_length.is_some_and(|l| l != received) {
+            self.flight
+                .fail_body("upstream body length differs from Content-Length");
+            return None;
+        }
+        Some(received)
+    }
 }
 
-/// Phase `respond` for members of a flight.
+/// Phase `respond` for a flight's member: waits for the head (less long when a stale copy may
+/// stand in), then answers from the shared response, the stale copy, or a fetch of its own.
 async fn respond_from_flight(
     ctx: &Arc<Ctx>,
     ask: &Ask,
     flight: &Arc<Flight>,
     created: bool,
-    stale: Option<Arc<Stored>>,
-    fwd: &'static str,
+    stale: Option<&Stored>,
+    fwd: Fwd,
 ) -> Response<Body> {
     // A slow upstream does not hold a client that a stale copy can serve (stale-if-error).
-    let stand_in = stale
-        .as_ref()
-        .is_some_and(|s| s.freshness.usable_on_error(SystemTime::now()));
+    let stand_in = stale.is_some_and(|s| s.freshness.usable_on_error(ask.now));
     let wait = if stand_in && !ctx.stale_if_slow.is_zero() {
         ctx.stale_if_slow.min(ctx.coalesce_wait)
     } else {
         ctx.coalesce_wait
     };
-    let head = flight.head(wait).await;
-    match head {
+    match flight.head(wait).await {
         None | Some(Head::Pending) => {
             let e = UpstreamError::Timeout("the shared upstream fetch".into());
-            upstream_failed(ctx, ask, stale, e, None, fwd)
+            upstream_failed(ctx, ask, stale, e, fwd)
         }
-        Some(Head::Failed(e)) => upstream_failed(ctx, ask, stale, e, None, fwd),
+        Some(Head::Failed(e)) => upstream_failed(ctx, ask, stale, e, fwd),
         Some(Head::Pass) => {
             if created {
                 if let Some(resp) = flight.take_pass() {
-                    let cs = CacheStatus {
-                        fwd: Some(fwd),
-                        fwd_status: Some(resp.status().as_u16()),
-                        ..Default::default()
-                    };
-                    return relay(ctx, ask.head, ask.from_edge, ask.started, resp, cs);
+                    let outcome = forwarded(fwd, resp.status());
+                    return relay(ctx, ask.client, resp, outcome);
                 }
             }
             fetch_alone(ctx, ask, fwd).await
         }
         Some(Head::Ready(h)) => {
             if h.status.is_server_error() {
-                if let Some(s) = stale
-                    .as_ref()
-                    .filter(|s| s.freshness.usable_on_error(SystemTime::now()))
-                {
-                    let cs = CacheStatus {
-                        fwd: Some(fwd),
-                        fwd_status: Some(h.fwd_status),
-                        ttl: Some(s.freshness.ttl_secs(SystemTime::now())),
-                        detail: Some("stale-if-error"),
-                        ..Default::default()
-                    };
-                    return respond_stored(ctx, ask, s, cs);
+                if let Some(resp) = stale_if_error(ctx, ask, stale, fwd, Some(h.fwd_status)) {
+                    return resp;
                 }
             }
             if !variant_matches(&h, &ask.parts.headers) {
-                return fetch_alone(ctx, ask, "vary-miss").await;
+                return fetch_alone(ctx, ask, Fwd::VaryMiss).await;
             }
-            let cs = CacheStatus {
-                fwd: Some(fwd),
-                fwd_status: Some(h.fwd_status),
+            let outcome = Outcome::Forwarded {
+                fwd,
+                fwd_status: h.fwd_status,
                 stored: h.stored,
                 collapsed: !created,
-                ttl: h.freshness.as_ref().map(|f| f.ttl_secs(SystemTime::now())),
-                ..Default::default()
+                ttl: h.freshness.as_ref().map(|f| f.ttl_secs(ask.now)),
             };
-            respond_shared(ctx, ask, flight, &h, cs).await
+            respond_shared(ctx, ask, flight, &h, outcome).await
         }
     }
 }
@@ -515,36 +564,52 @@ fn variant_matches(head: &SharedHead, request: &HeaderMap) -> bool {
         .all(|(a, (_, b))| a == b)
 }
 
-/// The upstream failed: serve a stale copy when stale-if-error allows, else 502/504.
+/// An upstream response answered as it came, neither stored nor shared.
+fn forwarded(fwd: Fwd, status: StatusCode) -> Outcome {
+    Outcome::Forwarded {
+        fwd,
+        fwd_status: status.as_u16(),
+        stored: false,
+        collapsed: false,
+        ttl: None,
+    }
+}
+
+/// Stale-if-error: the stale copy, when it may stand in for a failed (or 5xx, or slow)
+/// upstream at the request's `now`.
+fn stale_if_error(
+    ctx: &Ctx,
+    ask: &Ask,
+    stale: Option<&Stored>,
+    fwd: Fwd,
+    fwd_status: Option<u16>,
+) -> Option<Response<Body>> {
+    let s = stale.filter(|s| s.freshness.usable_on_error(ask.now))?;
+    let outcome = Outcome::StaleIfError {
+        fwd,
+        fwd_status,
+        ttl: s.freshness.ttl_secs(ask.now),
+    };
+    Some(respond_stored(ctx, ask, s, outcome))
+}
+
+/// The upstream failed: the stale copy when stale-if-error allows, else 502/504.
 fn upstream_failed(
     ctx: &Ctx,
     ask: &Ask,
-    stale: Option<Arc<Stored>>,
+    stale: Option<&Stored>,
     e: UpstreamError,
-    fwd_status: Option<u16>,
-    fwd: &'static str,
+    fwd: Fwd,
 ) -> Response<Body> {
-    let now = SystemTime::now();
-    if let Some(s) = stale.filter(|s| s.freshness.usable_on_error(now)) {
-        let cs = CacheStatus {
-            fwd: Some(fwd),
-            fwd_status,
-            ttl: Some(s.freshness.ttl_secs(now)),
-            detail: Some("stale-if-error"),
-            ..Default::default()
-        };
-        return respond_stored(ctx, ask, &s, cs);
-    }
-    let cs = CacheStatus {
-        fwd: Some(fwd),
-        fwd_status,
-        ..Default::default()
-    };
-    error(ctx, &cs, ask.started, e.status(), &e.to_string())
+    stale_if_error(ctx, ask, stale, fwd, None).unwrap_or_else(|| {
+        let outcome = Outcome::Error { fwd };
+        error(ctx, ask.client.started, outcome, e.status(), &e.to_string())
+    })
 }
 
-/// An uncoalesced fetch for a request that cannot share the flight's response.
-async fn fetch_alone(ctx: &Arc<Ctx>, ask: &Ask, fwd: &'static str) -> Response<Body> {
+/// An uncoalesced fetch for a request that cannot share the flight's response (it was not to
+/// be shared, or is another Vary variant): the client's conditionals and Range go with it.
+async fn fetch_alone(ctx: &Arc<Ctx>, ask: &Ask, fwd: Fwd) -> Response<Body> {
     let mut out = outgoing(ctx, ask);
     out.method = ask.parts.method.clone();
     for h in client_conditionals() {
@@ -554,14 +619,10 @@ async fn fetch_alone(ctx: &Arc<Ctx>, ask: &Ask, fwd: &'static str) -> Response<B
     }
     match ctx.upstream.fetch(&ask.key.to_string(), &out).await {
         Ok((resp, _)) => {
-            let cs = CacheStatus {
-                fwd: Some(fwd),
-                fwd_status: Some(resp.status().as_u16()),
-                ..Default::default()
-            };
-            relay(ctx, ask.head, ask.from_edge, ask.started, resp, cs)
+            let outcome = forwarded(fwd, resp.status());
+            relay(ctx, ask.client, resp, outcome)
         }
-        Err(e) => upstream_failed(ctx, ask, None, e, None, fwd),
+        Err(e) => upstream_failed(ctx, ask, None, e, fwd),
     }
 }
 
@@ -570,7 +631,8 @@ const MAX_FORWARDED_BODY: usize = 1 << 20;
 /// Time a client has to send a request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Requests the cache does not answer: forwarded as they are; unsafe methods invalidate.
+/// Phase `pass`: requests the cache does not answer are forwarded as they are; a successful
+/// unsafe method invalidates the stored response for its URL.
 async fn pass(
     ctx: &Arc<Ctx>,
     parts: Parts,
@@ -578,17 +640,17 @@ async fn pass(
     peer: IpAddr,
     started: Instant,
 ) -> Response<Body> {
-    let key = key::of_request(&parts, &ctx.config.ignore_query_params);
+    let key = crate::key::of_request(&parts, &ctx.config.ignore_query_params);
     let out = Outgoing {
         method: parts.method.clone(),
         path_and_query: path_and_query(&parts),
         headers: upstream::forwarded_headers(&parts.headers, peer, &ctx.name),
     };
-    let head = parts.method == Method::HEAD;
     let safe = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     );
+    let fwd = if safe { Fwd::Bypass } else { Fwd::Method };
     let result = if safe {
         ctx.upstream
             .fetch(&key.to_string(), &out)
@@ -600,39 +662,30 @@ async fn pass(
         // client's 4xx rather than an upstream 502.
         let limited = http_body_util::Limited::new(body, MAX_FORWARDED_BODY);
         let collected = tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await;
+        let refused = Outcome::Pass {
+            fwd,
+            fwd_status: None,
+        };
         let bytes = match collected {
             Ok(Ok(c)) => c.to_bytes(),
             Ok(Err(e)) => {
-                let cs = CacheStatus {
-                    fwd: Some("method"),
-                    ..Default::default()
-                };
                 let too_big = e.is::<http_body_util::LengthLimitError>();
                 let (status, msg) = if too_big {
                     (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
                 } else {
                     (StatusCode::BAD_REQUEST, "malformed request body")
                 };
-                return error(ctx, &cs, started, status, msg);
+                return error(ctx, started, refused, status, msg);
             }
             Err(_) => {
-                let cs = CacheStatus {
-                    fwd: Some("method"),
-                    ..Default::default()
-                };
-                return error(
-                    ctx,
-                    &cs,
-                    started,
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request body timed out",
-                );
+                let status = StatusCode::REQUEST_TIMEOUT;
+                return error(ctx, started, refused, status, "request body timed out");
             }
         };
-        let body = full(bytes);
-        ctx.upstream.forward(&key.to_string(), &out, body).await
+        ctx.upstream
+            .forward(&key.to_string(), &out, full(bytes))
+            .await
     };
-    let fwd = if safe { "bypass" } else { "method" };
     match result {
         Ok(resp) => {
             let status = resp.status();
@@ -640,306 +693,257 @@ async fn pass(
                 // RFC 9111 section 4.4: a successful unsafe request invalidates the target URI.
                 ctx.store.remove(&key).await;
             }
-            let cs = CacheStatus {
-                fwd: Some(fwd),
-                fwd_status: Some(status.as_u16()),
-                ..Default::default()
-            };
-            relay(
-                ctx,
-                head,
-                upstream::from_edge(&parts.headers),
+            let client = Client {
+                head: parts.method == Method::HEAD,
+                from_edge: upstream::from_edge(&parts.headers),
                 started,
-                resp,
-                cs,
-            )
+            };
+            let outcome = Outcome::Pass {
+                fwd,
+                fwd_status: Some(status.as_u16()),
+            };
+            relay(ctx, client, resp, outcome)
         }
         Err(e) => {
-            let cs = CacheStatus {
-                fwd: Some(fwd),
-                ..Default::default()
+            let outcome = Outcome::Pass {
+                fwd,
+                fwd_status: None,
             };
-            error(ctx, &cs, started, e.status(), &e.to_string())
+            error(ctx, started, outcome, e.status(), &e.to_string())
         }
     }
 }
 
 /// Streams an unshared upstream response to the client.
-fn relay(
-    ctx: &Ctx,
-    head: bool,
-    from_edge: bool,
-    started: Instant,
-    resp: Response<Incoming>,
-    cs: CacheStatus,
-) -> Response<Body> {
+fn relay(ctx: &Ctx, client: Client, resp: Response<Incoming>, outcome: Outcome) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     upstream::strip_hop_by_hop(&mut parts.headers);
-    let body = if head {
+    let body = if client.head {
         empty()
     } else {
         upstream::relay_body(body, ctx.idle, ctx.metrics.relay_tally())
     };
     finish(
         ctx,
-        from_edge,
-        started,
-        parts.status,
-        parts.headers,
-        body,
-        &cs,
+        client,
+        response(parts.status, parts.headers, body),
+        outcome,
     )
 }
 
-/// Phase `respond` for a stored response: Age, client conditionals, Range, HEAD.
-fn respond_stored(ctx: &Ctx, ask: &Ask, entry: &Stored, cs: CacheStatus) -> Response<Body> {
-    let mut headers = entry.headers();
-    set_age(&mut headers, &entry.freshness);
-    let len = entry.body.len() as u64;
-    let tally = ctx.metrics.tally("cache");
-    if entry.status == StatusCode::OK {
-        let use_range = match policy::precondition(&ask.parts.method, &ask.parts.headers, &headers)
-        {
-            Decision::NotModified => return not_modified(ctx, ask, &headers, &cs),
-            Decision::PreconditionFailed => return precondition_failed(ctx, ask, &headers, &cs),
-            Decision::Serve { use_range } => use_range,
-        };
-        let answer = if use_range {
-            policy::range(&ask.parts.headers, len)
-        } else {
-            RangeAnswer::Full
-        };
-        match answer {
-            RangeAnswer::Full => {}
-            RangeAnswer::Unsatisfiable => return unsatisfiable(ctx, ask, headers, len, &cs),
-            RangeAnswer::Partial { start, end } => {
-                set_partial(&mut headers, start, end, len);
-                let body = if ask.head {
-                    empty()
-                } else {
-                    tally.add(end - start + 1);
-                    full(entry.body.slice(start as usize..=end as usize))
-                };
-                return finish(
-                    ctx,
-                    ask.from_edge,
-                    ask.started,
+/// How a request is answered from a full response (stored, or streaming through a flight):
+/// its preconditions first, then its Range (RFC 9110 section 13.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// The whole response, with its own status.
+    Full,
+    /// 206 with bytes `start..=end` of `len`.
+    Partial { start: u64, end: u64, len: u64 },
+    /// 304 for a matched If-None-Match / If-Modified-Since.
+    NotModified,
+    /// 412 for a failed If-Match / If-Unmodified-Since.
+    PreconditionFailed,
+    /// 416 with `Content-Range: bytes */len`.
+    Unsatisfiable { len: u64 },
+}
+
+/// The part of the full body a response carries.
+enum Part {
+    Nothing,
+    All,
+    /// Bytes `start..=end`.
+    Range(u64, u64),
+}
+
+impl Answer {
+    /// The client's preconditions against a full response's status and fields: `Ok(true)` when
+    /// its Range applies (which [`Answer::range`] decides once the length is known), `Ok(false)`
+    /// for the whole response, `Err` for a 304 or 412. Only a 200 is answered other than whole.
+    fn preconditions(ask: &Ask, status: StatusCode, headers: &HeaderMap) -> Result<bool, Answer> {
+        if status != StatusCode::OK {
+            return Ok(false);
+        }
+        match policy::precondition(&ask.parts.method, &ask.parts.headers, headers) {
+            Decision::NotModified => Err(Answer::NotModified),
+            Decision::PreconditionFailed => Err(Answer::PreconditionFailed),
+            Decision::Serve { use_range } => Ok(use_range),
+        }
+    }
+
+    /// The client's Range against a full body of `len` bytes.
+    fn range(ask: &Ask, len: u64) -> Answer {
+        match policy::range(&ask.parts.headers, len) {
+            RangeAnswer::Full => Answer::Full,
+            RangeAnswer::Partial { start, end } => Answer::Partial { start, end, len },
+            RangeAnswer::Unsatisfiable => Answer::Unsatisfiable { len },
+        }
+    }
+
+    /// The status, fields and body part of the response that gives this answer from a full
+    /// response's `status` and `headers`; HEAD gets no body.
+    fn apply(
+        self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        head: bool,
+    ) -> (StatusCode, HeaderMap, Part) {
+        let body = |part| if head { Part::Nothing } else { part };
+        match self {
+            Answer::Full => (status, headers, body(Part::All)),
+            Answer::Partial { start, end, len } => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+                (
                     StatusCode::PARTIAL_CONTENT,
                     headers,
-                    body,
-                    &cs,
-                );
+                    body(Part::Range(start, end)),
+                )
+            }
+            Answer::NotModified => {
+                let mut out = policy::not_modified_headers(&headers);
+                if let Some(age) = headers.get(header::AGE) {
+                    out.insert(header::AGE, age.clone());
+                }
+                (StatusCode::NOT_MODIFIED, out, Part::Nothing)
+            }
+            Answer::PreconditionFailed => {
+                // The stored validators, so the client can see what it did not match.
+                let mut out = copied(&headers, [header::ETAG, header::LAST_MODIFIED]);
+                out.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                (StatusCode::PRECONDITION_FAILED, out, Part::Nothing)
+            }
+            Answer::Unsatisfiable { len } => {
+                let names = [
+                    header::ETAG,
+                    header::LAST_MODIFIED,
+                    header::DATE,
+                    header::AGE,
+                ];
+                let mut out = copied(&headers, names);
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    out.insert(header::CONTENT_RANGE, v);
+                }
+                out.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+                (StatusCode::RANGE_NOT_SATISFIABLE, out, Part::Nothing)
             }
         }
     }
-    let body = if ask.head {
-        empty()
-    } else {
-        tally.add(len);
-        full(entry.body.clone())
-    };
-    finish(
-        ctx,
-        ask.from_edge,
-        ask.started,
-        entry.status,
-        headers,
-        body,
-        &cs,
-    )
 }
 
-/// Phase `respond` for a flight member: the body streams from the shared buffer.
+/// The first value of each of `names` in `headers`.
+fn copied<const N: usize>(headers: &HeaderMap, names: [header::HeaderName; N]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in names {
+        if let Some(v) = headers.get(&name) {
+            out.insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// Phase `respond` for a stored response: Age at the request's `now`, then the client's
+/// preconditions and Range.
+fn respond_stored(ctx: &Ctx, ask: &Ask, entry: &Stored, outcome: Outcome) -> Response<Body> {
+    let mut headers = entry.headers();
+    set_age(&mut headers, &entry.freshness, ask.now);
+    let answer = match Answer::preconditions(ask, entry.status, &headers) {
+        Ok(true) => Answer::range(ask, entry.body.len() as u64),
+        Ok(false) => Answer::Full,
+        Err(bodiless) => bodiless,
+    };
+    let (status, headers, part) = answer.apply(entry.status, headers, ask.client.head);
+    let body = match part {
+        Part::Nothing => None,
+        Part::All => Some(entry.body.clone()),
+        Part::Range(start, end) => Some(entry.body.slice(start as usize..=end as usize)),
+    };
+    let body = match body {
+        Some(b) => {
+            ctx.metrics.tally("cache").add(b.len() as u64);
+            full(b)
+        }
+        None => empty(),
+    };
+    finish(ctx, ask.client, response(status, headers, body), outcome)
+}
+
+/// Phase `respond` for a flight's member: the body streams from the shared buffer. A Range on
+/// a body of unknown length waits for the whole body to learn the length.
 async fn respond_shared(
     ctx: &Ctx,
     ask: &Ask,
     flight: &Arc<Flight>,
     h: &SharedHead,
-    cs: CacheStatus,
+    outcome: Outcome,
 ) -> Response<Body> {
     let mut headers = h.headers.clone();
     if let Some(f) = &h.freshness {
-        set_age(&mut headers, f);
+        set_age(&mut headers, f, ask.now);
     }
+    let answer = match Answer::preconditions(ask, h.status, &headers) {
+        Ok(true) => {
+            let len = match h.content_length {
+                Some(l) => Some(l),
+                None => flight.complete_len(ctx.coalesce_wait).await,
+            };
+            len.map_or(Answer::Full, |len| Answer::range(ask, len))
+        }
+        Ok(false) => Answer::Full,
+        Err(bodiless) => bodiless,
+    };
+    let (status, headers, part) = answer.apply(h.status, headers, ask.client.head);
+    // A revalidated response's body was in the cache before the request.
     let source = if h.fwd_status == 304 {
         "cache"
     } else {
         "upstream"
     };
-    let tally = ctx.metrics.tally(source);
-    if h.status == StatusCode::OK {
-        let use_range = match policy::precondition(&ask.parts.method, &ask.parts.headers, &headers)
-        {
-            Decision::NotModified => return not_modified(ctx, ask, &headers, &cs),
-            Decision::PreconditionFailed => return precondition_failed(ctx, ask, &headers, &cs),
-            Decision::Serve { use_range } => use_range,
-        };
-        if use_range {
-            let len = match h.content_length {
-                Some(l) => Some(l),
-                None => flight.complete_len(ctx.coalesce_wait).await,
-            };
-            if let Some(len) = len {
-                match policy::range(&ask.parts.headers, len) {
-                    RangeAnswer::Full => {}
-                    RangeAnswer::Unsatisfiable => {
-                        return unsatisfiable(ctx, ask, headers, len, &cs)
-                    }
-                    RangeAnswer::Partial { start, end } => {
-                        set_partial(&mut headers, start, end, len);
-                        let body = if ask.head {
-                            empty()
-                        } else {
-                            flight.body(start, Some(end + 1), ctx.idle, tally)
-                        };
-                        return finish(
-                            ctx,
-                            ask.from_edge,
-                            ask.started,
-                            StatusCode::PARTIAL_CONTENT,
-                            headers,
-                            body,
-                            &cs,
-                        );
-                    }
-                }
-            }
+    let body = match part {
+        Part::Nothing => empty(),
+        Part::All => flight.body(0, None, ctx.idle, ctx.metrics.tally(source)),
+        Part::Range(start, end) => {
+            flight.body(start, Some(end + 1), ctx.idle, ctx.metrics.tally(source))
         }
-    }
-    let body = if ask.head {
-        empty()
-    } else {
-        flight.body(0, None, ctx.idle, tally)
     };
-    finish(
-        ctx,
-        ask.from_edge,
-        ask.started,
-        h.status,
-        headers,
-        body,
-        &cs,
-    )
+    finish(ctx, ask.client, response(status, headers, body), outcome)
 }
 
-fn set_age(headers: &mut HeaderMap, f: &Freshness) {
-    let age = f.age(SystemTime::now()).as_secs();
+fn set_age(headers: &mut HeaderMap, f: &Freshness, now: SystemTime) {
+    let age = f.age(now).as_secs();
     headers.insert(header::AGE, HeaderValue::from(age));
 }
 
-fn set_partial(headers: &mut HeaderMap, start: u64, end: u64, len: u64) {
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-    if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
-        headers.insert(header::CONTENT_RANGE, v);
-    }
-}
-
-/// 412 for a failed If-Match / If-Unmodified-Since, with the stored validators so the client can
-/// see what it did not match.
-fn precondition_failed(
-    ctx: &Ctx,
-    ask: &Ask,
-    stored: &HeaderMap,
-    cs: &CacheStatus,
-) -> Response<Body> {
-    let mut headers = HeaderMap::new();
-    for name in [header::ETAG, header::LAST_MODIFIED] {
-        if let Some(v) = stored.get(&name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-    finish(
-        ctx,
-        ask.from_edge,
-        ask.started,
-        StatusCode::PRECONDITION_FAILED,
-        headers,
-        empty(),
-        cs,
-    )
-}
-
-fn not_modified(ctx: &Ctx, ask: &Ask, stored: &HeaderMap, cs: &CacheStatus) -> Response<Body> {
-    let mut headers = policy::not_modified_headers(stored);
-    if let Some(age) = stored.get(header::AGE) {
-        headers.insert(header::AGE, age.clone());
-    }
-    finish(
-        ctx,
-        ask.from_edge,
-        ask.started,
-        StatusCode::NOT_MODIFIED,
-        headers,
-        empty(),
-        cs,
-    )
-}
-
-fn unsatisfiable(
-    ctx: &Ctx,
-    ask: &Ask,
-    stored: HeaderMap,
-    len: u64,
-    cs: &CacheStatus,
-) -> Response<Body> {
-    let mut headers = HeaderMap::new();
-    for name in [
-        header::ETAG,
-        header::LAST_MODIFIED,
-        header::DATE,
-        header::AGE,
-    ] {
-        if let Some(v) = stored.get(&name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-        headers.insert(header::CONTENT_RANGE, v);
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-    finish(
-        ctx,
-        ask.from_edge,
-        ask.started,
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        headers,
-        empty(),
-        cs,
-    )
-}
-
-/// Adds Via and Cache-Status, hides CDN-Cache-Control from end users (RFC 9213: it targets
-/// CDN caches, which a child edge is), and records the request's metrics.
-fn finish(
-    ctx: &Ctx,
-    from_edge: bool,
-    started: Instant,
-    status: StatusCode,
-    mut headers: HeaderMap,
-    body: Body,
-    cs: &CacheStatus,
-) -> Response<Body> {
-    if !from_edge {
-        headers.remove("cdn-cache-control");
-    }
-    headers.append(header::VIA, ctx.via.clone());
-    if let Ok(v) = HeaderValue::from_str(&cs.render(&ctx.name)) {
-        // Cache-Status is a list: each cache appends its member after the upstream's.
-        headers.append("cache-status", v);
-    }
-    ctx.metrics
-        .observe_request(cs.label(), started.elapsed().as_secs_f64());
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp
 }
 
+/// Adds Via and Cache-Status, hides CDN-Cache-Control from end users (RFC 9213: it targets
+/// CDN caches, which a child edge is), and records the request's metrics.
+fn finish(ctx: &Ctx, client: Client, mut resp: Response<Body>, outcome: Outcome) -> Response<Body> {
+    let headers = resp.headers_mut();
+    if !client.from_edge {
+        headers.remove("cdn-cache-control");
+    }
+    headers.append(header::VIA, ctx.via.clone());
+    if let Ok(v) = HeaderValue::from_str(&outcome.render(&ctx.name)) {
+        // Cache-Status is a list: each cache appends its member after the upstream's.
+        headers.append("cache-status", v);
+    }
+    ctx.metrics
+        .observe_request(outcome.label(), client.started.elapsed().as_secs_f64());
+    resp
+}
+
+/// A plain-text error response the cache makes itself.
 fn error(
     ctx: &Ctx,
-    cs: &CacheStatus,
     started: Instant,
+    outcome: Outcome,
     status: StatusCode,
     msg: &str,
 ) -> Response<Body> {
@@ -949,15 +953,13 @@ fn error(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    finish(
-        ctx,
-        false,
+    let client = Client {
+        head: false,
+        from_edge: false,
         started,
-        status,
-        headers,
-        full(Bytes::from(format!("{msg}\n"))),
-        cs,
-    )
+    };
+    let body = full(Bytes::from(format!("{msg}\n")));
+    finish(ctx, client, response(status, headers, body), outcome)
 }
 
 /// Builds the shared state of one edge.
@@ -967,6 +969,7 @@ pub fn context(
     name: String,
     metrics: Arc<Metrics>,
     upstream: Upstream,
+    clock: Arc<dyn Clock>,
 ) -> Ctx {
     let store = Store::new(
         config.cache_size.0,
@@ -987,5 +990,6 @@ pub fn context(
         store,
         upstream,
         metrics,
+        clock,
     }
 }

@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::task::JoinHandle;
 
+use common::clock::{Clock, SystemClock};
 use common::http::{full, Body, ConnHooks, ConnInfo, ServerHandle, ServerLimits};
 
 use crate::cache_status::sanitize_name;
@@ -31,8 +32,15 @@ struct Rate {
     bytes_per_sec: AtomicU64,
 }
 
-/// Starts an edge: binds `config.listen` and returns at once.
+/// Starts an edge on the system clock: binds `config.listen` and returns at once.
 pub async fn spawn(config: Config) -> Result<Edge> {
+    spawn_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Like [`spawn`], with the clock the edge judges freshness by (Age, ttl, expiry, stale
+/// windows); tests pass a [`common::clock::ManualClock`] to age entries without waiting.
+/// Network waits (timeouts, `stale_if_slow`) stay on tokio's time.
+pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Edge> {
     let policy = config.validate()?;
     let name = sanitize_name(config.name.trim());
     let metrics = Arc::new(Metrics::new(&name).context("creating the edge's metrics")?);
@@ -63,7 +71,9 @@ pub async fn spawn(config: Config) -> Result<Edge> {
     let hooks = ConnHooks {
         open_connections: Some(metrics.open_connections.clone()),
     };
-    let ctx = Arc::new(proxy::context(config, policy, name, metrics, upstream));
+    let ctx = Arc::new(proxy::context(
+        config, policy, name, metrics, upstream, clock,
+    ));
     let rate = Arc::new(Rate {
         bytes_per_sec: AtomicU64::new(0f64.to_bits()),
     });
@@ -151,7 +161,55 @@ async fn route(
             .set(ctx.store.entry_count() as i64);
         return common::metrics::response(&ctx.metrics.registry);
     }
-    proxy::handle(ctx, parts, body, info.peer.ip()).await
+    if !ctx.config.access_log {
+        return proxy::handle(ctx, parts, body, info.peer.ip()).await;
+    }
+    let started = std::time::Instant::now();
+    let (method, version, headers) = (parts.method.clone(), parts.version, parts.headers.clone());
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_string(), |p| p.to_string());
+    let time = ctx.clock.now();
+    let resp = proxy::handle(ctx, parts, body, info.peer.ip()).await;
+    let bytes = match method {
+        Method::HEAD => Some(0),
+        _ => resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
+    };
+    common::access_log::Entry {
+        peer: info.peer.ip(),
+        time,
+        method: &method,
+        target: &target,
+        version,
+        status: resp.status(),
+        bytes,
+        headers: &headers,
+        elapsed: started.elapsed(),
+    }
+    .emit(&[("cache", &own_outcome(&resp))]);
+    resp
+}
+
+/// This edge's Cache-Status member (the last one) without its name: `hit`, `fwd=miss;stored`.
+fn own_outcome(resp: &Response<Body>) -> String {
+    let last = resp
+        .headers()
+        .get_all("cache-status")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .unwrap_or("");
+    let params: Vec<&str> = last.split(';').skip(1).map(str::trim).collect();
+    if params.is_empty() {
+        "-".to_string()
+    } else {
+        params.join(";")
+    }
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
@@ -256,4 +314,36 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_status(values: &[&str]) -> Response<Body> {
+        let mut r = Response::new(full(""));
+        for v in values {
+            r.headers_mut()
+                .append("cache-status", HeaderValue::from_str(v).unwrap());
+        }
+        r
+    }
+
+    #[test]
+    fn the_access_log_names_this_edges_outcome() {
+        assert_eq!(
+            own_outcome(&with_status(&["edge-1; hit; ttl=5"])),
+            "hit;ttl=5"
+        );
+        // A parent's member comes first; ours is the last, on its own line or in a list.
+        assert_eq!(
+            own_outcome(&with_status(&["parent; hit", "edge-1; fwd=miss; stored"])),
+            "fwd=miss;stored"
+        );
+        assert_eq!(
+            own_outcome(&with_status(&["parent; hit, edge-1; fwd=stale"])),
+            "fwd=stale"
+        );
+        assert_eq!(own_outcome(&with_status(&[])), "-");
+    }
 }

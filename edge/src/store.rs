@@ -48,11 +48,19 @@ pub struct Stored {
     pub freshness: Freshness,
     /// Request header names the response varies on, and the values they had.
     pub vary: Vec<(HeaderName, Option<String>)>,
-    /// How long moka keeps it, measured from insertion.
+    /// How long it is kept: moka drops it this long after insertion (on the monotonic clock),
+    /// and [`Stored::expired`] hides it this long after `freshness.response_time` on the edge's
+    /// clock, so that an injected clock sees the same expiry.
     pub retention: Duration,
 }
 
 impl Stored {
+    /// True once the entry has outlived its retention at `now`: no stale window or
+    /// revalidation can use it any more, and the store would have dropped it.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        now >= self.freshness.response_time + self.retention
+    }
+
     /// The stored header fields as a map (a fresh one: callers add Age and the like).
     pub fn headers(&self) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.fields.len());
@@ -124,9 +132,8 @@ impl Stored {
         cfg: &PolicyConfig,
         headers: &HeaderMap,
         freshness: Freshness,
-        now: SystemTime,
     ) -> Stored {
-        let retention = freshness.retention(cfg, now).max(Duration::from_millis(1));
+        let retention = retention(cfg, &freshness);
         Stored {
             status: self.status,
             fields: owned_fields(headers),
@@ -137,8 +144,8 @@ impl Stored {
         }
     }
 
-    /// Builds an entry from the body's chunks; its retention is computed from the policy at
-    /// `now`. Header values and the body are copied out of the buffers they were parsed from
+    /// Builds an entry from the body's chunks; its retention is computed from the policy as of
+    /// the response's arrival (`freshness.response_time`). Header values and the body are copied out of the buffers they were parsed from
     /// into buffers of their exact size: hyper slices them from its connection read buffer, and
     /// keeping such a slice would keep the whole buffer (8 KiB or more) alive for as long as the
     /// entry, unweighed.
@@ -149,9 +156,8 @@ impl Stored {
         body: &[Bytes],
         freshness: Freshness,
         vary: Vec<(HeaderName, Option<String>)>,
-        now: SystemTime,
     ) -> Stored {
-        let retention = freshness.retention(cfg, now).max(Duration::from_millis(1));
+        let retention = retention(cfg, &freshness);
         Stored {
             status,
             fields: owned_fields(&headers),
@@ -161,6 +167,13 @@ impl Stored {
             retention,
         }
     }
+}
+
+/// How long an entry is kept from its arrival (at least 1 ms).
+fn retention(cfg: &PolicyConfig, freshness: &Freshness) -> Duration {
+    freshness
+        .retention(cfg, freshness.response_time)
+        .max(Duration::from_millis(1))
 }
 
 /// The fields of `headers` with values sliced from one buffer of exactly their total size: one
@@ -411,7 +424,6 @@ mod tests {
             &[Bytes::from(vec![7u8; body_len])],
             f,
             Vec::new(),
-            now,
         ))
     }
 
@@ -496,6 +508,16 @@ mod tests {
         assert_eq!(left, 0, "purged entries still served");
         assert_eq!(store.entry_count(), 1);
         assert!(store.get(&key("/q/kept")).await.is_some());
+    }
+
+    #[test]
+    fn expiry_on_the_edge_clock_matches_retention() {
+        // max-age=60, no validator, no stale windows: kept 60 s from its arrival.
+        let e = entry(1, 60);
+        assert_eq!(e.retention, Duration::from_secs(60));
+        let arrived = e.freshness.response_time;
+        assert!(!e.expired(arrived + Duration::from_millis(59_999)));
+        assert!(e.expired(arrived + Duration::from_secs(60)));
     }
 
     #[test]

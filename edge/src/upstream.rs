@@ -249,12 +249,16 @@ impl Upstream {
         let any_https = std::iter::once(&origin)
             .chain(parents.iter())
             .any(|t| t.scheme == http::uri::Scheme::HTTPS);
-        // Roots are only loaded when some target is https://; otherwise the store stays empty.
+        // Roots are only loaded when some target is https://.
         let roots = common::tls::Roots {
             ca_files: cfg.upstream_ca.iter().cloned().collect(),
             system: any_https && cfg.upstream_ca.is_none(),
         };
-        let tls = common::tls::client_config(&roots, &[]).context("upstream TLS roots")?;
+        let tls = if any_https {
+            common::tls::client_config(&roots, &[]).context("upstream TLS roots")?
+        } else {
+            common::tls::plain_only_client_config()?
+        };
         let connector = common::tls::https_connector(connector, tls, false, None)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))

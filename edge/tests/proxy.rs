@@ -1,5 +1,7 @@
 //! The edge over real sockets against scripted upstreams: hits, revalidation, coalescing,
 //! stale serving, Range/HEAD/conditionals, invalidation, Vary, purge, headers, limits, metrics.
+//! Staleness comes from advancing a virtual clock the edge and its upstream share; real time
+//! passes only where the network is waited on (slow heads, timeouts, background fetches).
 
 mod support;
 
@@ -44,8 +46,50 @@ async fn second_get_is_a_hit_with_age_and_one_upstream_request() {
 }
 
 #[tokio::test]
+async fn age_ttl_and_expiry_follow_the_edge_clock() {
+    let clock = manual_clock();
+    let up = Upstream::start_with_clock(clock.clone(), |s| match s.path.as_str() {
+        "/short" => Reply::ok("s", &[("cache-control", "max-age=1, stale-if-error=0")]),
+        _ => Reply::ok("l", &[("cache-control", "max-age=60")]),
+    })
+    .await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |_| {}).await;
+    let a = e.local_addr();
+    send(a, "GET", "/long", &[]).await;
+    // 30 virtual seconds later: Age and ttl agree with each other and with the clock, to the
+    // second, however long the test really took.
+    clock.advance(Duration::from_secs(30));
+    let hit = send(a, "GET", "/long", &[]).await;
+    assert_eq!(hit.header("age"), "30");
+    assert_eq!(hit.cache_status(), "edge-t; hit; ttl=30");
+    clock.advance(Duration::from_secs(31));
+    let stale = send(a, "GET", "/long", &[]).await;
+    assert!(
+        stale
+            .cache_status()
+            .starts_with("edge-t; fwd=stale; fwd-status=200"),
+        "{}",
+        stale.cache_status()
+    );
+    // Without a validator or a stale window the entry is kept 1 s; past that it is gone on the
+    // edge's clock as it would be from the store: a plain miss, not a revalidation.
+    send(a, "GET", "/short", &[]).await;
+    clock.advance(Duration::from_secs(5));
+    let gone = send(a, "GET", "/short", &[]).await;
+    assert!(
+        gone.cache_status()
+            .starts_with("edge-t; fwd=miss; fwd-status=200"),
+        "{}",
+        gone.cache_status()
+    );
+    assert_eq!(up.count(), 4);
+    e.shutdown().await;
+}
+
+#[tokio::test]
 async fn stale_entry_is_revalidated_once_and_304_refreshes_headers() {
-    let up = Upstream::start(|s| {
+    let clock = manual_clock();
+    let up = Upstream::start_with_clock(clock.clone(), |s| {
         if s.headers
             .get("if-none-match")
             .is_some_and(|v| v == "\"v1\"")
@@ -70,10 +114,10 @@ async fn stale_entry_is_revalidated_once_and_304_refreshes_headers() {
         }
     })
     .await;
-    let e = edge(&up.url(), |_| {}).await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |_| {}).await;
     let first = send(e.local_addr(), "GET", "/s.m4s", &[]).await;
     assert_eq!(first.header("x-generation"), "1");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let second = send(e.local_addr(), "GET", "/s.m4s", &[]).await;
     assert_eq!(second.status, 200);
     assert_eq!(
@@ -105,7 +149,8 @@ async fn stale_entry_is_revalidated_once_and_304_refreshes_headers() {
 async fn a_200_on_revalidation_replaces_the_entry() {
     let n = Arc::new(AtomicUsize::new(0));
     let n2 = n.clone();
-    let up = Upstream::start(move |_| {
+    let clock = manual_clock();
+    let up = Upstream::start_with_clock(clock.clone(), move |_| {
         let i = n2.fetch_add(1, Ordering::SeqCst);
         Reply::ok(
             format!("v{i}"),
@@ -116,12 +161,12 @@ async fn a_200_on_revalidation_replaces_the_entry() {
         )
     })
     .await;
-    let e = edge(&up.url(), |_| {}).await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |_| {}).await;
     assert_eq!(
         &send(e.local_addr(), "GET", "/x", &[]).await.body[..],
         b"v0"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     assert_eq!(
         &send(e.local_addr(), "GET", "/x", &[]).await.body[..],
         b"v1"
@@ -227,7 +272,8 @@ async fn waiters_get_first_bytes_before_the_body_completes() {
 
 #[tokio::test]
 async fn stale_is_served_when_the_upstream_is_down() {
-    let mut up = Upstream::start(|_| {
+    let clock = manual_clock();
+    let mut up = Upstream::start_with_clock(clock.clone(), |_| {
         Reply::ok(
             "keep-me",
             &[
@@ -237,10 +283,10 @@ async fn stale_is_served_when_the_upstream_is_down() {
         )
     })
     .await;
-    let e = edge(&up.url(), |_| {}).await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |_| {}).await;
     assert_eq!(send(e.local_addr(), "GET", "/m.mpd", &[]).await.status, 200);
     up.stop();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let got = send(e.local_addr(), "GET", "/m.mpd", &[]).await;
     assert_eq!(got.status, 200);
     assert_eq!(&got.body[..], b"keep-me");
@@ -257,7 +303,8 @@ async fn stale_is_served_when_the_upstream_is_down() {
 async fn stale_if_error_on_5xx_and_errors_without_stale() {
     let fail = Arc::new(AtomicUsize::new(0));
     let f2 = fail.clone();
-    let up = Upstream::start(move |_| {
+    let clock = manual_clock();
+    let up = Upstream::start_with_clock(clock.clone(), move |_| {
         if f2.load(Ordering::SeqCst) == 1 {
             Reply::status(503, &[])
         } else {
@@ -265,10 +312,10 @@ async fn stale_if_error_on_5xx_and_errors_without_stale() {
         }
     })
     .await;
-    let e = edge(&up.url(), |_| {}).await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |_| {}).await;
     send(e.local_addr(), "GET", "/p", &[]).await;
     fail.store(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let got = send(e.local_addr(), "GET", "/p", &[]).await;
     assert_eq!(&got.body[..], b"good");
     assert!(
@@ -294,7 +341,8 @@ async fn a_slow_revalidation_serves_the_stale_copy_early_and_refreshes_the_cache
     // Fresh for 1 s, then the upstream takes 2 s to answer (with a new body).
     let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = slow.clone();
-    let up = Upstream::start(move |_| {
+    let clock = manual_clock();
+    let up = Upstream::start_with_clock(clock.clone(), move |_| {
         if flag.load(Ordering::SeqCst) {
             Reply {
                 head_delay: Duration::from_secs(2),
@@ -305,10 +353,10 @@ async fn a_slow_revalidation_serves_the_stale_copy_early_and_refreshes_the_cache
         }
     })
     .await;
-    let e = edge(&up.url(), |c| c.stale_if_slow_secs = 0.3).await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |c| c.stale_if_slow_secs = 0.3).await;
     let a = e.local_addr();
     assert_eq!(&send(a, "GET", "/live.mpd", &[]).await.body[..], b"old");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
     slow.store(true, Ordering::SeqCst);
 
     let t0 = Instant::now();
@@ -327,7 +375,7 @@ async fn a_slow_revalidation_serves_the_stale_copy_early_and_refreshes_the_cache
     );
 
     // The fetch went on without the client and refreshed the cache.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    settle(a).await;
     let fresh = send(a, "GET", "/live.mpd", &[]).await;
     assert_eq!(&fresh.body[..], b"new");
     assert!(
@@ -364,7 +412,8 @@ async fn slow_upstream_times_out_with_504_and_waiters_share_the_error() {
 async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
     let n = Arc::new(AtomicUsize::new(0));
     let n2 = n.clone();
-    let up = Upstream::start(move |_| {
+    let clock = manual_clock();
+    let up = Upstream::start_with_clock(clock.clone(), move |_| {
         let i = n2.fetch_add(1, Ordering::SeqCst);
         Reply {
             head_delay: if i > 0 {
@@ -379,9 +428,9 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
         }
     })
     .await;
-    let e = edge(&up.url(), |_| {}).await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |_| {}).await;
     send(e.local_addr(), "GET", "/live.mpd", &[]).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let started = Instant::now();
     for _ in 0..5 {
         let got = send(e.local_addr(), "GET", "/live.mpd", &[]).await;
@@ -396,7 +445,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
         started.elapsed() < Duration::from_millis(1200),
         "stale served without waiting"
     );
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    settle(e.local_addr()).await;
     assert_eq!(up.count(), 2, "exactly one background refresh");
     let fresh = send(e.local_addr(), "GET", "/live.mpd", &[]).await;
     assert_eq!(&fresh.body[..], b"gen1");

@@ -1,11 +1,13 @@
 //! The edge in front of the real origin crate, over real sockets: hits, conditional
 //! revalidation answered 304 by the origin, the miss storm, stale serving with the origin
-//! stopped, purge, and a child edge with two parents.
+//! stopped, purge, and a child edge with two parents. Entries age on a virtual clock the origin
+//! and the edge share, not by waiting.
 
 mod support;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::*;
@@ -51,14 +53,31 @@ fn content() -> Root {
     Root(root)
 }
 
-async fn start_origin(root: &std::path::Path, mpd_cache_control: &str) -> origin::Origin {
+fn origin_config(root: &std::path::Path, mpd_cache_control: &str) -> origin::Config {
     let mut c = origin::Config {
         root: root.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         ..origin::Config::default()
     };
     c.cache_control.mpd = mpd_cache_control.to_string();
-    origin::spawn(c).await.unwrap()
+    c
+}
+
+async fn start_origin(root: &std::path::Path, mpd_cache_control: &str) -> origin::Origin {
+    origin::spawn(origin_config(root, mpd_cache_control))
+        .await
+        .unwrap()
+}
+
+/// An origin dating its responses by `clock`, the edge's virtual time.
+async fn start_origin_on(
+    root: &std::path::Path,
+    mpd_cache_control: &str,
+    clock: Arc<edge::ManualClock>,
+) -> origin::Origin {
+    origin::spawn_with_clock(origin_config(root, mpd_cache_control), clock)
+        .await
+        .unwrap()
 }
 
 /// Sum of a counter family in the origin's registry, leaving out its service endpoints.
@@ -105,11 +124,12 @@ async fn second_get_is_a_hit_and_the_origin_counts_one() {
 #[tokio::test]
 async fn after_max_age_one_conditional_get_gets_304_and_the_client_the_full_body() {
     let root = content();
-    let o = start_origin(&root, "public, max-age=1").await;
-    let e = edge(&o.url(), |_| {}).await;
+    let clock = manual_clock();
+    let o = start_origin_on(&root, "public, max-age=1", clock.clone()).await;
+    let e = edge_with_clock(&o.url(), clock.clone(), |_| {}).await;
     let first = send(e.local_addr(), "GET", "/vod/demo/manifest.mpd", &[]).await;
     assert_eq!(first.status, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let addr = e.local_addr();
     // Several clients at once after expiry: still exactly one conditional GET.
     let tasks: Vec<_> = (0..20)
@@ -168,8 +188,9 @@ async fn miss_storm_of_200_makes_the_origin_count_exactly_one() {
 #[tokio::test]
 async fn with_the_origin_stopped_a_stale_copy_is_served() {
     let root = content();
-    let o = start_origin(&root, "public, max-age=1").await;
-    let e = edge(&o.url(), |_| {}).await;
+    let clock = manual_clock();
+    let o = start_origin_on(&root, "public, max-age=1", clock.clone()).await;
+    let e = edge_with_clock(&o.url(), clock.clone(), |_| {}).await;
     assert_eq!(
         send(e.local_addr(), "GET", "/vod/demo/manifest.mpd", &[])
             .await
@@ -177,7 +198,7 @@ async fn with_the_origin_stopped_a_stale_copy_is_served() {
         200
     );
     o.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let got = send(e.local_addr(), "GET", "/vod/demo/manifest.mpd", &[]).await;
     assert_eq!(got.status, 200);
     assert_eq!(&got.body[..], MPD.as_bytes());

@@ -102,7 +102,7 @@ fn entry(i: usize, shape: Shape) -> (CacheKey, Arc<Stored>) {
         Vec::new()
     };
     let freshness = Freshness::new(&cfg, StatusCode::OK, &headers, now, now);
-    let stored = Stored::new(&cfg, StatusCode::OK, headers, &[body], freshness, vary, now);
+    let stored = Stored::new(&cfg, StatusCode::OK, headers, &[body], freshness, vary);
     (key(i), Arc::new(stored))
 }
 

@@ -1,5 +1,6 @@
 //! Test helpers: scriptable upstreams built on `common::http::serve` (counting requests,
-//! slow heads, chunked bodies, failures), an edge on a free port, and a small HTTP client.
+//! slow heads, chunked bodies, failures, optionally dated by a virtual clock), an edge on a free
+//! port (optionally on that clock), and a small HTTP client.
 
 #![allow(dead_code)]
 
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::clock::{Clock, ManualClock};
 use common::http::{Body, ConnHooks, ServerHandle, ServerLimits};
 use futures_util::StreamExt;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -73,6 +75,7 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub count: Arc<AtomicUsize>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Upstream {
@@ -80,22 +83,38 @@ impl Upstream {
         let listener = common::http::bind("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        Self::serve_on(listener, Arc::new(script))
+        Self::serve_on(listener, Arc::new(script), None)
+    }
+
+    /// Like [`Upstream::start`], dating its responses by `clock` (unless the script sets Date),
+    /// as an origin sharing an edge's virtual time would.
+    pub async fn start_with_clock(
+        clock: Arc<dyn Clock>,
+        script: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Upstream {
+        let listener = common::http::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Self::serve_on(listener, Arc::new(script), Some(clock))
     }
 
     /// Starts again on the same address (after `stop`).
     pub async fn restart(&mut self, script: impl Fn(&Seen) -> Reply + Send + Sync + 'static) {
         let listener = common::http::bind(self.addr).await.unwrap();
-        let new = Self::serve_on(listener, Arc::new(script));
+        let new = Self::serve_on(listener, Arc::new(script), self.clock.clone());
         self.server = new.server;
         self.seen = new.seen;
         self.count = new.count;
     }
 
-    fn serve_on(listener: tokio::net::TcpListener, script: Arc<Script>) -> Upstream {
+    fn serve_on(
+        listener: tokio::net::TcpListener,
+        script: Arc<Script>,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Upstream {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicUsize::new(0));
-        let (s2, c2) = (seen.clone(), count.clone());
+        let (s2, c2, clock2) = (seen.clone(), count.clone(), clock.clone());
         let limits = ServerLimits {
             shutdown_grace: Duration::from_millis(200),
             ..Default::default()
@@ -103,7 +122,7 @@ impl Upstream {
         let server =
             common::http::serve(listener, limits, ConnHooks::default(), move |req, _info| {
                 let script = script.clone();
-                let (seen, count) = (s2.clone(), c2.clone());
+                let (seen, count, clock) = (s2.clone(), c2.clone(), clock2.clone());
                 async move {
                     let s = Seen {
                         method: req.method().clone(),
@@ -116,8 +135,16 @@ impl Upstream {
                     };
                     count.fetch_add(1, Ordering::SeqCst);
                     seen.lock().unwrap().push(s.clone());
-                    let reply = script(&s);
+                    let mut reply = script(&s);
                     tokio::time::sleep(reply.head_delay).await;
+                    let dated = reply
+                        .headers
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("date"));
+                    if let (Some(clock), false) = (&clock, dated) {
+                        let date = httpdate::fmt_http_date(clock.now());
+                        reply.headers.push(("date".to_string(), date));
+                    }
                     build(reply, s.method == Method::HEAD)
                 }
             })
@@ -127,6 +154,7 @@ impl Upstream {
             server: Some(server),
             seen,
             count,
+            clock,
         }
     }
 
@@ -250,6 +278,43 @@ pub async fn send_with(
 
 /// Starts an edge in front of `upstream` with test-friendly settings.
 pub async fn edge(upstream: &str, tweak: impl FnOnce(&mut edge::Config)) -> edge::Edge {
+    edge::spawn(config(upstream, tweak)).await.unwrap()
+}
+
+/// Like [`edge`], on `clock`: freshness, Age and expiry follow it, not the system clock.
+pub async fn edge_with_clock(
+    upstream: &str,
+    clock: Arc<ManualClock>,
+    tweak: impl FnOnce(&mut edge::Config),
+) -> edge::Edge {
+    edge::spawn_with_clock(config(upstream, tweak), clock)
+        .await
+        .unwrap()
+}
+
+/// A virtual clock reading the present, for an edge and the upstream it shares time with.
+pub fn manual_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(std::time::SystemTime::now()))
+}
+
+/// Waits (up to 10 s) until the edge has no upstream fetch in flight: a background refresh, or
+/// a fetch a client stopped waiting for, has landed.
+pub async fn settle(addr: SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = send(addr, "GET", "/metrics", &[]).await;
+        if metric(&String::from_utf8_lossy(&m.body), "edge_inflight_fetches") == 0.0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a fetch is still in flight after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn config(upstream: &str, tweak: impl FnOnce(&mut edge::Config)) -> edge::Config {
     let mut c = edge::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstream: upstream.to_string(),
@@ -262,7 +327,7 @@ pub async fn edge(upstream: &str, tweak: impl FnOnce(&mut edge::Config)) -> edge
         ..edge::Config::default()
     };
     tweak(&mut c);
-    edge::spawn(c).await.unwrap()
+    c
 }
 
 /// Reads one metric sample's value from `/metrics` text (0 when absent).
