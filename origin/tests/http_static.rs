@@ -731,16 +731,21 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
-#[tokio::test]
-async fn one_access_log_line_per_request() {
+/// Captures this thread's log lines at info and above, as plain text.
+fn capture_info_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
     let cap = Capture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(cap.clone())
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();
+    (cap, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn one_access_log_line_per_request() {
     // This test runs on one thread, which also polls every connection task of the origin.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (cap, _guard) = capture_info_logs();
     let c = content("accesslog");
     let mut cfg = config(&c.root);
     cfg.access_log = true;
@@ -777,13 +782,7 @@ async fn one_access_log_line_per_request() {
 
 #[tokio::test]
 async fn no_access_log_lines_by_default() {
-    let cap = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(cap.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (cap, _guard) = capture_info_logs();
     let c = content("noaccesslog");
     let mut cfg = config(&c.root);
     cfg.access_log = origin::Config::default().access_log;

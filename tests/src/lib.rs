@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
@@ -106,10 +106,11 @@ pub fn run_tool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(tool: &str, args: &
 
 /// A second octet for `127.B.N.x` no other test of this process uses (and not 0, the user's).
 pub fn unique_octet() -> u8 {
-    static NEXT: AtomicU8 = AtomicU8::new(0);
-    let start = 20 + (std::process::id() % 200) as u8;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id() % 230;
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    20 + (start - 20).wrapping_add(n.wrapping_mul(7)) % 230
+    // 7 and 230 are coprime, so 230 consecutive calls give 230 different octets in 20..250.
+    (20 + (base + n.wrapping_mul(7) % 230) % 230) as u8
 }
 
 /// A running stack over its own content root.
