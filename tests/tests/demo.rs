@@ -1,12 +1,44 @@
 //! `cdn demo` end to end, on free loopback addresses instead of the fixed defaults: it must
 //! finish cleanly and leave a JSON report and an SVG plot per player, with the throttled player
-//! having used more than one rung and the players of different regions different edges.
+//! having used more than one rung and the players of different regions different edges; and, on
+//! plain HTTP, it must say nothing about TLS.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use cdn::stack::StackConfig;
 use cdn_tests::{content_root, unique_octet};
 
+/// Everything logged at WARN or above, by any thread of this test binary.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Warnings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Warnings {
+    type Writer = Warnings;
+    fn make_writer(&'a self) -> Warnings {
+        self.clone()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_runs_and_writes_reports_and_plots() {
+    let warnings = Warnings::default();
+    tracing_subscriber::fmt()
+        .with_writer(warnings.clone())
+        .with_ansi(false)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .try_init()
+        .expect("the only subscriber of this test binary");
     let content = content_root().unwrap();
     let cfg = StackConfig::on_free_addresses(content.path().to_path_buf(), unique_octet()).unwrap();
     cdn::demo::demo(cfg, 6.0).await.expect("the demo succeeds");
@@ -49,4 +81,11 @@ async fn demo_runs_and_writes_reports_and_plots() {
         edges[0], edges[3],
         "the second region-1 player used another edge"
     );
+    let logged = String::from_utf8_lossy(&warnings.0.lock().unwrap()).into_owned();
+    for word in ["TLS", "certificate", "https"] {
+        assert!(
+            !logged.contains(word),
+            "a plain-HTTP demo warned about {word}:\n{logged}"
+        );
+    }
 }

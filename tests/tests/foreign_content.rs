@@ -1,0 +1,418 @@
+//! The player plays what others package: DASH content made here by ffmpeg's muxer (H.264 ladder
+//! of two rungs plus an AAC track), in every addressing ffmpeg writes (SegmentTemplate with
+//! `$Number$`, with a SegmentTimeline and `$Time$`, SegmentList of files, SegmentList of byte
+//! ranges of one file) and in two shapes written here over ffmpeg's files (SegmentBase with a
+//! `sidx`, the onDemand profile; two Periods with different ladders), served by a server that is
+//! not ours (python's http.server on a free loopback port), played to the end through the
+//! player's library API with no segment missing; the server's log shows what was asked.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::tools::require;
+use player::play::{play, PlayConfig, PlayReport};
+
+/// Seconds of content, in 1 s segments.
+const SECONDS: usize = 4;
+
+/// Packages the test pattern and a tone with ffmpeg's DASH muxer into `dir/out.mpd`: video at
+/// 320x180 / 300 kb/s and 160x90 / 100 kb/s (one AdaptationSet), audio at 64 kb/s.
+fn ffmpeg_dash(dir: &Path, extra: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new(require("ffmpeg"))
+        .current_dir(dir)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &SECONDS.to_string()])
+        .args(["-map", "0:v", "-map", "0:v", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-threads", "1"])
+        .args(["-g", "15", "-keyint_min", "15", "-sc_threshold", "0"])
+        .args(["-b:v:0", "300k", "-s:v:1", "160x90", "-b:v:1", "100k"])
+        .args(["-c:a", "aac", "-b:a", "64k"])
+        .args(["-adaptation_sets", "id=0,streams=v id=1,streams=a"])
+        .args(["-f", "dash", "-seg_duration", "1"])
+        .args(extra)
+        .arg("out.mpd")
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// python's http.server extended with single byte ranges (206), which the stock one lacks.
+const RANGE_SERVER: &str = r#"
+import functools, http.server, io, os, re, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def send_head(self):
+        r = self.headers.get("Range")
+        if r is None:
+            return super().send_head()
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", r.strip())
+        path = self.translate_path(self.path)
+        if m is None or not os.path.isfile(path):
+            self.send_error(416 if m is None else 404)
+            return None
+        size = os.path.getsize(path)
+        first = int(m[1])
+        last = min(int(m[2]) if m[2] else size - 1, size - 1)
+        if first > last:
+            self.send_error(416)
+            return None
+        with open(path, "rb") as f:
+            f.seek(first)
+            data = f.read(last - first + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, size))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return io.BytesIO(data)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(H, directory=sys.argv[1]))
+print("Serving HTTP on 127.0.0.1 port %d" % srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+/// A python http.server serving a folder on a free loopback port; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    /// Its request log (standard error), one line per request.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// The stock `python3 -m http.server` (no Range support), or with [`RANGE_SERVER`].
+    fn start(root: &Path, ranges: bool) -> Server {
+        let mut cmd = Command::new(require("python3"));
+        cmd.arg("-u");
+        if ranges {
+            cmd.args(["-c", RANGE_SERVER]).arg(root);
+        } else {
+            cmd.args([
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(root);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port = first
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("no port in python's first line `{first}`")
+            });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Server { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// Request lines (`GET /path HTTP/1.1" 206`) logged so far.
+    fn requests(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.split_once("\"GET ").map(|(_, r)| r.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn play_url(url: &str) -> anyhow::Result<PlayReport> {
+    let mut cfg = PlayConfig::new(url.parse().unwrap());
+    cfg.timeout = Duration::from_secs(10);
+    tokio::time::timeout(Duration::from_secs(60), play(&cfg))
+        .await
+        .expect("playback ends")
+}
+
+/// Plays `url` to the end and checks every segment came.
+#[track_caller]
+fn assert_complete(report: &PlayReport, segments: usize) {
+    let s = &report.session;
+    assert_eq!(s.segments.len(), segments, "{}", report.table());
+    assert_eq!(s.summary.missing_segments, 0, "{}", report.table());
+    assert!(s.segments.iter().all(|r| r.bytes > 0), "{}", report.table());
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+}
+
+/// The top-level boxes of an MP4 file: (type, offset, size).
+fn boxes(path: &Path) -> Vec<(String, u64, u64)> {
+    let data = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        assert!(
+            size >= 8,
+            "box at {pos} of {} has size {size}",
+            path.display()
+        );
+        let kind = String::from_utf8_lossy(&data[pos + 4..pos + 8]).into_owned();
+        out.push((kind, pos as u64, size as u64));
+        pos += size;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_templates_from_ffmpeg_play_to_the_end() {
+    let root = tempfile::tempdir().unwrap();
+    // $Number$ with @duration, and a SegmentTimeline with $Time$.
+    ffmpeg_dash(&root.path().join("number"), &["-use_timeline", "0"]);
+    ffmpeg_dash(
+        &root.path().join("time"),
+        &[
+            "-use_timeline",
+            "1",
+            "-media_seg_name",
+            "chunk-$RepresentationID$-$Time$.$ext$",
+        ],
+    );
+    let time_mpd = std::fs::read_to_string(root.path().join("time/out.mpd")).unwrap();
+    assert!(
+        time_mpd.contains("<SegmentTimeline>") && time_mpd.contains("$Time$"),
+        "{time_mpd}"
+    );
+    let server = Server::start(root.path(), false);
+    for dir in ["number", "time"] {
+        let report = play_url(&server.url(&format!("{dir}/out.mpd")))
+            .await
+            .expect("playback works");
+        assert_complete(&report, SECONDS);
+    }
+    let video: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/chunk-stream0-") || r.contains("/chunk-stream1-"))
+        .collect();
+    assert_eq!(video.len(), SECONDS, "{video:#?}");
+    let video_t: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("/time/chunk-0-") || r.starts_with("/time/chunk-1-"))
+        .collect();
+    assert_eq!(video_t.len(), SECONDS, "{video_t:#?}");
+    assert!(video_t.iter().all(|r| r.contains("\" 200")), "{video_t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_list_of_files_from_ffmpeg_plays_to_the_end() {
+    let root = tempfile::tempdir().unwrap();
+    ffmpeg_dash(root.path(), &["-use_template", "0"]);
+    let mpd = std::fs::read_to_string(root.path().join("out.mpd")).unwrap();
+    assert!(
+        mpd.contains("<SegmentList") && mpd.contains("SegmentURL media="),
+        "{mpd}"
+    );
+    let server = Server::start(root.path(), false);
+    let report = play_url(&server.url("out.mpd"))
+        .await
+        .expect("playback works");
+    assert_complete(&report, SECONDS);
+    let requests = server.requests();
+    let media = requests
+        .iter()
+        .filter(|r| r.starts_with("/chunk-stream0-") || r.starts_with("/chunk-stream1-"))
+        .count();
+    assert_eq!(media, SECONDS, "{requests:#?}");
+    assert!(
+        requests.iter().any(|r| r.starts_with("/init-stream")),
+        "{requests:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_list_of_byte_ranges_plays_by_range_and_a_server_without_ranges_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    ffmpeg_dash(root.path(), &["-single_file", "1"]);
+    let mpd = std::fs::read_to_string(root.path().join("out.mpd")).unwrap();
+    assert!(mpd.contains("mediaRange="), "{mpd}");
+    // The stock http.server answers a Range request with the whole file: a clear error, not a
+    // playback that counts whole files as segments.
+    {
+        let stock = Server::start(root.path(), false);
+        let report = play_url(&stock.url("out.mpd"))
+            .await
+            .expect("the MPD is read");
+        let s = &report.session;
+        assert_eq!(s.summary.missing_segments, SECONDS, "{}", report.table());
+        assert!(
+            s.errors
+                .iter()
+                .all(|e| e.contains("got HTTP 200 OK: the server does not honour Range requests")),
+            "{:?}",
+            s.errors
+        );
+    }
+    let server = Server::start(root.path(), true);
+    let report = play_url(&server.url("out.mpd"))
+        .await
+        .expect("playback works");
+    assert_complete(&report, SECONDS);
+    let ranged = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("/out-stream0.mp4") || r.starts_with("/out-stream1.mp4"))
+        .filter(|r| r.contains("\" 206"))
+        .count();
+    // One init and SECONDS media ranges at least (one more init per rung switched to).
+    assert!(ranged > SECONDS, "{:#?}", server.requests());
+    let sizes: u64 = report.session.segments.iter().map(|r| r.bytes).sum();
+    let files: u64 = ["out-stream0.mp4", "out-stream1.mp4"]
+        .iter()
+        .map(|f| std::fs::metadata(root.path().join(f)).unwrap().len())
+        .sum();
+    assert!(sizes < files, "ranges, not whole files: {sizes} of {files}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_base_with_a_sidx_plays_its_subsegments_by_range() {
+    let root = tempfile::tempdir().unwrap();
+    ffmpeg_dash(root.path(), &["-single_file", "1", "-global_sidx", "1"]);
+    // The onDemand-profile MPD GPAC or Shaka Packager would write over these files.
+    let rep = |id: &str, file: &str, attrs: &str| {
+        let b = boxes(&root.path().join(file));
+        let (_, at, size) = b
+            .iter()
+            .find(|(k, _, _)| k == "sidx")
+            .cloned()
+            .unwrap_or_else(|| panic!("no sidx in {file}: {b:?}"));
+        format!(
+            "<Representation id=\"{id}\" {attrs}><BaseURL>{file}</BaseURL>\
+             <SegmentBase indexRange=\"{at}-{}\"><Initialization range=\"0-{}\"/></SegmentBase>\
+             </Representation>",
+            at + size - 1,
+            at - 1
+        )
+    };
+    let mpd = format!(
+        "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" \
+         profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\" minBufferTime=\"PT2S\" \
+         mediaPresentationDuration=\"PT{SECONDS}S\"><Period>\n\
+         <AdaptationSet contentType=\"video\" mimeType=\"video/mp4\" subsegmentAlignment=\"true\">\n{}\n{}\n</AdaptationSet>\n\
+         <AdaptationSet contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"en\">\n{}\n</AdaptationSet>\n\
+         </Period></MPD>\n",
+        rep("0", "out-stream0.mp4", "bandwidth=\"300000\" codecs=\"avc1.42c00d\""),
+        rep("1", "out-stream1.mp4", "bandwidth=\"100000\" codecs=\"avc1.42c00c\""),
+        rep("2", "out-stream2.mp4", "bandwidth=\"64000\" codecs=\"mp4a.40.2\""),
+    );
+    std::fs::write(root.path().join("ondemand.mpd"), &mpd).unwrap();
+    let server = Server::start(root.path(), true);
+    let report = play_url(&server.url("ondemand.mpd"))
+        .await
+        .expect("playback works");
+    assert_complete(&report, SECONDS);
+    let requests = server.requests();
+    let video: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("/out-stream0.mp4") || r.starts_with("/out-stream1.mp4"))
+        .collect();
+    assert!(video.iter().all(|r| r.contains("\" 206")), "{video:#?}");
+    // Per rung: the index; per rung played: the init; then one range per subsegment.
+    let rungs_played: std::collections::BTreeSet<usize> =
+        report.session.segments.iter().map(|r| r.rung).collect();
+    assert_eq!(video.len(), 2 + rungs_played.len() + SECONDS, "{video:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_periods_with_different_ladders_play_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    ffmpeg_dash(&root.path().join("one"), &["-use_timeline", "0"]);
+    ffmpeg_dash(&root.path().join("two"), &["-use_timeline", "0"]);
+    let template = "<SegmentTemplate timescale=\"1000\" duration=\"1000\" startNumber=\"1\" \
+        initialization=\"init-stream$RepresentationID$.m4s\" \
+        media=\"chunk-stream$RepresentationID$-$Number%05d$.m4s\"/>";
+    // Period one has both rungs; period two only the small one, so both rungs play it.
+    let mpd = format!(
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" \
+         minBufferTime=\"PT2S\" mediaPresentationDuration=\"PT{total}S\">\n\
+         <Period id=\"one\" duration=\"PT{SECONDS}S\"><BaseURL>one/</BaseURL>\n\
+         <AdaptationSet contentType=\"video\" mimeType=\"video/mp4\">{template}\n\
+         <Representation id=\"0\" bandwidth=\"300000\"/><Representation id=\"1\" bandwidth=\"100000\"/>\n\
+         </AdaptationSet>\n\
+         <AdaptationSet contentType=\"audio\" mimeType=\"audio/mp4\">{template}<Representation id=\"2\" bandwidth=\"64000\"/></AdaptationSet>\n\
+         </Period>\n\
+         <Period id=\"two\"><BaseURL>two/</BaseURL>\n\
+         <AdaptationSet contentType=\"video\" mimeType=\"video/mp4\">{template}\n\
+         <Representation id=\"1\" bandwidth=\"100000\"/>\n\
+         </AdaptationSet></Period></MPD>\n",
+        total = 2 * SECONDS
+    );
+    std::fs::write(root.path().join("two-periods.mpd"), &mpd).unwrap();
+    let server = Server::start(root.path(), false);
+    let report = play_url(&server.url("two-periods.mpd"))
+        .await
+        .expect("playback works");
+    assert_complete(&report, 2 * SECONDS);
+    let requests = server.requests();
+    let period = |p: &str| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.starts_with(&format!("/{p}/chunk-stream0-"))
+                    || r.starts_with(&format!("/{p}/chunk-stream1-"))
+            })
+            .count()
+    };
+    assert_eq!(
+        (period("one"), period("two")),
+        (SECONDS, SECONDS),
+        "{requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("/two/init-stream1.m4s")),
+        "the second Period's init is fetched: {requests:#?}"
+    );
+    let last_one = requests
+        .iter()
+        .rposition(|r| r.starts_with("/one/chunk-"))
+        .unwrap();
+    let first_two = requests
+        .iter()
+        .position(|r| r.starts_with("/two/chunk-"))
+        .unwrap();
+    assert!(last_one < first_two, "in order: {requests:#?}");
+}
