@@ -163,8 +163,11 @@ fn answer<'z>(snap: &'z Snapshot, q: &Query<'_>, src: SocketAddr) -> Reply<'z> {
                         return reply;
                     }
                 };
+                // NODATA at the end of a CNAME chain too: the CNAMEs are in the answer, the
+                // target zone's SOA goes in the authority section (RFC 2308 section 2.2).
+                let chained = reply.answers.len();
                 steer(snap, svc, want, q, src, &mut reply);
-                if reply.answers.is_empty() {
+                if reply.answers.len() == chained {
                     nodata(&mut reply);
                 }
                 return reply;

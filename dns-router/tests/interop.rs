@@ -37,10 +37,16 @@ async fn run(tool: &str, server: SocketAddr, args: &[&str]) -> String {
 
 /// The answer-section lines, whitespace-normalised.
 fn answers(text: &str) -> Vec<String> {
+    section(text, "ANSWER")
+}
+
+/// The lines of one section (`ANSWER`, `AUTHORITY`, ...), whitespace-normalised.
+fn section(text: &str, name: &str) -> Vec<String> {
+    let header = format!("{name} SECTION");
     let mut in_answer = false;
     let mut out = Vec::new();
     for line in text.lines() {
-        if line.contains("ANSWER SECTION") {
+        if line.contains(&header) {
             in_answer = true;
             continue;
         }
@@ -107,6 +113,21 @@ async fn dig_sees_the_cname_chain_steering_and_ecs() {
     let t = run("dig", s, &["nothing.example.test", "A"]).await;
     assert!(
         t.contains("status: NXDOMAIN") && t.contains("example.test. 60 IN SOA"),
+        "{t}"
+    );
+    // A CNAME chain ending in a name without the asked type: the chain in the answer and the
+    // target zone's SOA in the authority section, so resolvers can cache the NODATA (RFC 2308).
+    let t = run("dig", s, &["video.example.test", "AAAA"]).await;
+    assert!(t.contains("status: NOERROR"), "{t}");
+    assert_eq!(
+        answers(&t),
+        ["video.example.test. 300 IN CNAME video.cdn.example.test."],
+        "{t}"
+    );
+    assert!(
+        section(&t, "AUTHORITY")
+            .iter()
+            .any(|l| l.starts_with("cdn.example.test. ") && l.contains(" IN SOA ")),
         "{t}"
     );
     let t = run("dig", s, &["www.example.org", "A"]).await;
