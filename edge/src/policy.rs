@@ -8,8 +8,10 @@
 //! Cache-Control is an RFC 9110 list parsed by hand (`common::list::split`: quoted strings may
 //! hold commas, the first occurrence of a directive wins). CDN-Cache-Control is a Structured
 //! Fields dictionary (RFC 9213 section 2.1), parsed with `sfv`: a field that is not a valid
-//! dictionary is ignored as a whole and Cache-Control applies; a later duplicate key replaces an
-//! earlier one; parameters are ignored.
+//! dictionary, or in which a directive this cache knows has the wrong type (`max-age="60"`,
+//! `no-store=1`), is ignored as a whole and Cache-Control applies; a later duplicate key replaces
+//! an earlier one; parameters are ignored. An `Age` list counts its first member; an invalid
+//! `Age` makes the response stale.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -116,22 +118,30 @@ impl Directives {
         if dictionary.is_empty() {
             return None;
         }
-        let items = dictionary
-            .into_iter()
-            .map(|(key, entry)| {
-                let arg = match entry {
-                    ListEntry::Item(item) => match item.bare_item {
-                        BareItem::Boolean(true) => None,
-                        BareItem::Integer(i) => Some(i64::from(i).to_string()),
-                        BareItem::String(s) => Some(s.as_str().to_string()),
-                        BareItem::Token(t) => Some(t.as_str().to_string()),
-                        _ => Some(String::new()),
-                    },
-                    ListEntry::InnerList(_) => Some(String::new()),
-                };
-                (key.as_str().to_string(), arg)
-            })
-            .collect();
+        let mut items = Vec::with_capacity(dictionary.len());
+        for (key, entry) in dictionary {
+            let name = key.as_str();
+            let item = match entry {
+                ListEntry::Item(item) => Some(item.bare_item),
+                ListEntry::InnerList(_) => None,
+            };
+            // A directive this cache knows must have its type (RFC 9213 section 2.1: the
+            // directives keep the syntax they have in Cache-Control); a wrong one invalidates the
+            // field as a whole. Unknown directives may have any value.
+            let arg = match (directive_type(name), item) {
+                (SfType::Integer, Some(BareItem::Integer(i))) if i64::from(i) >= 0 => {
+                    Some(i64::from(i).to_string())
+                }
+                (SfType::Flag | SfType::FlagOrFields, Some(BareItem::Boolean(true))) => None,
+                // `?0` is the directive's absence.
+                (SfType::Flag | SfType::FlagOrFields, Some(BareItem::Boolean(false))) => continue,
+                (SfType::FlagOrFields, Some(BareItem::String(s))) => Some(s.as_str().to_string()),
+                (SfType::Unknown, Some(BareItem::Boolean(true))) => None,
+                (SfType::Unknown, _) => Some(String::new()),
+                _ => return None,
+            };
+            items.push((name.to_string(), arg));
+        }
         Some(Directives { items })
     }
 
@@ -152,9 +162,47 @@ impl Directives {
     }
 }
 
+/// The Structured Fields type a CDN-Cache-Control directive must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SfType {
+    /// delta-seconds: a non-negative Integer.
+    Integer,
+    /// No argument: Boolean true (`?0` means absent).
+    Flag,
+    /// No argument, or a String listing field names (`no-cache`, `private`).
+    FlagOrFields,
+    /// A directive this cache does not know: ignored, whatever its value.
+    Unknown,
+}
+
+fn directive_type(name: &str) -> SfType {
+    match name {
+        "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error" => SfType::Integer,
+        "no-store" | "public" | "must-revalidate" | "proxy-revalidate" | "no-transform"
+        | "immutable" | "must-understand" => SfType::Flag,
+        "no-cache" | "private" => SfType::FlagOrFields,
+        _ => SfType::Unknown,
+    }
+}
+
 /// The largest delta-seconds value kept (RFC 9111 section 1.2.2): larger ones, however many
 /// digits they have, count as this, so that sums of ages and lifetimes never overflow.
 pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// The Age field's value (RFC 9111 section 5.1): the first member of a list (a cache that meets
+/// `Age: 5, 10` uses 5); an invalid value (`old`, `-1`, `1.5`) makes the response as old as a
+/// response can be, so that it is stale at once rather than trusted as new. No field: 0.
+fn age_field(headers: &HeaderMap) -> Duration {
+    let Some(value) = headers.get(header::AGE) else {
+        return Duration::ZERO;
+    };
+    let first = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(',').next())
+        .and_then(delta_seconds);
+    first.unwrap_or(Duration::from_secs(MAX_DELTA_SECONDS))
+}
 
 /// Parses delta-seconds (`1*DIGIT`), clamped to [`MAX_DELTA_SECONDS`]; `None` when the text is
 /// not a non-negative integer.
@@ -506,11 +554,7 @@ impl Freshness {
         };
         // Age (RFC 9111 section 4.2.3). Date has one-second resolution, so the apparent age is
         // taken between whole seconds; otherwise every response would look up to 1 s old.
-        let age_value = headers
-            .get(header::AGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(delta_seconds)
-            .unwrap_or(Duration::ZERO);
+        let age_value = age_field(headers);
         let apparent_age = date
             .and_then(|d| whole_seconds(response_time).duration_since(d).ok())
             .unwrap_or(Duration::ZERO);
@@ -920,10 +964,23 @@ mod tests {
         // A later duplicate replaces an earlier one (dictionary semantics).
         let d = parse(&["max-age=60, max-age=5"]).unwrap();
         assert_eq!(d.seconds("max-age"), Some(Duration::from_secs(5)));
-        // A value that is not an integer is not a number of seconds: 0, the safe reading.
-        let d = parse(&["max-age=1.5, s-maxage=?0"]).unwrap();
-        assert_eq!(d.seconds("max-age"), Some(Duration::ZERO));
-        assert_eq!(d.seconds("s-maxage"), Some(Duration::ZERO));
+        // A known directive of the wrong type invalidates the field as a whole (RFC 9213 2.1).
+        for wrong in [
+            "max-age=1.5",
+            "max-age=\"60\"",
+            "max-age=-1",
+            "s-maxage=?0",
+            "max-age=(60)",
+            "no-store=1",
+            "private=60",
+            "must-revalidate=\"x\"",
+        ] {
+            assert_eq!(parse(&[wrong]), None, "{wrong}");
+        }
+        // `?0` is a flag's absence; unknown directives may have any value.
+        let d = parse(&["no-store=?0, x-vendor=1.5, max-age=9"]).unwrap();
+        assert!(!d.has("no-store") && d.has("x-vendor"));
+        assert_eq!(d.seconds("max-age"), Some(Duration::from_secs(9)));
         // Not a dictionary, or empty: ignored as a whole.
         for bad in [
             "Max-Age=60",
@@ -1059,6 +1116,68 @@ mod tests {
             storable(&none, StatusCode::SERVICE_UNAVAILABLE, &h),
             Err(NotStorable::Status)
         );
+    }
+
+    #[test]
+    fn a_list_age_uses_its_first_member_and_an_invalid_one_is_stale() {
+        let d = date(100);
+        let fresh_with_age = |age: &str| {
+            let h = headers(&[("cache-control", "max-age=60"), ("date", &d), ("age", age)]);
+            Freshness::new(
+                &PolicyConfig::default(),
+                StatusCode::OK,
+                &h,
+                at(100),
+                at(100),
+            )
+        };
+        assert_eq!(fresh_with_age("5, 10").initial_age, Duration::from_secs(5));
+        assert!(fresh_with_age("5, 10").is_fresh(at(100)));
+        for bad in ["old, 0", "old", "-1", "1.5", ""] {
+            let f = fresh_with_age(bad);
+            assert!(
+                !f.is_fresh(at(100)),
+                "Age: {bad:?} must make the response stale"
+            );
+        }
+    }
+
+    #[test]
+    fn targeted_private_or_no_cache_prevents_reuse_that_cache_control_allows() {
+        let cfg = PolicyConfig::default();
+        let exp = date(10_000);
+        let verdict = |cdn: &str, etag: bool| {
+            let mut h = vec![
+                ("cache-control", "public, max-age=3600"),
+                ("expires", exp.as_str()),
+                ("cdn-cache-control", cdn),
+            ];
+            if etag {
+                h.push(("etag", "\"v1\""));
+            }
+            cacheable(
+                &cfg,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &headers(&h),
+                at(0),
+                at(0),
+            )
+        };
+        assert!(matches!(verdict("private", true), Cacheable::Pass(_)));
+        // no-cache: without a validator nothing can be reused, so it is not even stored; with
+        // one it is stored but never fresh (every reuse revalidates).
+        assert!(matches!(verdict("no-cache", false), Cacheable::Share(_)));
+        match verdict("no-cache", true) {
+            Cacheable::Store(f) => assert!(!f.is_fresh(at(1)), "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        // Without the targeted field the same response is fresh for an hour.
+        let h = headers(&[("cache-control", "public, max-age=3600")]);
+        match cacheable(&cfg, &HeaderMap::new(), StatusCode::OK, &h, at(0), at(0)) {
+            Cacheable::Store(f) => assert!(f.is_fresh(at(1))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

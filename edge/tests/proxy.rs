@@ -1090,3 +1090,59 @@ async fn stalled_upstream_body_is_cut_after_the_idle_timeout_and_not_stored() {
     assert_eq!(metric(&t, "edge_stored_objects"), 0.0, "{t}");
     e.shutdown().await;
 }
+
+/// An upstream that sends an interim response (103 Early Hints) before every final one, on raw
+/// sockets; counts the requests it answers.
+async fn early_hints_upstream(count: Arc<AtomicUsize>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut have = Vec::new();
+                // One request per connection is enough here: read its head, answer, close.
+                while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have.extend_from_slice(&buf[..n]),
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let body = b"final body";
+                let reply = format!(
+                    "HTTP/1.1 103 Early Hints\r\nlink: </init.mp4>; rel=preload\r\n\r\n\
+                     HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+                let _ = sock.write_all(body).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn interim_responses_are_never_stored_or_served_as_final() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let up = early_hints_upstream(count.clone()).await;
+    let e = edge(&format!("http://{up}"), |_| {}).await;
+    for round in 0..2 {
+        let got = send(e.local_addr(), "GET", "/vod/a.m4s", &[]).await;
+        assert_eq!(got.status, 200, "round {round}");
+        assert_eq!(&got.body[..], b"final body", "round {round}");
+        assert!(!got.headers.contains_key("link"), "the 103's fields leaked");
+    }
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the 200 was stored and hit"
+    );
+    let hit = send(e.local_addr(), "GET", "/vod/a.m4s", &[]).await;
+    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+}
