@@ -27,6 +27,8 @@ enum Command {
     Origin(origin::cli::Args),
     /// Run an edge cache (caching reverse proxy) in front of the origin or parent edges.
     Edge(edge::cli::Args),
+    /// Print a signed URL for an edge's protected prefixes (the token covers the URL's folder).
+    Sign(edge::signed::SignArgs),
     /// Simulate DASH sessions over network traces in virtual time (ABR comparison).
     Simulate(player::cli::SimulateArgs),
     /// Play a DASH URL in real time (DNS, HTTP failover, ABR, optional shaping) and report QoE.
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Package(args) => packager::cli::run(args),
         Command::Origin(args) => origin::cli::run(args),
         Command::Edge(args) => edge::cli::run(args),
+        Command::Sign(args) => edge::signed::run_sign(args),
         Command::Simulate(args) => player::cli::simulate(args),
         Command::Play(args) => player::cli::play(args),
     };

@@ -33,6 +33,11 @@ pub struct StackConfig {
     pub dns_metrics: SocketAddr,
     /// Memory each edge may use for cached objects, e.g. `256MiB`.
     pub edge_cache_size: String,
+    /// With it, each edge also keeps objects on disk, in `<edge_cache_dir>/<edge name>`, and
+    /// comes back warm after a restart.
+    pub edge_cache_dir: Option<PathBuf>,
+    /// Bytes each edge's disk tier may occupy, e.g. `20GiB` (with `edge_cache_dir`).
+    pub edge_disk_size: String,
     /// Bearer token that allows `PURGE` on the edges.
     pub purge_token: Option<String>,
     /// Health-check interval of the DNS router, in milliseconds.
@@ -94,6 +99,8 @@ impl Default for StackConfig {
             dns: SocketAddr::from(([127, 0, 0, 1], 5353)),
             dns_metrics: SocketAddr::from(([127, 0, 0, 1], 9153)),
             edge_cache_size: "256MiB".into(),
+            edge_cache_dir: None,
+            edge_disk_size: "1GiB".into(),
             purge_token: None,
             health_interval_ms: 1000,
             mpd_cache_control: "public, max-age=60".into(),
@@ -309,7 +316,11 @@ fn edge_config(
     tls: Option<&TlsFiles>,
 ) -> Result<edge::Config> {
     let cache_size = common::units::parse_size(&config.edge_cache_size)?;
+    let disk_size = common::units::parse_size(&config.edge_disk_size)
+        .with_context(|| format!("edge_disk_size {}", config.edge_disk_size))?;
     Ok(edge::Config {
+        cache_dir: config.edge_cache_dir.as_ref().map(|d| d.join(&spec.name)),
+        disk_size: edge::config::ByteSize(disk_size),
         listen: spec.listen,
         upstream,
         name: spec.name.clone(),

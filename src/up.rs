@@ -28,6 +28,12 @@ pub struct StackArgs {
     /// Port every edge listens on (each on its own loopback address).
     #[arg(long)]
     pub edge_port: Option<u16>,
+    /// Keep each edge's cache on disk too, in DIR/<edge name> (warm after a restart).
+    #[arg(long, value_name = "DIR")]
+    pub edge_cache_dir: Option<PathBuf>,
+    /// Bytes each edge's disk tier may occupy, e.g. 20GiB (with --edge-cache-dir).
+    #[arg(long, value_name = "SIZE", requires = "edge_cache_dir")]
+    pub edge_disk_size: Option<String>,
     /// Serve HTTPS (HTTP/2 by ALPN) on the origin and the edges, with a self-signed certificate
     /// generated into DATA/tls/ unless --tls-cert and --tls-key name one.
     #[arg(long)]
@@ -58,6 +64,12 @@ impl StackArgs {
         }
         if let Some(a) = self.dns_metrics {
             cfg.dns_metrics = a;
+        }
+        if let Some(d) = &self.edge_cache_dir {
+            cfg.edge_cache_dir = Some(d.clone());
+        }
+        if let Some(s) = &self.edge_disk_size {
+            cfg.edge_disk_size = s.clone();
         }
         if self.tls || self.tls_cert.is_some() {
             cfg.tls = true;

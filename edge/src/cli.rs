@@ -22,6 +22,12 @@ pub struct Args {
     /// Cache capacity, e.g. 512MiB.
     #[arg(long)]
     pub cache_size: Option<String>,
+    /// Keep objects on disk too, in this directory (created if needed); survives restarts.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes the disk tier may occupy, e.g. 20GiB (with --cache-dir).
+    #[arg(long, value_name = "SIZE", requires = "cache_dir")]
+    pub disk_size: Option<String>,
     /// Parent cache URL; repeat for several (chosen per key by rendezvous hashing).
     #[arg(long = "parent")]
     pub parents: Vec<String>,
@@ -31,6 +37,12 @@ pub struct Args {
     /// Write one access log line per request to standard output (Combined Log Format).
     #[arg(long)]
     pub access_log: bool,
+    /// A path prefix served only with a signed-URL token (repeatable; needs --sign-key).
+    #[arg(long = "signed-prefix", value_name = "PREFIX")]
+    pub signed_prefixes: Vec<String>,
+    /// A signed-URL key: its id and the file holding its secret (repeatable, for rotation).
+    #[arg(long = "sign-key", value_name = "ID=FILE")]
+    pub sign_keys: Vec<String>,
     /// TOML configuration file (see edge::Config).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -66,6 +78,13 @@ impl Args {
                 common::units::parse_size(s).with_context(|| format!("--cache-size {s}"))?,
             );
         }
+        if let Some(d) = &self.cache_dir {
+            c.cache_dir = Some(d.clone());
+        }
+        if let Some(s) = &self.disk_size {
+            c.disk_size =
+                ByteSize(common::units::parse_size(s).with_context(|| format!("--disk-size {s}"))?);
+        }
         if !self.parents.is_empty() {
             c.parents = self.parents.clone();
         }
@@ -73,6 +92,19 @@ impl Args {
             c.purge_token = Some(t.clone());
         }
         c.access_log |= self.access_log;
+        if !self.signed_prefixes.is_empty() || !self.sign_keys.is_empty() {
+            let signed = c.signed_urls.get_or_insert_with(Default::default);
+            signed.prefixes.extend(self.signed_prefixes.iter().cloned());
+            for k in &self.sign_keys {
+                let Some((id, file)) = k.split_once('=') else {
+                    anyhow::bail!("--sign-key `{k}`: expected ID=FILE, e.g. k1=/etc/cdn/k1.key");
+                };
+                signed.keys.push(crate::signed::KeyConfig {
+                    id: id.to_string(),
+                    file: file.into(),
+                });
+            }
+        }
         if let Some(p) = &self.tls_cert {
             c.tls_cert = Some(p.clone());
         }
@@ -141,7 +173,23 @@ mod tests {
         assert_eq!(c.cache_size, ByteSize(64 << 20));
         assert_eq!(c.parents.len(), 2);
         assert_eq!(c.name, "edge-9");
+        assert!(c.cache_dir.is_none());
         let bad = Cli::try_parse_from(["edge", "--cache-size", "lots"]).unwrap();
         assert!(bad.args.to_config().is_err());
+        let disk = Cli::try_parse_from([
+            "edge",
+            "--cache-dir",
+            "/var/cache/edge",
+            "--disk-size",
+            "20GiB",
+        ])
+        .unwrap();
+        let c = disk.args.to_config().unwrap();
+        assert_eq!(
+            c.cache_dir.as_deref(),
+            Some(std::path::Path::new("/var/cache/edge"))
+        );
+        assert_eq!(c.disk_size, ByteSize(20 << 30));
+        assert!(Cli::try_parse_from(["edge", "--disk-size", "1GiB"]).is_err());
     }
 }

@@ -44,8 +44,15 @@ pub struct Config {
     pub name: String,
     /// Bytes of responses the cache may hold (bodies, headers and a per-entry overhead).
     pub cache_size: ByteSize,
-    /// Largest single response stored.
+    /// Largest single response stored (in either tier).
     pub max_object_size: ByteSize,
+    /// Largest single response kept in memory (default: `max_object_size`); larger ones live
+    /// on disk only, when there is a disk tier.
+    pub memory_max_object_size: Option<ByteSize>,
+    /// Directory of the disk tier; none: memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes the disk tier's files may occupy (with `cache_dir`).
+    pub disk_size: ByteSize,
     /// Bytes buffered at once by upstream fetches shared among waiting clients.
     pub inflight_buffer: ByteSize,
     /// Bearer token PURGE requests must carry; PURGE is refused when unset.
@@ -86,6 +93,10 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// PEM roots trusted for https:// upstreams and parents (the system roots when unset).
     pub upstream_ca: Option<PathBuf>,
+    /// Path prefixes served only with a valid signed-URL token, and the keys (see `signed`).
+    pub signed_urls: Option<crate::signed::SignedUrlsConfig>,
+    /// Per-client request-rate limit (`requests_per_sec = 0` turns it off).
+    pub rate_limit: crate::limits::RateLimitConfig,
 }
 
 impl Default for Config {
@@ -97,6 +108,9 @@ impl Default for Config {
             name: "edge".to_string(),
             cache_size: ByteSize(512 << 20),
             max_object_size: ByteSize(32 << 20),
+            memory_max_object_size: None,
+            cache_dir: None,
+            disk_size: ByteSize(10 << 30),
             inflight_buffer: ByteSize(128 << 20),
             purge_token: None,
             access_log: false,
@@ -120,6 +134,8 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             upstream_ca: None,
+            signed_urls: None,
+            rate_limit: crate::limits::RateLimitConfig::default(),
         }
     }
 }
@@ -148,6 +164,19 @@ impl Config {
         }
         if self.max_object_size.0 == 0 || self.max_object_size.0 > u32::MAX as u64 / 2 {
             bail!("`max_object_size` must be between 1 byte and 2 GiB");
+        }
+        if let Some(m) = self.memory_max_object_size {
+            if m.0 == 0 || m.0 > u32::MAX as u64 / 2 {
+                bail!("`memory_max_object_size` must be between 1 byte and 2 GiB");
+            }
+        }
+        if let Some(dir) = &self.cache_dir {
+            if dir.as_os_str().is_empty() {
+                bail!("`cache_dir` must not be empty");
+            }
+            if self.disk_size.0 < 1 << 20 {
+                bail!("`disk_size` must be at least 1MiB with a `cache_dir`");
+            }
         }
         if self.name.trim().is_empty() {
             bail!("`name` must not be empty");
@@ -185,6 +214,13 @@ impl Config {
         })
     }
 
+    /// Largest body the memory tier keeps.
+    pub fn memory_object_limit(&self) -> u64 {
+        self.memory_max_object_size
+            .map_or(self.max_object_size.0, |m| m.0)
+            .min(self.max_object_size.0)
+    }
+
     pub(crate) fn duration(v: f64) -> Duration {
         Duration::from_secs_f64(if v.is_finite() && v > 0.0 {
             v.min(1e9)
@@ -218,6 +254,27 @@ mod tests {
         assert_eq!(c.parents.len(), 2);
         let p = c.validate().unwrap();
         assert_eq!(p.default_stale_if_error, Duration::from_secs(30));
+        assert!(c.cache_dir.is_none(), "no disk tier unless asked for");
+        let c: Config = toml::from_str(
+            r#"
+            cache_dir = "/var/cache/edge"
+            disk_size = "20GiB"
+            memory_max_object_size = "4MiB"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.disk_size, ByteSize(20 << 30));
+        assert_eq!(c.memory_object_limit(), 4 << 20);
+        c.validate().unwrap();
+        let tiny = Config {
+            disk_size: ByteSize(1000),
+            ..c
+        };
+        assert!(tiny
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("disk_size"));
     }
 
     #[test]

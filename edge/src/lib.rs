@@ -8,6 +8,8 @@
 //!   preconditions and Range, Vary.
 //! - `key`: the cache key (normalised host, path and query) and PURGE prefixes.
 //! - `store`: stored responses in moka, weighed by the bytes they hold, LRU, expiry, purge.
+//! - `disk`: the disk tier (`cache_dir`): one checksummed file per response, published by
+//!   rename, an in-memory index rebuilt in the background at start, LRU within `disk_size`.
 //! - `flight`: request coalescing: one upstream fetch per key, streamed to every member.
 //! - `upstream`: the pooled client to parents (rendezvous-ranked) and the origin, proxy headers,
 //!   timeouts.
@@ -22,12 +24,15 @@
 pub mod cache_status;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod flight;
 pub mod key;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod server;
+pub mod signed;
 pub mod store;
 pub mod upstream;
 

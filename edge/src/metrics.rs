@@ -1,6 +1,7 @@
 //! The edge's Prometheus metrics, one registry per instance: requests by cache status, bytes
 //! served from cache and from upstream, upstream requests and latency by status, stored bytes
-//! and objects, evictions, latency histograms, purges.
+//! and objects, evictions, latency histograms, purges; the disk tier (hits by tier, bytes used
+//! and capacity, objects, reads, writes, errors, evictions, index reload time).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,18 @@ pub struct Metrics {
     pub open_connections: IntGauge,
     pub purges: IntCounter,
     pub inflight_fetches: IntGauge,
+    /// Stored responses used (fresh or stale), by the tier they came from.
+    pub tier_hits: IntCounterVec,
+    pub disk_capacity_bytes: IntGauge,
+    pub disk_used_bytes: IntGauge,
+    pub disk_objects: IntGauge,
+    pub disk_read_bytes: IntCounter,
+    pub disk_write_bytes: IntCounter,
+    pub disk_errors: IntCounterVec,
+    pub disk_evictions: IntCounter,
+    pub disk_index_load_seconds: prometheus::Gauge,
+    pub disk_loading: IntGauge,
+    pub disk_writes_suspended: IntGauge,
     /// Every body byte handed to clients, for the /health rate.
     pub served_total: Arc<AtomicU64>,
 }
@@ -99,8 +112,72 @@ impl Metrics {
             "edge_inflight_fetches",
             "Upstream fetches shared by waiting requests, running now",
         )?;
+        let tier_hits = IntCounterVec::new(
+            Opts::new(
+                "edge_tier_hits_total",
+                "Stored responses used (fresh or stale), by tier (memory, disk)",
+            ),
+            &["tier"],
+        )?;
+        let disk_capacity_bytes = IntGauge::new(
+            "edge_disk_capacity_bytes",
+            "Configured size of the disk tier",
+        )?;
+        let disk_used_bytes = IntGauge::new(
+            "edge_disk_used_bytes",
+            "Bytes the disk tier's files occupy (rounded to allocation units)",
+        )?;
+        let disk_objects = IntGauge::new("edge_disk_objects", "Objects in the disk tier")?;
+        let disk_read_bytes = IntCounter::new(
+            "edge_disk_read_bytes_total",
+            "Bytes read from the disk tier",
+        )?;
+        let disk_write_bytes = IntCounter::new(
+            "edge_disk_write_bytes_total",
+            "Bytes written to the disk tier (files published)",
+        )?;
+        let disk_errors = IntCounterVec::new(
+            Opts::new(
+                "edge_disk_errors_total",
+                "Disk tier failures by op (read, write, corrupt: a file failing its checks)",
+            ),
+            &["op"],
+        )?;
+        let disk_evictions = IntCounter::new(
+            "edge_disk_evictions_total",
+            "Objects evicted from the disk tier to stay within its size",
+        )?;
+        let disk_index_load_seconds = prometheus::Gauge::new(
+            "edge_disk_index_load_seconds",
+            "Time the last rebuild of the disk index took at start",
+        )?;
+        let disk_loading = IntGauge::new(
+            "edge_disk_loading",
+            "1 while the disk index is being rebuilt",
+        )?;
+        let disk_writes_suspended = IntGauge::new(
+            "edge_disk_writes_suspended",
+            "1 while disk writes are off after a write error (memory-only)",
+        )?;
+        for l in ["memory", "disk"] {
+            tier_hits.with_label_values(&[l]);
+        }
+        for op in ["read", "write", "corrupt"] {
+            disk_errors.with_label_values(&[op]);
+        }
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(tier_hits.clone()),
+            Box::new(disk_capacity_bytes.clone()),
+            Box::new(disk_used_bytes.clone()),
+            Box::new(disk_objects.clone()),
+            Box::new(disk_read_bytes.clone()),
+            Box::new(disk_write_bytes.clone()),
+            Box::new(disk_errors.clone()),
+            Box::new(disk_evictions.clone()),
+            Box::new(disk_index_load_seconds.clone()),
+            Box::new(disk_loading.clone()),
+            Box::new(disk_writes_suspended.clone()),
             Box::new(request_duration.clone()),
             Box::new(served_bytes.clone()),
             Box::new(upstream_bytes.clone()),
@@ -139,6 +216,17 @@ impl Metrics {
             open_connections,
             purges,
             inflight_fetches,
+            tier_hits,
+            disk_capacity_bytes,
+            disk_used_bytes,
+            disk_objects,
+            disk_read_bytes,
+            disk_write_bytes,
+            disk_errors,
+            disk_evictions,
+            disk_index_load_seconds,
+            disk_loading,
+            disk_writes_suspended,
             served_total: Arc::new(AtomicU64::new(0)),
         })
     }

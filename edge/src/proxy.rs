@@ -1,11 +1,13 @@
 //! The request path, as phases, each a function:
 //!
-//! - [`handle`] -> `key` (cache key, request directives, `now`; or `pass`) -> `lookup` ->
+//! - [`handle`] -> `key` (cache key, request directives, `now`; or `pass`) -> `lookup` (the
+//!   memory tier, then the disk tier, whose second hit on an object promotes it to memory) ->
 //!   `hit` | `stale` | `miss`.
 //! - `miss` joins or starts the key's flight. The flight's task (`Fetch`) runs `fetch` (the
 //!   upstream request, conditional when revalidating), takes the policy's one verdict on the
 //!   response (`policy::cacheable`: pass / share without storing / store with this freshness),
-//!   then `store` (stream to the flight's members, then keep) or `refresh` (a 304).
+//!   then `store` (stream to the flight's members, then keep in memory and write to disk) or
+//!   `refresh` (a 304, whose merged headers are written to both tiers).
 //! - `respond_stored` / `respond_shared` answer from a stored or a streaming response: the
 //!   client's preconditions and Range (`Answer`), HEAD; `stale_if_error` lets a stale copy
 //!   stand in for a failed upstream; `finish` adds Via and Cache-Status and counts the request.
@@ -36,13 +38,14 @@ use common::precondition::{self, Decision};
 
 use crate::cache_status::{Fwd, Outcome, StaleWhy};
 use crate::config::Config;
+use crate::disk::DiskStore;
 use crate::flight::{Flight, Flights, Head, SharedHead};
 use crate::key::CacheKey;
 use crate::metrics::Metrics;
 use crate::policy::{
     self, Cacheable, Freshness, PolicyConfig, RangeAnswer, RequestControls, Verdict,
 };
-use crate::store::{Store, Stored};
+use crate::store::{Payload, Store, Stored};
 use crate::upstream::{self, Outgoing, Upstream, UpstreamError};
 
 /// Request fields that are the client's own business and never start a shared fetch: its
@@ -59,6 +62,8 @@ pub struct Ctx {
     pub config: Config,
     pub policy: PolicyConfig,
     pub store: Store,
+    /// The disk tier, with `cache_dir`.
+    pub disk: Option<DiskStore>,
     pub flights: Flights,
     pub upstream: Upstream,
     pub metrics: Arc<Metrics>,
@@ -166,13 +171,26 @@ fn key(ctx: &Ctx, parts: Parts, peer: IpAddr, started: Instant) -> Keyed {
 
 /// Phase `lookup`: the stored variant for the key, judged against the request at its `now`.
 async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
-    let entry = ctx.store.get(&ask.key).await;
-    let Some(entry) = entry.filter(|e| !e.expired(ask.now)) else {
+    let (entry, tier) = match ctx.store.get(&ask.key).await {
+        Some(e) => (Some(e), "memory"),
+        None => (from_disk(ctx, &ask.key).await, "disk"),
+    };
+    let entry = match entry {
+        Some(e) if e.expired(ask.now) => {
+            if let (Some(disk), "disk") = (&ctx.disk, tier) {
+                disk.remove(&ask.key).await;
+            }
+            None
+        }
+        other => other,
+    };
+    let Some(entry) = entry else {
         return Lookup::Miss {
             stale: None,
             fwd: Fwd::Miss,
         };
     };
+    let used = || ctx.metrics.tier_hits.with_label_values(&[tier]).inc();
     if !entry.matches_variant(&ask.parts.headers) {
         return Lookup::Miss {
             stale: None,
@@ -180,10 +198,30 @@ async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
         };
     }
     match entry.freshness.verdict(&ask.controls, ask.now) {
-        Verdict::Fresh => Lookup::Fresh(entry),
-        Verdict::StaleWhileRevalidate => Lookup::Stale(entry, StaleWhy::WhileRevalidate),
-        Verdict::StaleAllowedByClient => Lookup::Stale(entry, StaleWhy::MaxStale),
+        Verdict::Fresh => {
+            used();
+            Lookup::Fresh(entry)
+        }
+        Verdict::StaleWhileRevalidate => {
+            used();
+            Lookup::Stale(entry, StaleWhy::WhileRevalidate)
+        }
+        Verdict::StaleAllowedByClient => {
+            used();
+            Lookup::Stale(entry, StaleWhy::MaxStale)
+        }
         Verdict::Revalidate => {
+            // A revalidated body is served from memory (a 304 hands it to the flight): a
+            // streamed disk body is read whole now, and dropped if it fails its checks.
+            let entry = match in_memory(&entry).await {
+                Some(e) => e,
+                None => {
+                    return Lookup::Miss {
+                        stale: None,
+                        fwd: Fwd::Miss,
+                    }
+                }
+            };
             let forced = ask.controls.no_cache
                 || ask.controls.max_age.is_some()
                 || ask.controls.min_fresh.is_some();
@@ -196,6 +234,31 @@ async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
                 stale: Some(entry),
                 fwd,
             }
+        }
+    }
+}
+
+/// The disk tier's entry for `key`; its second disk hit promotes it to the memory tier (see
+/// `disk`), unless a purge ran meanwhile.
+async fn from_disk(ctx: &Ctx, key: &CacheKey) -> Option<Arc<Stored>> {
+    let disk = ctx.disk.as_ref()?;
+    let generation = ctx.store.generation();
+    let (entry, promote) = disk.get(key, ctx.store.max_object_size()).await?;
+    if promote {
+        ctx.store
+            .insert_fetched(key.clone(), entry.clone(), generation)
+            .await;
+    }
+    Some(entry)
+}
+
+/// `entry` with its body in memory (read whole and verified when it is on disk).
+async fn in_memory(entry: &Arc<Stored>) -> Option<Arc<Stored>> {
+    match &entry.body {
+        Payload::Memory(_) => Some(entry.clone()),
+        Payload::Disk(d) => {
+            let bytes = d.read_all().await.ok()?;
+            Some(Arc::new(entry.with_body(Payload::Memory(bytes))))
         }
     }
 }
@@ -377,23 +440,44 @@ impl Fetch {
             self.request_time,
             response_time,
         );
-        let entry = Arc::new(stale.refreshed(&self.ctx.policy, &merged, freshness.clone()));
-        let stored = self
+        let body = match &stale.body {
+            Payload::Memory(b) => b.clone(),
+            // Stale-while-revalidate from a streamed disk entry: its body is read (verified)
+            // for the flight's members.
+            Payload::Disk(d) => match d.read_all().await {
+                Ok(b) => b,
+                Err(e) => {
+                    let e = UpstreamError::Other("disk cache".into(), e.to_string());
+                    self.flight.set_head(Head::Failed(e));
+                    return;
+                }
+            },
+        };
+        let entry = stale.refreshed(&self.ctx.policy, &merged, freshness.clone());
+        let entry = Arc::new(entry.with_body(Payload::Memory(body.clone())));
+        let mut stored = self
             .ctx
             .store
             .insert_fetched(self.key.clone(), entry.clone(), generation)
             .await;
+        if let Some(disk) = &self.ctx.disk {
+            // RFC 9111 section 4.3.4 on disk too: the merged headers replace the stored ones
+            // (a new file; the body is the one already stored).
+            stored |= disk
+                .insert_fetched(&self.key, &entry, vec![body.clone()], generation)
+                .await;
+        }
         self.flight.set_head(Head::Ready(Arc::new(SharedHead {
             status: entry.status,
             headers: entry.headers(),
-            content_length: Some(entry.body.len() as u64),
+            content_length: Some(entry.body.len()),
             fwd_status: 304,
             stored,
             freshness: Some(freshness),
             vary: entry.vary.clone(),
         })));
-        if !entry.body.is_empty() {
-            self.flight.push(entry.body.clone());
+        if !body.is_empty() {
+            self.flight.push(body);
         }
         self.flight.finish();
     }
@@ -414,7 +498,7 @@ impl Fetch {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let max_object = self.ctx.store.max_object_size();
+        let max_object = self.ctx.max_object_size();
         let freshness = freshness.filter(|_| content_length.is_none_or(|l| l <= max_object));
         if let Some(len) = content_length {
             if !self.flight.reserve(len) {
@@ -447,18 +531,29 @@ impl Fetch {
             return;
         };
         if let Some(chunks) = self.flight.body_chunks() {
-            let entry = Stored::new(
+            // Memory takes what fits its object limit; the disk tier takes every stored
+            // response (write-through), so memory never needs writing back and a restart
+            // finds everything.
+            let fits_memory = received <= self.ctx.store.max_object_size();
+            let body: &[Bytes] = if fits_memory { &chunks } else { &[] };
+            let entry = Arc::new(Stored::new(
                 &self.ctx.policy,
                 parts.status,
                 parts.headers,
-                &chunks,
+                body,
                 freshness,
                 vary,
-            );
-            self.ctx
-                .store
-                .insert_fetched(self.key.clone(), Arc::new(entry), generation)
-                .await;
+            ));
+            if fits_memory {
+                self.ctx
+                    .store
+                    .insert_fetched(self.key.clone(), entry.clone(), generation)
+                    .await;
+            }
+            if let Some(disk) = &self.ctx.disk {
+                disk.insert_fetched(&self.key, &entry, chunks, generation)
+                    .await;
+            }
         }
     }
 
@@ -692,6 +787,9 @@ async fn pass(
             if !safe && (status.is_success() || status.is_redirection()) {
                 // RFC 9111 section 4.4: a successful unsafe request invalidates the target URI.
                 ctx.store.remove(&key).await;
+                if let Some(disk) = &ctx.disk {
+                    disk.remove(&key).await;
+                }
             }
             let client = Client {
                 head: parts.method == Method::HEAD,
@@ -849,22 +947,26 @@ fn respond_stored(ctx: &Ctx, ask: &Ask, entry: &Stored, outcome: Outcome) -> Res
     let mut headers = entry.headers();
     set_age(&mut headers, &entry.freshness, ask.now);
     let answer = match Answer::preconditions(ask, entry.status, &headers) {
-        Ok(true) => Answer::range(ask, entry.body.len() as u64),
+        Ok(true) => Answer::range(ask, entry.body.len()),
         Ok(false) => Answer::Full,
         Err(bodiless) => bodiless,
     };
     let (status, headers, part) = answer.apply(entry.status, headers, ask.client.head);
-    let body = match part {
+    let range = match part {
         Part::Nothing => None,
-        Part::All => Some(entry.body.clone()),
-        Part::Range(start, end) => Some(entry.body.slice(start as usize..=end as usize)),
+        Part::All => Some((0, entry.body.len())),
+        Part::Range(start, end) => Some((start, end + 1)),
     };
-    let body = match body {
-        Some(b) => {
+    let body = match (range, &entry.body) {
+        (None, _) => empty(),
+        (Some((start, end)), Payload::Memory(b)) => {
+            let b = b.slice(start as usize..end as usize);
             ctx.metrics.tally("cache").add(b.len() as u64);
             full(b)
         }
-        None => empty(),
+        (Some((start, end)), Payload::Disk(d)) => {
+            d.clone().stream(start, end, ctx.metrics.tally("cache"))
+        }
     };
     finish(ctx, ask.client, response(status, headers, body), outcome)
 }
@@ -963,6 +1065,8 @@ fn error(
 }
 
 /// Builds the shared state of one edge.
+/// Builds the shared state of one edge; with `cache_dir`, opens the disk tier (its index is
+/// rebuilt in the background). Errors name the cache directory.
 pub fn context(
     config: Config,
     policy: PolicyConfig,
@@ -970,16 +1074,31 @@ pub fn context(
     metrics: Arc<Metrics>,
     upstream: Upstream,
     clock: Arc<dyn Clock>,
-) -> Ctx {
+) -> anyhow::Result<Ctx> {
     let store = Store::new(
         config.cache_size.0,
-        config.max_object_size.0,
+        config.memory_object_limit(),
         metrics.evictions.clone(),
     );
+    let disk = match &config.cache_dir {
+        Some(dir) => {
+            metrics.disk_capacity_bytes.set(config.disk_size.0 as i64);
+            Some(DiskStore::open(crate::disk::DiskOptions {
+                dir: dir.clone(),
+                capacity: config.disk_size.0,
+                policy: policy.clone(),
+                clock: clock.clone(),
+                purges: store.purge_counter(),
+                metrics: crate::disk::DiskMetrics::from(&metrics),
+            })?)
+        }
+        None => None,
+    };
     let via = HeaderValue::from_str(&format!("1.1 {name} {}", upstream::EDGE_VIA_COMMENT))
         .unwrap_or_else(|_| HeaderValue::from_static("1.1 edge (cdn-edge)"));
-    Ctx {
+    Ok(Ctx {
         via,
+        disk,
         flights: Flights::new(config.inflight_buffer.0),
         idle: Config::duration(config.idle_timeout_secs),
         coalesce_wait: Config::duration(config.coalesce_wait_secs),
@@ -991,5 +1110,15 @@ pub fn context(
         upstream,
         metrics,
         clock,
+    })
+}
+
+impl Ctx {
+    /// Largest body stored in any tier.
+    pub fn max_object_size(&self) -> u64 {
+        match &self.disk {
+            Some(_) => self.config.max_object_size.0,
+            None => self.store.max_object_size(),
+        }
     }
 }

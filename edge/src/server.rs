@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use prometheus::{IntCounter, IntCounterVec, Opts};
 use tokio::task::JoinHandle;
 
 use common::clock::{Clock, SystemClock};
@@ -17,8 +18,10 @@ use common::http::{full, Body, ConnHooks, ConnInfo, ServerHandle, ServerLimits};
 
 use crate::cache_status::sanitize_name;
 use crate::config::Config;
+use crate::limits::{RateLimiter, Verdict};
 use crate::metrics::Metrics;
 use crate::proxy::{self, Ctx};
+use crate::signed::{Check, Refusal, SignedUrls};
 use crate::upstream::{Upstream, UpstreamConfig};
 
 /// A running edge.
@@ -42,6 +45,10 @@ pub async fn spawn(config: Config) -> Result<Edge> {
 /// Network waits (timeouts, `stale_if_slow`) stay on tokio's time.
 pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Edge> {
     let policy = config.validate()?;
+    let signed = match &config.signed_urls {
+        Some(c) => Some(SignedUrls::from_config(c)?),
+        None => None,
+    };
     let name = sanitize_name(config.name.trim());
     let metrics = Arc::new(Metrics::new(&name).context("creating the edge's metrics")?);
     let upstream = Upstream::new(
@@ -73,17 +80,23 @@ pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<E
     };
     let ctx = Arc::new(proxy::context(
         config, policy, name, metrics, upstream, clock,
-    ));
+    )?);
     let rate = Arc::new(Rate {
         bytes_per_sec: AtomicU64::new(0f64.to_bits()),
     });
     let ticker = tokio::spawn(measure_rate(ctx.metrics.clone(), rate.clone()));
+    let front = Arc::new(Front::new(
+        signed,
+        RateLimiter::new(&ctx.config.rate_limit)?,
+        &ctx.metrics.registry,
+    )?);
     let handler_ctx = ctx.clone();
     let is_tls = tls.is_some();
     let server = common::http::serve_tls(listener, limits, hooks, tls, move |req, info| {
         let ctx = handler_ctx.clone();
         let rate = rate.clone();
-        async move { route(ctx, rate, req, info).await }
+        let front = front.clone();
+        async move { route(ctx, rate, front, req, info).await }
     })?;
     tracing::info!(name = %ctx.name, addr = %server.local_addr(), upstream = %ctx.config.upstream,
         parents = ?ctx.config.parents, tls = is_tls, "edge listening");
@@ -102,6 +115,11 @@ impl Edge {
     /// The edge's name as it appears in Via, Cache-Status and /health.
     pub fn name(&self) -> &str {
         &self.ctx.name
+    }
+
+    /// The disk tier, when configured (`cache_dir`).
+    pub fn disk(&self) -> Option<&crate::disk::DiskStore> {
+        self.ctx.disk.as_ref()
     }
 
     /// Stops accepting, lets in-flight requests finish, then returns.
@@ -140,10 +158,11 @@ async fn measure_rate(metrics: Arc<Metrics>, rate: Arc<Rate>) {
 async fn route(
     ctx: Arc<Ctx>,
     rate: Arc<Rate>,
+    front: Arc<Front>,
     req: Request<Incoming>,
     info: ConnInfo,
 ) -> Response<Body> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let local = parts.method == Method::GET || parts.method == Method::HEAD;
     if parts.method.as_str() == "PURGE" {
         return purge(&ctx, &parts).await;
@@ -159,7 +178,17 @@ async fn route(
         ctx.metrics
             .stored_objects
             .set(ctx.store.entry_count() as i64);
+        if let Some(disk) = &ctx.disk {
+            ctx.metrics.disk_used_bytes.set(disk.used_bytes() as i64);
+            ctx.metrics.disk_objects.set(disk.objects() as i64);
+            ctx.metrics
+                .disk_writes_suspended
+                .set(disk.writes_suspended() as i64);
+        }
         return common::metrics::response(&ctx.metrics.registry);
+    }
+    if let Some(refused) = front.admit(&mut parts, info.peer.ip(), ctx.clock.now()) {
+        return refused;
     }
     if !ctx.config.access_log {
         return proxy::handle(ctx, parts, body, info.peer.ip()).await;
@@ -191,6 +220,109 @@ async fn route(
         elapsed: started.elapsed(),
     }
     .emit(&[("cache", &own_outcome(&resp))]);
+    resp
+}
+
+/// What runs before the cache for every proxied request: the per-client rate limit, then the
+/// signed-URL check. A request either of them refuses touches neither the cache nor the upstream.
+struct Front {
+    limiter: Option<RateLimiter>,
+    limited: IntCounter,
+    signed: Option<SignedUrls>,
+    refusals: IntCounterVec,
+}
+
+impl Front {
+    fn new(
+        signed: Option<SignedUrls>,
+        limiter: Option<RateLimiter>,
+        registry: &prometheus::Registry,
+    ) -> Result<Front> {
+        let limited = IntCounter::new(
+            "edge_rate_limited_total",
+            "Requests answered 429 by the per-client rate limit",
+        )?;
+        registry.register(Box::new(limited.clone()))?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "edge_signed_url_refusals_total",
+                "Requests refused (403) by the signed-URL check, by reason",
+            ),
+            &["reason"],
+        )?;
+        if signed.is_some() {
+            for r in Refusal::ALL {
+                refusals.with_label_values(&[r.label()]);
+            }
+            registry.register(Box::new(refusals.clone()))?;
+        }
+        Ok(Front {
+            limiter,
+            limited,
+            signed,
+            refusals,
+        })
+    }
+
+    /// Lets the request through (`None`, with a signed URL's token removed from its target), or
+    /// gives the 429 or 403 to answer.
+    fn admit(
+        &self,
+        parts: &mut http::request::Parts,
+        peer: std::net::IpAddr,
+        now: std::time::SystemTime,
+    ) -> Option<Response<Body>> {
+        if let Some(limiter) = &self.limiter {
+            if let Verdict::Limit(wait) = limiter.check(peer, Instant::now()) {
+                self.limited.inc();
+                let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                return Some(resp);
+            }
+        }
+        let verifier = self.signed.as_ref()?;
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |p| p.as_str());
+        match verifier.check(target, now) {
+            Check::Open => None,
+            Check::Valid(stripped) => {
+                let mut uri = std::mem::take(&mut parts.uri).into_parts();
+                uri.path_and_query = stripped.parse().ok();
+                match http::Uri::from_parts(uri) {
+                    Ok(u) => {
+                        parts.uri = u;
+                        None
+                    }
+                    Err(_) => Some(self.refuse(Refusal::Malformed)),
+                }
+            }
+            Check::Refused(why) => Some(self.refuse(why)),
+        }
+    }
+
+    fn refuse(&self, why: Refusal) -> Response<Body> {
+        self.refusals.with_label_values(&[why.label()]).inc();
+        plain(
+            StatusCode::FORBIDDEN,
+            &format!("forbidden: {}\n", why.label().replace('_', " ")),
+        )
+    }
+}
+
+/// A small plain-text answer the edge makes itself, never cached.
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut resp = Response::new(full(text.to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -300,7 +432,12 @@ async fn purge(ctx: &Ctx, parts: &http::request::Parts) -> Response<Body> {
             *k.path == *target
         }
     });
-    let objects = ctx.store.purge(&target, prefix).await;
+    let mut objects = ctx.store.purge(&target, prefix).await;
+    if let Some(disk) = &ctx.disk {
+        // Memory holds a subset of the disk tier (write-through): the larger count is the
+        // number of distinct objects. The files are gone before the answer.
+        objects = objects.max(disk.purge(&target, prefix).await);
+    }
     ctx.metrics.purges.inc();
     tracing::info!(name = %ctx.name, path = %target, prefix, objects, fetches, "purged");
     json(

@@ -9,6 +9,8 @@
 //! plus the longest stale window in which the copy is still useful (stale-while-revalidate,
 //! stale-if-error, or revalidation by validator), because moka cannot return an expired entry.
 //! One variant per key: the stored response carries the Vary request values it was fetched with.
+//! This is the memory tier; with `cache_dir` the `disk` tier sits behind it, and a body read
+//! from there may be a [`Payload::Disk`] view (which this store never holds).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,7 +46,9 @@ pub struct Stored {
     /// 72 B a field where a `HeaderMap` costs 112 B a slot with a third of its slots empty;
     /// [`Stored::headers`] builds the map a response needs.
     fields: Box<[(HeaderName, HeaderValue)]>,
-    pub body: Bytes,
+    /// The body: in memory, or (entries read from the disk tier too large to read whole) a
+    /// verified view of the file it is in.
+    pub body: Payload,
     pub freshness: Freshness,
     /// Request header names the response varies on, and the values they had.
     pub vary: Vec<(HeaderName, Option<String>)>,
@@ -105,10 +109,11 @@ impl Stored {
             values + ALLOCATION + SHARED_BUFFER
         };
         let header_bytes = list_bytes + names + value_bytes;
-        let body_bytes = if self.body.is_empty() {
-            0
-        } else {
-            self.body.len() + ALLOCATION + SHARED_BUFFER
+        let body_bytes = match &self.body {
+            Payload::Memory(b) if b.is_empty() => 0,
+            Payload::Memory(b) => b.len() + ALLOCATION + SHARED_BUFFER,
+            // Never in the memory store (see `Store::insert`); an open file and its block table.
+            Payload::Disk(d) => d.memory_bytes(),
         };
         let vary_bytes = if self.vary.is_empty() {
             0
@@ -161,10 +166,77 @@ impl Stored {
         Stored {
             status,
             fields: owned_fields(&headers),
-            body: owned_body(body),
+            body: Payload::Memory(owned_body(body)),
             freshness,
             vary,
             retention,
+        }
+    }
+
+    /// An entry read back from disk: fields and freshness as stored, retention from today's
+    /// policy.
+    pub fn restored(
+        cfg: &PolicyConfig,
+        status: StatusCode,
+        fields: Box<[(HeaderName, HeaderValue)]>,
+        body: Payload,
+        freshness: Freshness,
+        vary: Vec<(HeaderName, Option<String>)>,
+    ) -> Stored {
+        let retention = retention(cfg, &freshness);
+        Stored {
+            status,
+            fields,
+            body,
+            freshness,
+            vary,
+            retention,
+        }
+    }
+
+    /// The stored header fields, in order.
+    pub fn fields(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.fields
+    }
+
+    /// The same entry with another body (a disk body read into memory).
+    pub fn with_body(&self, body: Payload) -> Stored {
+        Stored {
+            status: self.status,
+            fields: self.fields.clone(),
+            body,
+            freshness: self.freshness.clone(),
+            vary: self.vary.clone(),
+            retention: self.retention,
+        }
+    }
+}
+
+/// A stored body.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Memory(Bytes),
+    /// In a file of the disk tier, read block by block, each verified before it is served.
+    Disk(Arc<crate::disk::DiskBody>),
+}
+
+impl Payload {
+    pub fn len(&self) -> u64 {
+        match self {
+            Payload::Memory(b) => b.len() as u64,
+            Payload::Disk(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The body when it is in memory.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match self {
+            Payload::Memory(b) => Some(b),
+            Payload::Disk(_) => None,
         }
     }
 }
@@ -286,8 +358,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// A store of `capacity` weighted bytes; removals are also counted in `evictions`
-    /// (label `cause`: size or expired).
+    /// A store of `capacity` weighted bytes keeping bodies up to `max_object_size` (the memory
+    /// tier's object limit); removals are also counted in `evictions` (label `cause`: size or
+    /// expired).
     pub fn new(capacity: u64, max_object_size: u64, evictions: prometheus::IntCounterVec) -> Store {
         let removals = Arc::new(RemovalCounts::default());
         let counts = removals.clone();
@@ -327,13 +400,19 @@ impl Store {
         self.cache.get(key).await
     }
 
-    /// Stores an entry unless its body is larger than the maximum object size.
+    /// Stores an entry unless its body is larger than the maximum object size (or is not in
+    /// memory: a disk body is read whole before it is promoted).
     pub async fn insert(&self, key: CacheKey, value: Arc<Stored>) -> bool {
-        if value.body.len() as u64 > self.max_object_size {
+        if value.body.len() > self.max_object_size || value.body.bytes().is_none() {
             return false;
         }
         self.cache.insert(key, value).await;
         true
+    }
+
+    /// The purge counter, shared with the disk tier so that one generation covers both.
+    pub fn purge_counter(&self) -> Arc<AtomicU64> {
+        self.purges.clone()
     }
 
     /// The purge generation, to read before a fetch starts and hand to

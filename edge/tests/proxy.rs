@@ -1146,3 +1146,154 @@ async fn interim_responses_are_never_stored_or_served_as_final() {
     let hit = send(e.local_addr(), "GET", "/vod/a.m4s", &[]).await;
     assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
 }
+
+#[tokio::test]
+async fn signed_urls_refuse_before_the_cache_and_never_reach_the_upstream() {
+    use edge::signed::{sign_url, token, KeyConfig, SignedUrlsConfig};
+    let up = Upstream::start(|_| {
+        Reply::ok(
+            "segment",
+            &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (k1, k2) = (
+        b"0123456789abcdef-old".as_slice(),
+        b"0123456789abcdef-new".as_slice(),
+    );
+    std::fs::write(dir.path().join("k1"), k1).unwrap();
+    std::fs::write(dir.path().join("k2"), k2).unwrap();
+    let keys = |ids: &[&str]| {
+        ids.iter()
+            .map(|id| KeyConfig {
+                id: id.to_string(),
+                file: dir.path().join(id),
+            })
+            .collect::<Vec<_>>()
+    };
+    let e = edge(&up.url(), |c| {
+        c.signed_urls = Some(SignedUrlsConfig {
+            prefixes: vec!["/vod/".into()],
+            keys: keys(&["k1", "k2"]),
+        })
+    })
+    .await;
+    let a = e.local_addr();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let valid = token("k1", k1, "/vod/demo/", now + 300).unwrap();
+    let expired = token("k1", k1, "/vod/demo/", now - 1).unwrap();
+    let unknown = token("k9", k1, "/vod/demo/", now + 300).unwrap();
+    let refused = [
+        "/vod/demo/v0/1.m4s".to_string(),
+        format!("/t/{expired}/vod/demo/v0/1.m4s"),
+        format!("/t/{valid}/vod/other/v0/1.m4s"),
+        format!("/t/{unknown}/vod/demo/v0/1.m4s"),
+        format!(
+            "/t/{}/vod/demo/v0/1.m4s",
+            valid.replacen(&format!(".{}.", now + 300), &format!(".{}.", now + 999), 1)
+        ),
+    ];
+    for path in &refused {
+        let got = send(a, "GET", path, &[]).await;
+        assert_eq!(got.status, 403, "{path}");
+        assert_eq!(got.header("cache-control"), "no-store", "{path}");
+    }
+    assert_eq!(
+        up.count(),
+        0,
+        "a refused request never reaches the upstream"
+    );
+    let m = send(a, "GET", "/metrics", &[]).await;
+    let t = String::from_utf8_lossy(&m.body);
+    assert_eq!(metric(&t, "edge_stored_objects"), 0.0, "{t}");
+    assert_eq!(
+        metric(&t, r#"edge_signed_url_refusals_total{reason="expired"}"#),
+        1.0,
+        "{t}"
+    );
+    // Valid tokens, with either key (rotation), for any path of the title: one upstream fetch,
+    // without the token, and one cache entry, whatever the token.
+    let url = sign_url(&format!("http://{a}/vod/demo/v0/1.m4s"), "k2", k2, now + 60).unwrap();
+    let path2 = url.split_once(&a.to_string()).unwrap().1.to_string();
+    for path in [format!("/t/{valid}/vod/demo/v0/1.m4s"), path2] {
+        let got = send(a, "GET", &path, &[]).await;
+        assert_eq!(got.status, 200, "{path}");
+        assert_eq!(&got.body[..], b"segment");
+    }
+    assert_eq!(
+        up.count(),
+        1,
+        "the second valid token hit the same cache entry"
+    );
+    assert_eq!(up.seen()[0].path, "/vod/demo/v0/1.m4s", "no token upstream");
+    // Outside the protected prefixes no token is needed.
+    assert_eq!(send(a, "GET", "/live/x/1.m4s", &[]).await.status, 200);
+    e.shutdown().await;
+}
+
+/// A client whose connections come from `local` (another loopback address is another client).
+fn client_from(
+    local: &str,
+) -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<bytes::Bytes>,
+> {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(local.parse().unwrap()));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_while_another_is_served() {
+    let up =
+        Upstream::start(|s| Reply::ok(s.path.clone(), &[("cache-control", "max-age=60")])).await;
+    let e = edge(&up.url(), |c| {
+        c.rate_limit.requests_per_sec = 20.0;
+        c.rate_limit.burst = 20.0;
+        c.rate_limit.exempt = vec![];
+    })
+    .await;
+    let a = e.local_addr();
+    let flooder = client_from("127.0.0.2");
+    let (mut ok, mut limited) = (0, 0);
+    for i in 0..200 {
+        let got = send_with(&flooder, a, "GET", &format!("/live/ch/{i}.m4s"), &[]).await;
+        match got.status {
+            200 => ok += 1,
+            429 => {
+                limited += 1;
+                let retry: u64 = got
+                    .header("retry-after")
+                    .parse()
+                    .expect("Retry-After seconds");
+                assert!((1..=2).contains(&retry), "{retry}");
+                assert_eq!(got.header("cache-control"), "no-store");
+            }
+            s => panic!("status {s}"),
+        }
+    }
+    // The burst and what refilled during the loop pass; the rest is refused, never fetched.
+    assert!(
+        (20..=60).contains(&ok) && limited == 200 - ok,
+        "ok {ok}, limited {limited}"
+    );
+    assert_eq!(
+        up.count(),
+        ok,
+        "a limited request never reaches the upstream"
+    );
+    let other = client_from("127.0.0.3");
+    for i in 0..15 {
+        let got = send_with(&other, a, "GET", &format!("/vod/x/{i}.m4s"), &[]).await;
+        assert_eq!(got.status, 200, "another client is served in full");
+    }
+    let m = send(a, "GET", "/metrics", &[]).await;
+    let t = String::from_utf8_lossy(&m.body);
+    assert_eq!(metric(&t, "edge_rate_limited_total"), limited as f64, "{t}");
+    e.shutdown().await;
+}

@@ -2,7 +2,8 @@
 //! every byte the cache holds for it (key, headers, body, the entry structs and moka's own
 //! bookkeeping), also when the response was parsed out of a larger shared read buffer, as
 //! hyper does for header values and small bodies; and the weight does not overstate that
-//! memory by much, so the configured capacity is the memory the cache really uses.
+//! memory by much, so the configured capacity is the memory the cache really uses. Also the
+//! disk tier's index cost per object (`edge::disk::INDEX_BYTES_PER_OBJECT`).
 
 mod support;
 
@@ -19,6 +20,9 @@ use support::counting::{live_allocs, live_bytes, Counting};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// The allocator's counts are global: the tests of this binary measure one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Entries per measurement: enough that moka's fixed structures are a small share.
 const ENTRIES: usize = 4000;
@@ -144,6 +148,7 @@ async fn measure(n: usize, shape: Shape) -> (f64, f64) {
 
 #[tokio::test]
 async fn weight_covers_what_an_entry_holds() {
+    let _serial = SERIAL.lock().await;
     let shapes = [
         (0, 0, false, false),
         (300, 0, false, false),
@@ -170,4 +175,62 @@ async fn weight_covers_what_an_entry_holds() {
             "{shape:?}: an entry weighs {weight:.0} B but holds only {real:.0} B"
         );
     }
+}
+
+/// The disk index's memory per object, measured right after its hash table grew (its emptiest,
+/// so its costliest per entry): at most the stated `INDEX_BYTES_PER_OBJECT` plus the key's text,
+/// and not far below it.
+#[tokio::test]
+async fn disk_index_cost_per_object_is_as_stated() {
+    use edge::disk::{DiskMetrics, DiskOptions, DiskStore, INDEX_BYTES_PER_OBJECT};
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = edge::metrics::Metrics::new("w").unwrap();
+    let store = DiskStore::open(DiskOptions {
+        dir: dir.path().to_path_buf(),
+        capacity: 1 << 40,
+        policy: PolicyConfig::default(),
+        clock: Arc::new(edge::SystemClock),
+        purges: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        metrics: DiskMetrics::from(&metrics),
+    })
+    .unwrap();
+    store.loaded().await;
+    let shape = Shape {
+        body: 0,
+        extra_headers: 0,
+        repeated: false,
+        vary: false,
+    };
+    let (_, e) = entry(0, shape);
+    let body = || vec![Bytes::from_static(b"segment")];
+    let warm = CacheKey {
+        host: "warm".into(),
+        path: "/".into(),
+    };
+    // The blocking pool's thread and its buffers exist before the baseline.
+    for _ in 0..3 {
+        assert!(store.insert_fetched(&warm, &e, body(), 0).await);
+    }
+    // 3585 entries: one more than 7/8 of 4096 buckets, so the table has just doubled.
+    let n = 3585;
+    let before = live_bytes();
+    let mut text = 0;
+    for i in 0..n {
+        let k = key(i);
+        text += k.host.len() + k.path.len();
+        assert!(store.insert_fetched(&k, &e, body(), 0).await);
+    }
+    let per_object = (live_bytes() - before - text as i64) as f64 / n as f64;
+    eprintln!("disk index: {per_object:.0} B per object plus its key's text");
+    assert_eq!(store.objects(), n + 1);
+    let stated = INDEX_BYTES_PER_OBJECT as f64;
+    assert!(
+        per_object <= stated,
+        "{per_object:.0} B > stated {stated} B"
+    );
+    assert!(
+        per_object >= stated * 0.7,
+        "{per_object:.0} B: the stated {stated} B is stale"
+    );
 }

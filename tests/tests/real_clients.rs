@@ -311,3 +311,136 @@ async fn prometheus_scrapes_every_service_and_sees_counters_move() {
     let _ = prom.kill().await;
     t.stack.shutdown().await;
 }
+
+/// An edge protecting `/vod/` with signed URLs in front of an origin serving the test title.
+async fn signed_edge() -> (
+    origin::Origin,
+    edge::Edge,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    Vec<u8>,
+) {
+    let content = cdn_tests::content_root().unwrap();
+    let origin = origin::spawn(origin::Config {
+        root: content.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..origin::Config::default()
+    })
+    .await
+    .unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let secret = b"signed-url-test-secret-0123456789".to_vec();
+    std::fs::write(keys.path().join("k1"), &secret).unwrap();
+    let edge = edge::spawn(edge::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: origin.url(),
+        name: "signed".into(),
+        signed_urls: Some(edge::signed::SignedUrlsConfig {
+            prefixes: vec!["/vod/".into()],
+            keys: vec![edge::signed::KeyConfig {
+                id: "k1".into(),
+                file: keys.path().join("k1"),
+            }],
+        }),
+        ..edge::Config::default()
+    })
+    .await
+    .unwrap();
+    (origin, edge, content, keys, secret)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_urls_play_in_ffprobe_dashjs_and_cdn_play_and_nothing_plays_without() {
+    let (origin, edge, _content, _keys, secret) = signed_edge().await;
+    let plain = format!("http://{}/vod/demo/manifest.mpd", edge.local_addr());
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 300;
+    let signed = edge::signed::sign_url(&plain, "k1", &secret, expires).unwrap();
+
+    // Without a token: refused, and ffprobe cannot open it.
+    let got = fetch(
+        edge.local_addr(),
+        "edge.test",
+        "/vod/demo/manifest.mpd",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.status, 403);
+    let out = Command::new(common::tools::require("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width",
+            "-of",
+            "csv=p=0",
+            &plain,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "ffprobe opened an unsigned URL");
+
+    // With it: ffprobe sees every rung, whose segment URLs are relative to the signed one.
+    let streams = tokio::task::block_in_place(|| {
+        run_tool(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=width",
+                "-of",
+                "csv=p=0",
+                &signed,
+            ],
+        )
+    });
+    assert!(streams.lines().count() >= 2, "ffprobe saw: {streams}");
+
+    // cdn play plays the whole title, every segment through the token.
+    let cfg = player::play::PlayConfig::new(signed.parse().unwrap());
+    let report = tokio::time::timeout(Duration::from_secs(90), player::play::play(&cfg))
+        .await
+        .expect("playback ends")
+        .expect("playback works");
+    let s = &report.session;
+    assert_eq!(s.summary.missing_segments, 0, "{}", report.table());
+    let mpd_text = String::from_utf8(
+        fetch(
+            edge.local_addr(),
+            "edge.test",
+            signed.split_once(&edge.local_addr().to_string()).unwrap().1,
+            &[],
+        )
+        .await
+        .unwrap()
+        .body
+        .to_vec(),
+    )
+    .unwrap();
+    let url: mpd::Url = signed.parse().unwrap();
+    let listed = mpd::Mpd::parse(&mpd_text)
+        .unwrap()
+        .segments(0, 0, 0, &url, mpd::SegmentsAt::Vod)
+        .unwrap()
+        .media
+        .len();
+    assert_eq!(s.segments.len(), listed, "{}", report.table());
+
+    // dash.js in Chromium, cross-origin.
+    let report = tokio::task::block_in_place(|| dashjs(&signed, 10, None));
+    let advanced = report["advanced"].as_f64().unwrap_or(0.0);
+    assert!(advanced >= 5.0, "signed playback did not advance: {report}");
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+
+    edge.shutdown().await;
+    origin.shutdown().await;
+}

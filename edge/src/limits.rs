@@ -1,0 +1,338 @@
+//! Per-client request-rate limits: a token bucket per client prefix, so one relentless client
+//! (a misbehaving player, a download tool asking for thousands of segments a second) gets `429`
+//! with `Retry-After` while every other client keeps being served at full speed.
+//!
+//! A client is its IPv4 address (`/32` by default) or its IPv6 `/56` (what one subscriber is
+//! usually delegated: counting per IPv6 address would let one host rotate through 2^72 of them).
+//! The defaults are far above what a player needs (a low-latency player asks for a few parts and a
+//! playlist a second per rendition): 100 requests a second sustained with bursts of 300.
+//!
+//! Loopback is exempt by default (health checkers, local tools and benchmarks run there); the
+//! `exempt` list is configuration.
+//!
+//! Memory is bounded: at most `max_clients` buckets are kept; when full, buckets that have
+//! refilled (idle clients) are dropped first, and if none has, the new client shares one overflow
+//! bucket rather than growing the map.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// The `[rate_limit]` section of an edge's configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second per client; 0 turns the limit off.
+    pub requests_per_sec: f64,
+    /// Requests a client may make at once after being idle.
+    pub burst: f64,
+    /// Prefix length that makes one IPv4 client.
+    pub ipv4_prefix: u8,
+    /// Prefix length that makes one IPv6 client.
+    pub ipv6_prefix: u8,
+    /// Clients tracked at once (memory bound: about 64 bytes each).
+    pub max_clients: usize,
+    /// Networks never limited (CIDR): by default loopback, where health checkers, local tools and
+    /// benchmarks run.
+    pub exempt: Vec<String>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            requests_per_sec: 100.0,
+            burst: 300.0,
+            ipv4_prefix: 32,
+            ipv6_prefix: 56,
+            max_clients: 100_000,
+            exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+        }
+    }
+}
+
+/// The verdict for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Allow,
+    /// Refuse; a token is back after this long (the `Retry-After`, rounded up to seconds).
+    Limit(Duration),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The limiter of one edge.
+pub struct RateLimiter {
+    cfg: RateLimitConfig,
+    exempt: Vec<(IpAddr, u8)>,
+    shards: Vec<Mutex<HashMap<Client, Bucket>>>,
+    overflow: Mutex<Bucket>,
+}
+
+const SHARDS: usize = 16;
+
+impl RateLimiter {
+    /// `None` when the limit is off; an error names an exempt network that does not parse.
+    pub fn new(cfg: &RateLimitConfig) -> anyhow::Result<Option<RateLimiter>> {
+        let rate = cfg.requests_per_sec;
+        if rate.is_nan() || rate <= 0.0 || rate.is_infinite() {
+            return Ok(None);
+        }
+        let exempt = cfg
+            .exempt
+            .iter()
+            .map(|n| parse_cidr(n))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut cfg = cfg.clone();
+        cfg.burst = cfg.burst.max(1.0);
+        cfg.ipv4_prefix = cfg.ipv4_prefix.min(32);
+        cfg.ipv6_prefix = cfg.ipv6_prefix.min(128);
+        cfg.max_clients = cfg.max_clients.max(SHARDS);
+        Ok(Some(RateLimiter {
+            exempt,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            overflow: Mutex::new(Bucket {
+                tokens: cfg.burst,
+                at: Instant::now(),
+            }),
+            cfg,
+        }))
+    }
+
+    /// Takes a token for `client` at `now`.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Verdict {
+        if self
+            .exempt
+            .iter()
+            .any(|(net, bits)| in_net(client, *net, *bits))
+        {
+            return Verdict::Allow;
+        }
+        let key = self.key(client);
+        let bits = match key {
+            Client::V4(a) => u64::from(a),
+            Client::V6(a) => a as u64 ^ (a >> 64) as u64,
+        };
+        let shard = &self.shards[common::hash::splitmix64(bits) as usize % SHARDS];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let per_shard = self.cfg.max_clients / SHARDS;
+        if !map.contains_key(&key) && map.len() >= per_shard {
+            let (rate, burst) = (self.cfg.requests_per_sec, self.cfg.burst);
+            map.retain(|_, b| b.tokens + rate * now.duration_since(b.at).as_secs_f64() < burst);
+            if map.len() >= per_shard {
+                drop(map);
+                let mut b = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
+                return self.take(&mut b, now);
+            }
+        }
+        let bucket = map.entry(key).or_insert(Bucket {
+            tokens: self.cfg.burst,
+            at: now,
+        });
+        self.take(bucket, now)
+    }
+
+    /// Clients tracked now.
+    pub fn clients(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    fn take(&self, b: &mut Bucket, now: Instant) -> Verdict {
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.cfg.requests_per_sec).min(self.cfg.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Verdict::Allow
+        } else {
+            Verdict::Limit(Duration::from_secs_f64(
+                (1.0 - b.tokens) / self.cfg.requests_per_sec,
+            ))
+        }
+    }
+
+    fn key(&self, client: IpAddr) -> Client {
+        match client {
+            IpAddr::V4(a) => Client::V4(mask32(u32::from(a), self.cfg.ipv4_prefix)),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => self.key(IpAddr::V4(v4)),
+                None => Client::V6(mask128(u128::from(a), self.cfg.ipv6_prefix)),
+            },
+        }
+    }
+}
+
+/// A client: its address masked to the configured prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    V4(u32),
+    V6(u128),
+}
+
+fn parse_cidr(text: &str) -> anyhow::Result<(IpAddr, u8)> {
+    let (addr, bits) = text.split_once('/').unwrap_or((text, ""));
+    let addr: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("rate_limit.exempt: `{text}` is not an address or CIDR"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits =
+        match bits.trim() {
+            "" => max,
+            b => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| {
+                anyhow::anyhow!("rate_limit.exempt: bad prefix length in `{text}`")
+            })?,
+        };
+    Ok((addr, bits))
+}
+
+fn in_net(client: IpAddr, net: IpAddr, bits: u8) -> bool {
+    let client = match client {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(client, IpAddr::V4),
+        v4 => v4,
+    };
+    match (client, net) {
+        (IpAddr::V4(c), IpAddr::V4(n)) => mask32(c.into(), bits) == mask32(n.into(), bits),
+        (IpAddr::V6(c), IpAddr::V6(n)) => mask128(c.into(), bits) == mask128(n.into(), bits),
+        _ => false,
+    }
+}
+
+fn mask32(a: u32, bits: u8) -> u32 {
+    match bits {
+        0 => 0,
+        b => a & (u32::MAX << (32 - u32::from(b.min(32)))),
+    }
+}
+
+fn mask128(a: u128, bits: u8) -> u128 {
+    match bits {
+        0 => 0,
+        b => a & (u128::MAX << (128 - u32::from(b.min(128)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(rate: f64, burst: f64) -> RateLimiter {
+        RateLimiter::new(&RateLimitConfig {
+            requests_per_sec: rate,
+            burst,
+            ..RateLimitConfig::default()
+        })
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_burst_then_the_sustained_rate() {
+        let l = limiter(10.0, 5.0);
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..5 {
+            assert_eq!(l.check(a, t0), Verdict::Allow);
+        }
+        match l.check(a, t0) {
+            Verdict::Limit(d) => assert!((d.as_secs_f64() - 0.1).abs() < 1e-6, "{d:?}"),
+            v => panic!("{v:?}"),
+        }
+        // 0.1 s later one token is back, and only one.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(l.check(a, t1), Verdict::Allow);
+        assert!(matches!(l.check(a, t1), Verdict::Limit(_)));
+        // Another client is not affected.
+        assert_eq!(l.check("192.0.2.2".parse().unwrap(), t1), Verdict::Allow);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_56_and_ipv4_per_address() {
+        let l = limiter(1.0, 1.0);
+        let t = Instant::now();
+        assert_eq!(
+            l.check("2001:db8:0:100::1".parse().unwrap(), t),
+            Verdict::Allow
+        );
+        // Same /56, another address: the same client.
+        assert!(matches!(
+            l.check("2001:db8:0:1ff::2".parse().unwrap(), t),
+            Verdict::Limit(_)
+        ));
+        // Next /56: another client.
+        assert_eq!(
+            l.check("2001:db8:0:200::1".parse().unwrap(), t),
+            Verdict::Allow
+        );
+        // IPv4 per address, and an IPv4-mapped IPv6 address is its IPv4 client.
+        assert_eq!(l.check("198.51.100.7".parse().unwrap(), t), Verdict::Allow);
+        assert!(matches!(
+            l.check("::ffff:198.51.100.7".parse().unwrap(), t),
+            Verdict::Limit(_)
+        ));
+        assert_eq!(l.check("198.51.100.8".parse().unwrap(), t), Verdict::Allow);
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_many_clients() {
+        let l = RateLimiter::new(&RateLimitConfig {
+            max_clients: 160,
+            ..RateLimitConfig::default()
+        })
+        .unwrap()
+        .unwrap();
+        let t = Instant::now();
+        for i in 0..10_000u32 {
+            let a = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            l.check(a, t);
+        }
+        assert!(l.clients() <= 160, "{}", l.clients());
+        // Once the tracked clients have refilled (idle), new ones get buckets of their own.
+        let later = t + Duration::from_secs(60);
+        let fresh = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+        for _ in 0..300 {
+            assert_eq!(l.check(fresh, later), Verdict::Allow);
+        }
+        assert!(matches!(l.check(fresh, later), Verdict::Limit(_)));
+        assert!(l.clients() <= 160, "{}", l.clients());
+    }
+
+    #[test]
+    fn zero_turns_the_limit_off() {
+        assert!(RateLimiter::new(&RateLimitConfig {
+            requests_per_sec: 0.0,
+            ..RateLimitConfig::default()
+        })
+        .unwrap()
+        .is_none());
+    }
+
+    #[test]
+    fn exempt_networks_are_never_limited_and_bad_ones_are_named() {
+        let l = limiter(1.0, 1.0);
+        let t = Instant::now();
+        for a in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            for _ in 0..10 {
+                assert_eq!(l.check(a.parse().unwrap(), t), Verdict::Allow, "{a}");
+            }
+        }
+        for bad in ["nope", "10.0.0.0/33", "::/129", "10.0.0.0/x"] {
+            let err = RateLimiter::new(&RateLimitConfig {
+                exempt: vec![bad.into()],
+                ..RateLimitConfig::default()
+            })
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+    }
+}
