@@ -54,6 +54,10 @@ pub struct SimulateArgs {
     /// Run the trace set this many times (for measuring simulation speed).
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Play an audio track of this rate (kb/s) beside the video, over the same link (one audio
+    /// segment per video segment); video only when absent.
+    #[arg(long)]
+    pub audio_kbps: Option<f64>,
 }
 
 /// Loads the video `cdn simulate --video` names: a folder holding `manifest.mpd` is a packaged
@@ -96,6 +100,12 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
         bail!("--efficiency must be in (0, 1]");
     }
     cfg.session.buffer.max_s = args.buffer_max;
+    if let Some(kbps) = args.audio_kbps {
+        if !(kbps.is_finite() && kbps > 0.0) {
+            bail!("--audio-kbps must be positive");
+        }
+        cfg.audio_bps = Some(kbps * 1000.0);
+    }
     cfg.session.abandonment = !args.no_abandon;
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -150,13 +160,16 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
         }
     } else {
         let mut out = format!(
-            "{} traces from {} | video {} ({} segments of {} s, {} rungs) | rtt {} ms\n{}\n",
+            "{} traces from {} | video {} ({} segments of {} s, {} rungs){} | rtt {} ms\n{}\n",
             traces.len(),
             args.trace.display(),
             video.name,
             video.num_segments,
             video.segment_duration_s,
             video.rungs(),
+            args.audio_kbps
+                .map(|k| format!(" + audio {k} kb/s"))
+                .unwrap_or_default(),
             args.rtt_ms,
             Aggregate::header()
         );
@@ -220,6 +233,10 @@ pub struct PlayArgs {
     /// Trust only the --ca roots, not the system's.
     #[arg(long, requires = "ca")]
     pub no_system_roots: bool,
+    /// Language of the audio track (BCP 47, e.g. `en` or `fr-CA`); the first audio
+    /// AdaptationSet when absent.
+    #[arg(long)]
+    pub lang: Option<String>,
 }
 
 /// Parses `IP` or `IP:PORT` (port 53 by default).
@@ -259,6 +276,7 @@ impl PlayArgs {
         cfg.resolve = self.resolve.clone();
         cfg.ca = self.ca.clone();
         cfg.system_roots = !self.no_system_roots;
+        cfg.lang = self.lang.clone();
         Ok(cfg)
     }
 }

@@ -22,8 +22,12 @@ pub fn load(dir: &Path) -> Result<Video> {
     let Ok(url) = Url::from_file_path(&abs) else {
         bail!("{}: not an absolute path", abs.display());
     };
-    let title = Title::from_mpd(&mpd, &url, SegmentsAt::Vod)
+    let mut title = Title::from_mpd(&mpd, &url, SegmentsAt::Vod)
         .with_context(|| format!("{}", path.display()))?;
+    for (track, part, src) in title.pending_indexes() {
+        let bytes = read_range(&src.index.url, src.index.range)?;
+        title.load_index(track, part, &bytes)?;
+    }
     let n = title.video.num_segments;
     let mut sizes = vec![Vec::with_capacity(title.rungs.len()); n];
     for rung in &title.rungs {
@@ -38,6 +42,27 @@ pub fn load(dir: &Path) -> Result<Video> {
         .unwrap_or_else(|| dir.display().to_string());
     video.sizes = Some(sizes);
     Ok(video)
+}
+
+/// The bytes of a local file (all of them without a range), at most 16 MiB.
+fn read_range(url: &Url, range: Option<mpd::ByteRange>) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 16 << 20;
+    let Ok(p) = url.to_file_path() else {
+        bail!("{url}: the index is not a local file");
+    };
+    let mut f = std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
+    let (first, len) = match range {
+        Some(r) => (r.first, r.len().unwrap_or(MAX)),
+        None => (0, MAX),
+    };
+    if len > MAX {
+        bail!("{}: an index of {len} bytes is too large", p.display());
+    }
+    f.seek(SeekFrom::Start(first))?;
+    let mut out = Vec::new();
+    f.take(len).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 fn segment_size(seg: &MediaSegment) -> Result<u64> {

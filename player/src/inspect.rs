@@ -1,4 +1,5 @@
-//! `cdn mpd FILE_OR_URL [--json]`: parse an MPD and print its summary.
+//! `cdn mpd FILE_OR_URL [--json]`: parse an MPD and print its summary, with a warning line for
+//! everything the lenient parser repaired (and why a Representation is unplayable).
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -29,15 +30,22 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The summary of an MPD file or URL; a dynamic MPD is summarized as available now.
+/// The summary of an MPD file or URL; a dynamic MPD is summarized as available now. Its
+/// `warnings` start with what the parser repaired (with line and column), then what the
+/// resolution did.
 pub fn summarize(source: &str) -> Result<Summary> {
-    let (mpd, url) = load(source)?;
+    let (text, url) = read(source)?;
+    let (mpd, warnings) = Mpd::parse_with_warnings(&text).with_context(|| source.to_string())?;
     let at = if mpd.is_dynamic() {
         SegmentsAt::Live(SystemTime::now())
     } else {
         SegmentsAt::Vod
     };
-    Summary::new(&mpd, &url, at).with_context(|| source.to_string())
+    let mut summary = Summary::new(&mpd, &url, at).with_context(|| source.to_string())?;
+    summary
+        .warnings
+        .splice(0..0, warnings.iter().map(ToString::to_string));
+    Ok(summary)
 }
 
 /// Reads and parses an MPD file or http:// URL; returns it with the URL its relative BaseURLs

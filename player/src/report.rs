@@ -51,14 +51,57 @@ pub struct Summary {
     pub session_s: f64,
 }
 
+/// One segment of a track played beside the video (audio).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackRow {
+    pub index: usize,
+    pub bytes: u64,
+    /// Request time, seconds since session start.
+    pub start_s: f64,
+    pub download_s: f64,
+    /// Seconds of this track buffered ahead of the playhead after the segment arrived.
+    pub buffer_s: f64,
+    pub missing: bool,
+}
+
+/// A track played beside the video (audio): its Representation and every segment fetched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackReport {
+    /// Representation id.
+    pub id: String,
+    pub bitrate_kbps: f64,
+    pub segments: usize,
+    pub missing_segments: usize,
+    pub bytes: u64,
+    pub rows: Vec<TrackRow>,
+}
+
+impl TrackReport {
+    pub fn new(id: &str, bitrate_kbps: f64, rows: Vec<TrackRow>) -> Self {
+        TrackReport {
+            id: id.to_string(),
+            bitrate_kbps,
+            segments: rows.len(),
+            missing_segments: rows.iter().filter(|r| r.missing).count(),
+            bytes: rows.iter().map(|r| r.bytes).sum(),
+            rows,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionReport {
     pub abr: String,
     pub video: String,
     pub trace: Option<String>,
     pub summary: Summary,
+    /// The video segments; with an audio track, `buffer_s` is what both tracks hold (what
+    /// can play).
     pub segments: Vec<SegmentRow>,
     pub errors: Vec<String>,
+    /// The audio track, when one played beside the video.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<TrackReport>,
 }
 
 /// QoE_lin of each segment: bitrate_Mbps - 4.3 x rebuffer_s - |bitrate change|_Mbps (the first
@@ -139,6 +182,7 @@ impl SessionReport {
             summary,
             segments,
             errors,
+            audio: None,
         }
     }
 
@@ -208,6 +252,19 @@ impl SessionReport {
             m.qoe_lin,
             m.abandoned
         );
+        if let Some(a) = &self.audio {
+            let last_buffer = a
+                .rows
+                .iter()
+                .rev()
+                .find(|r| !r.missing)
+                .map_or(0.0, |r| r.buffer_s);
+            let _ = writeln!(
+                s,
+                "audio {} {:.0} kb/s | segments {} (missing {}) | bytes {} | buffer after the last {:.2} s",
+                a.id, a.bitrate_kbps, a.segments, a.missing_segments, a.bytes, last_buffer
+            );
+        }
         for e in &self.errors {
             let _ = writeln!(s, "error: {e}");
         }

@@ -2,14 +2,20 @@
 //! buffer is full, ask the ABR, fetch with abandonment checks, feed the buffer) runs in virtual
 //! time against a trace (the simulator) and in real time over HTTP (real playback); this module
 //! depends on neither. Its live-stream behaviour is tested in `tests/live_session.rs`.
+//!
+//! With a [`Companion`] track (audio) the transport offers, each video segment is followed by
+//! the audio segments that cover it; the buffer holds what both tracks hold (it grows by the
+//! growth of the shorter one), so a stall is when either runs dry; the ABR sees each rung's
+//! bitrate plus the audio's, so it picks the video knowing the audio's share of the link.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use serde::Serialize;
 
 use crate::abr::{Abr, AbrContext, Download, Progress};
 use crate::buffer::{BufferConfig, PlayoutBuffer};
-use crate::report::{SegmentRow, SessionReport};
+use crate::report::{SegmentRow, SessionReport, TrackReport, TrackRow};
 use crate::video::Video;
 
 /// Seconds since the session's epoch; sleeping moves it forward.
@@ -55,6 +61,93 @@ pub trait Transport {
     fn available_at(&self, _segment: usize) -> Option<f64> {
         None
     }
+
+    /// A track to play beside the video (audio), if any.
+    fn companion(&self) -> Option<Companion> {
+        None
+    }
+
+    /// Fetches segment `index` of the companion track.
+    fn fetch_companion(&mut self, index: usize) -> impl Future<Output = anyhow::Result<Fetched>> {
+        async move { Err(anyhow::anyhow!("no companion track (segment {index})")) }
+    }
+}
+
+/// A track played beside the video: what it is and how long each of its segments lasts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Companion {
+    /// Representation id.
+    pub id: String,
+    pub bandwidth_bps: u64,
+    pub durations_s: Vec<f64>,
+}
+
+/// The companion's state in a session.
+struct Beside {
+    c: Companion,
+    next: usize,
+    /// Seconds of media of each track received (or skipped, for a missing audio segment).
+    video_end: f64,
+    audio_end: f64,
+    /// Seconds of media both hold, pushed into the buffer so far.
+    pushed: f64,
+    rows: Vec<TrackRow>,
+}
+
+impl Beside {
+    /// Pushes into the buffer what both tracks now hold beyond what was pushed.
+    fn push_joint(&mut self, buffer: &mut PlayoutBuffer, now: f64) {
+        let joint = self.video_end.min(self.audio_end);
+        if joint > self.pushed {
+            buffer.push(now, joint - self.pushed);
+            self.pushed = joint;
+        } else {
+            buffer.advance(now);
+        }
+    }
+
+    /// Seconds of audio buffered ahead of the playhead.
+    fn audio_level(&self, buffer: &PlayoutBuffer) -> f64 {
+        let played = self.pushed - buffer.level_s();
+        (self.audio_end - played).max(0.0)
+    }
+}
+
+/// Fetches the companion's segments while its media ends before `until` seconds.
+async fn fetch_beside<T: Transport, C: Clock>(
+    beside: &mut Beside,
+    until: f64,
+    transport: &mut T,
+    clock: &C,
+    t0: f64,
+    buffer: &mut PlayoutBuffer,
+    errors: &mut Vec<String>,
+) {
+    while beside.next < beside.c.durations_s.len() && beside.audio_end < until - 1e-6 {
+        let index = beside.next;
+        let start = clock.now();
+        let result = transport.fetch_companion(index).await;
+        let now = clock.now();
+        // A missing audio segment is a gap played as silence, not a stall for ever.
+        beside.audio_end += beside.c.durations_s[index];
+        beside.next += 1;
+        beside.push_joint(buffer, now);
+        let (bytes, missing) = match result {
+            Ok(f) => (f.bytes, false),
+            Err(e) => {
+                errors.push(format!("audio {} segment {index}: {e:#}", beside.c.id));
+                (0, true)
+            }
+        };
+        beside.rows.push(TrackRow {
+            index,
+            bytes,
+            start_s: start - t0,
+            download_s: now - start,
+            buffer_s: beside.audio_level(buffer),
+            missing,
+        });
+    }
 }
 
 /// Session knobs.
@@ -91,6 +184,33 @@ pub async fn run<T: Transport, C: Clock>(
 ) -> SessionReport {
     let t0 = clock.now();
     let mut buffer = PlayoutBuffer::new(cfg.buffer, t0);
+    let mut beside = transport.companion().map(|c| Beside {
+        c,
+        next: 0,
+        video_end: 0.0,
+        audio_end: 0.0,
+        pushed: 0.0,
+        rows: Vec::new(),
+    });
+    // What the ABR sees: with audio, every rung costs its bitrate plus the audio's.
+    let abr_video: Cow<'_, Video> = match &beside {
+        None => Cow::Borrowed(video),
+        Some(b) => {
+            let audio_bps = b.c.bandwidth_bps as f64;
+            let mut v = video.clone();
+            for r in &mut v.bitrates_bps {
+                *r += audio_bps;
+            }
+            if let Some(sizes) = &mut v.sizes {
+                let audio_bytes = (audio_bps * video.segment_duration_s / 8.0) as u64;
+                for s in sizes.iter_mut().flatten() {
+                    *s += audio_bytes;
+                }
+            }
+            Cow::Owned(v)
+        }
+    };
+    let abr_video: &Video = &abr_video;
     let mut history: Vec<Download> = Vec::with_capacity(video.num_segments + 8);
     let mut rows: Vec<SegmentRow> = Vec::with_capacity(video.num_segments);
     let mut last_rung: Option<usize> = None;
@@ -123,7 +243,7 @@ pub async fn run<T: Transport, C: Clock>(
             }
         }
         let ctx = AbrContext {
-            video,
+            video: abr_video,
             segment,
             now_s: clock.now() - t0,
             buffer_s: buffer.level_s(),
@@ -152,7 +272,7 @@ pub async fn run<T: Transport, C: Clock>(
             let mut abandon_to: Option<usize> = None;
             let result = {
                 let ctx = AbrContext {
-                    video,
+                    video: abr_video,
                     segment,
                     now_s: start - t0,
                     buffer_s: buffer.level_s(),
@@ -213,9 +333,21 @@ pub async fn run<T: Transport, C: Clock>(
             }
         };
         let now = clock.now();
+        if outcome.is_ok() {
+            match &mut beside {
+                None => buffer.push(now, video.segment_duration_s),
+                Some(b) => {
+                    b.video_end += video.segment_duration_s;
+                    b.push_joint(&mut buffer, now);
+                }
+            }
+        }
+        if let Some(b) = &mut beside {
+            let until = b.video_end;
+            fetch_beside(b, until, transport, clock, t0, &mut buffer, &mut errors).await;
+        }
         match outcome {
             Ok((f, download_s)) => {
-                buffer.push(now, video.segment_duration_s);
                 rows.push(SegmentRow {
                     index: segment,
                     rung,
@@ -259,6 +391,32 @@ pub async fn run<T: Transport, C: Clock>(
             }
         }
     }
+    // The audio left after the last video segment (a shorter last one), unless the session
+    // was cut short.
+    if let Some(b) = &mut beside {
+        if cfg
+            .max_session_s
+            .is_none_or(|limit| clock.now() - t0 < limit)
+        {
+            fetch_beside(
+                b,
+                f64::INFINITY,
+                transport,
+                clock,
+                t0,
+                &mut buffer,
+                &mut errors,
+            )
+            .await;
+        }
+    }
+    if let Some(b) = &mut beside {
+        // Once the audio is all in, the video plays to its own end.
+        if b.next == b.c.durations_s.len() && b.video_end > b.pushed {
+            buffer.push(clock.now(), b.video_end - b.pushed);
+            b.pushed = b.video_end;
+        }
+    }
     let end = clock.now();
     buffer.finish(end);
     if cfg.play_out {
@@ -268,5 +426,8 @@ pub async fn run<T: Transport, C: Clock>(
         }
         buffer.advance(clock.now());
     }
-    SessionReport::new(abr.name(), video, &buffer, rows, errors, clock.now() - t0)
+    let mut report = SessionReport::new(abr.name(), video, &buffer, rows, errors, clock.now() - t0);
+    report.audio =
+        beside.map(|b| TrackReport::new(&b.c.id, b.c.bandwidth_bps as f64 / 1000.0, b.rows));
+    report
 }

@@ -1,6 +1,8 @@
 //! Trace-driven simulation: a virtual clock and a transport that moves each segment through a
 //! looping [`Trace`] after a fixed request latency (Pensieve's conventions: 80 ms per request,
-//! 60-s buffer cap). Deterministic; sessions run in parallel on all cores.
+//! 60-s buffer cap). Deterministic; sessions run in parallel on all cores. With
+//! [`SimConfig::audio_bps`], an audio track of that rate is fetched beside the video over the
+//! same link (the A/V model of [`crate::session`]).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -12,7 +14,7 @@ use anyhow::{bail, Result};
 
 use crate::abr::Abr;
 use crate::report::SessionReport;
-use crate::session::{self, Clock, Fetched, Request, SessionConfig, Transport, Watch};
+use crate::session::{self, Clock, Companion, Fetched, Request, SessionConfig, Transport, Watch};
 use crate::trace::{Link, Trace, Transfer};
 use crate::video::Video;
 
@@ -25,6 +27,9 @@ pub struct SimConfig {
     pub efficiency: f64,
     /// How often (transfer time) a download in flight is offered for abandonment.
     pub check_every_s: f64,
+    /// An audio track of this rate beside the video (one segment per video segment, of the
+    /// same duration, over the same link); `None`: video only.
+    pub audio_bps: Option<f64>,
     pub session: SessionConfig,
 }
 
@@ -34,6 +39,7 @@ impl Default for SimConfig {
             rtt_s: 0.08,
             efficiency: 1.0,
             check_every_s: 0.25,
+            audio_bps: None,
             session: SessionConfig::default(),
         }
     }
@@ -70,6 +76,7 @@ pub struct SimTransport<'a> {
     clock: &'a SimClock,
     rtt_s: f64,
     check_every_s: f64,
+    audio: Option<Companion>,
 }
 
 impl<'a> SimTransport<'a> {
@@ -79,7 +86,18 @@ impl<'a> SimTransport<'a> {
             clock,
             rtt_s: cfg.rtt_s.max(0.0),
             check_every_s: cfg.check_every_s,
+            audio: None,
         }
+    }
+
+    /// Plays an audio track of `bps` beside `video`: one segment per video segment.
+    pub fn with_audio(mut self, bps: f64, video: &Video) -> Self {
+        self.audio = Some(Companion {
+            id: "audio".into(),
+            bandwidth_bps: bps.max(0.0) as u64,
+            durations_s: vec![video.segment_duration_s; video.num_segments],
+        });
+        self
     }
 }
 
@@ -118,6 +136,32 @@ impl Transport for SimTransport<'_> {
         };
         std::future::ready(Ok(fetched))
     }
+
+    fn companion(&self) -> Option<Companion> {
+        self.audio.clone()
+    }
+
+    fn fetch_companion(&mut self, index: usize) -> impl Future<Output = Result<Fetched>> {
+        let Some(audio) = &self.audio else {
+            return std::future::ready(Err(anyhow::anyhow!("no audio track")));
+        };
+        let seconds = audio.durations_s.get(index).copied().unwrap_or(0.0);
+        let bytes = (audio.bandwidth_bps as f64 * seconds / 8.0).round() as u64;
+        let start = self.clock.now();
+        let out = self
+            .link
+            .transfer(start + self.rtt_s, bytes, 0.0, &mut |_, _| true);
+        let end_s = match out {
+            Transfer::Done { end_s } => end_s,
+            Transfer::Stopped { at_s, .. } => at_s,
+        };
+        self.clock.set(end_s);
+        std::future::ready(Ok(Fetched {
+            bytes,
+            complete: true,
+            edge: None,
+        }))
+    }
 }
 
 /// Drives a future that never waits (the simulation's) to completion.
@@ -139,6 +183,9 @@ pub fn simulate(
 ) -> Result<SessionReport> {
     let clock = SimClock::default();
     let mut transport = SimTransport::new(trace, &clock, cfg);
+    if let Some(bps) = cfg.audio_bps {
+        transport = transport.with_audio(bps, video);
+    }
     let mut report = run_ready(session::run(
         video,
         abr,
@@ -352,6 +399,40 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod av_simulation_tests {
+    use super::*;
+    use crate::abr::by_name;
+
+    #[test]
+    fn an_audio_track_shares_the_link_with_the_video() {
+        // 1.2 Mb/s: video alone reaches 1000 kb/s, not beside 256 kb/s of audio.
+        let trace = Trace::constant("1.2M", 1.2e6, 100.0).unwrap();
+        let video = Video::nominal("v", vec![300e3, 600e3, 1000e3], 2.0, 20).unwrap();
+        let mut top = Vec::new();
+        for audio_bps in [None, Some(256e3)] {
+            let cfg = SimConfig {
+                audio_bps,
+                ..SimConfig::default()
+            };
+            let mut abr = by_name("throughput").unwrap();
+            let r = simulate(&trace, &video, abr.as_mut(), &cfg).unwrap();
+            assert_eq!(r.summary.missing_segments, 0);
+            assert_eq!(r.summary.rebuffer_count, 0, "{}", r.table());
+            match &r.audio {
+                None => assert!(audio_bps.is_none()),
+                Some(a) => {
+                    assert_eq!((a.segments, a.missing_segments), (20, 0));
+                    assert_eq!(a.bytes, 20 * 64_000);
+                    assert_eq!(a.bitrate_kbps, 256.0);
+                }
+            }
+            top.push(r.segments[4..].iter().map(|s| s.rung).max().unwrap());
+        }
+        assert_eq!(top, [2, 1]);
+    }
+}
+
 /// The session loop against a live source in virtual time: it waits for each segment to be
 /// published and stops at its duration. (Here rather than in `session`, so that the session module
 /// does not depend on the simulator.)
@@ -426,5 +507,162 @@ mod live_session_tests {
             assert_eq!(r.segments.len(), 12);
             assert_eq!(r.summary.rebuffer_s, 0.0, "play_out {play_out}");
         }
+    }
+}
+
+/// The session loop with an audio track beside the video, in virtual time: a stall when either
+/// track runs dry, the ABR choosing with the audio's share, the audio in the report.
+#[cfg(test)]
+mod av_session_tests {
+    use std::future::Future;
+
+    use crate::session::{
+        run, Clock, Companion, Fetched, Request, SessionConfig, Transport, Watch,
+    };
+    use crate::sim::{run_ready, SimClock};
+    use crate::video::Video;
+
+    /// Video segments arrive at `link_bps`; audio segments take `audio_s` each.
+    struct AvFeed<'a> {
+        clock: &'a SimClock,
+        link_bps: f64,
+        audio: Option<Companion>,
+        audio_s: f64,
+        log: Vec<String>,
+    }
+
+    impl Transport for AvFeed<'_> {
+        fn fetch(
+            &mut self,
+            req: Request,
+            _watch: &mut Watch<'_>,
+        ) -> impl Future<Output = anyhow::Result<Fetched>> {
+            let now = self.clock.now();
+            self.clock
+                .set(now + req.expected_bytes as f64 * 8.0 / self.link_bps);
+            self.log.push(format!("v{}", req.segment));
+            std::future::ready(Ok(Fetched {
+                bytes: req.expected_bytes,
+                complete: true,
+                edge: None,
+            }))
+        }
+
+        fn companion(&self) -> Option<Companion> {
+            self.audio.clone()
+        }
+
+        fn fetch_companion(
+            &mut self,
+            index: usize,
+        ) -> impl Future<Output = anyhow::Result<Fetched>> {
+            let now = self.clock.now();
+            self.clock.set(now + self.audio_s);
+            self.log.push(format!("a{index}"));
+            std::future::ready(if index == 2 {
+                Err(anyhow::anyhow!("HTTP 404"))
+            } else {
+                Ok(Fetched {
+                    bytes: 16_000,
+                    complete: true,
+                    edge: None,
+                })
+            })
+        }
+    }
+
+    fn audio(n: usize) -> Companion {
+        Companion {
+            id: "aac".into(),
+            bandwidth_bps: 128_000,
+            durations_s: vec![1.0; n],
+        }
+    }
+
+    fn play(
+        feed: &mut AvFeed<'_>,
+        clock: &SimClock,
+        video: &Video,
+    ) -> crate::report::SessionReport {
+        let mut abr = crate::abr::by_name("throughput").unwrap();
+        run_ready(run(
+            video,
+            abr.as_mut(),
+            feed,
+            clock,
+            &SessionConfig::default(),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stall_caused_by_audio_alone_is_a_stall() {
+        let video = Video::nominal("v", vec![300e3], 1.0, 6).unwrap();
+        let mut stalls = Vec::new();
+        for audio_s in [0.1, 1.5] {
+            let clock = SimClock::default();
+            let mut feed = AvFeed {
+                clock: &clock,
+                link_bps: 3e6,
+                audio: Some(audio(7)),
+                audio_s,
+                log: Vec::new(),
+            };
+            let r = play(&mut feed, &clock, &video);
+            // Each video segment, then the audio that covers it; the last (7th) audio after.
+            assert_eq!(
+                feed.log.join(" "),
+                "v0 a0 v1 a1 v2 a2 v3 a3 v4 a4 v5 a5 a6",
+                "audio {audio_s} s"
+            );
+            let a = r.audio.as_ref().unwrap();
+            assert_eq!((a.segments, a.missing_segments), (7, 1));
+            assert_eq!(a.bytes, 6 * 16_000);
+            assert!(a.rows[2].missing && !a.rows[3].missing);
+            assert_eq!(r.summary.missing_segments, 0);
+            assert!(
+                r.errors
+                    .iter()
+                    .any(|e| e.contains("audio aac segment 2: HTTP 404")),
+                "{:?}",
+                r.errors
+            );
+            assert!(
+                r.table()
+                    .contains("audio aac 128 kb/s | segments 7 (missing 1)"),
+                "{}",
+                r.table()
+            );
+            stalls.push((r.summary.rebuffer_count, r.summary.rebuffer_s));
+        }
+        // Video alone takes 0.1 s a segment; audio at 0.1 s keeps up, at 1.5 s it does not.
+        assert_eq!(stalls[0], (0, 0.0), "{stalls:?}");
+        assert!(stalls[1].0 >= 3 && stalls[1].1 > 1.0, "{stalls:?}");
+    }
+
+    #[test]
+    fn the_abr_leaves_room_for_the_audio() {
+        // 1.1 Mb/s: 900 kb/s video fits the 0.9 safety margin alone, not with 128 kb/s audio.
+        let video = Video::nominal("v", vec![300e3, 900e3], 1.0, 8).unwrap();
+        let mut top = Vec::new();
+        for with_audio in [false, true] {
+            let clock = SimClock::default();
+            let mut feed = AvFeed {
+                clock: &clock,
+                link_bps: 1.1e6,
+                audio: with_audio.then(|| audio(8)),
+                audio_s: 0.0,
+                log: Vec::new(),
+            };
+            let r = play(&mut feed, &clock, &video);
+            assert_eq!(r.audio.is_some(), with_audio);
+            top.push(r.segments[2..].iter().map(|s| s.rung).max().unwrap());
+            // The report's bitrate is the video's.
+            assert!(r
+                .segments
+                .iter()
+                .all(|s| s.bitrate_kbps == 300.0 || s.bitrate_kbps == 900.0));
+        }
+        assert_eq!(top, [1, 0]);
     }
 }

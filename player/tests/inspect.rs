@@ -160,3 +160,45 @@ fn mpd_over_http_resolves_against_its_url() {
     assert!(err.contains("404"), "{err}");
     let _ = stop.send(());
 }
+
+#[test]
+fn repairs_are_printed_as_warnings_with_their_place() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mpd-repairs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("repaired.mpd");
+    std::fs::write(
+        &path,
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" minBufferTime=\"PT2S\" mediaPresentationDuration=\"PT4S\">\n\
+         <Period><AdaptationSet mimeType=\"video/mp4\" frameRate=\"15.00\">\n\
+         <SegmentTemplate timescale=\"1000\" presentationTimeOffset=\"-40\" duration=\"2000\" media=\"$RepresentationID$/$Number$.m4s\"/>\n\
+         <Representation id=\"ok\" bandwidth=\"1000\"/>\n\
+         <Representation id=\"broken\" bandwidth=\"2000\"><SegmentTemplate media=\"$Nubmer$.m4s\"/></Representation>\n\
+         </AdaptationSet></Period></MPD>\n",
+    )
+    .unwrap();
+    let summary = cli::summarize(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        summary.warnings,
+        [
+            "line 2, column 45: <AdaptationSet> @frameRate: decimal frame rate `15.00` read as 15",
+            "line 3, column 35: <SegmentTemplate> @presentationTimeOffset: negative presentationTimeOffset `-40` clamped to 0",
+            "line 5, column 63: @media: unknown identifier `$Nubmer$` in template `$Nubmer$.m4s`; the Representations using this SegmentTemplate are unplayable",
+        ]
+    );
+    let reps = &summary.periods[0].adaptation_sets[0].representations;
+    assert_eq!(
+        (reps[0].segment_count, reps[0].unplayable.as_deref()),
+        (2, None)
+    );
+    assert!(reps[1].unplayable.as_deref().unwrap().contains("$Nubmer$"));
+    let text = summary.to_text();
+    assert!(
+        text.contains("warning: line 5, column 63: @media: unknown identifier"),
+        "{text}"
+    );
+    assert!(text.contains("      unplayable: Period 0 AdaptationSet 0 Representation 1: unknown identifier `$Nubmer$`"), "{text}");
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 3);
+    let _ = std::fs::remove_dir_all(dir);
+}

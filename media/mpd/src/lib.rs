@@ -44,7 +44,7 @@ pub use model::{
 pub use resolve::{
     effective_base, effective_list, effective_template, resolve_base, Addressing, ContentKind,
     MediaSegment, PeriodTiming, ResolvedAdaptationSet, ResolvedPeriod, ResolvedRepresentation,
-    SegmentRef, Segments, SegmentsAt, MAX_SEGMENTS,
+    SegmentRef, Segments, SegmentsAt, LIVE_TRIM, MAX_SEGMENTS,
 };
 pub use summary::{AdaptationSetSummary, PeriodSummary, RepresentationSummary, Summary};
 pub use template::{Template, TemplateVars};
@@ -100,10 +100,38 @@ impl MpdError {
     }
 }
 
+/// Something the lenient parser repaired or set aside, with where it is in the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
 impl Mpd {
     /// Parses an MPD. Unknown elements and attributes are ignored; malformed XML and
-    /// impossible values are errors naming the line and column.
+    /// impossible values are errors naming the line and column. What real-world MPDs get
+    /// wrong and browser players accept is repaired; [`Mpd::parse_with_warnings`] says what.
     pub fn parse(text: &str) -> Result<Mpd, MpdError> {
+        Mpd::parse_with_warnings(text).map(|(mpd, _)| mpd)
+    }
+
+    /// [`Mpd::parse`], with a warning for every repair, in document order: a decimal
+    /// `frameRate` (`15.00`) read as a fraction, a negative `presentationTimeOffset` clamped
+    /// to 0, `S@t` values that overlap or go back, Period starts inferred, a dynamic MPD
+    /// without availabilityStartTime (summarised, not playable), a malformed `$...$` template
+    /// (the Representations using it are unplayable, the MPD is not).
+    pub fn parse_with_warnings(text: &str) -> Result<(Mpd, Vec<Warning>), MpdError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let doc = locate::Doc::scan(text)?;
         let mut de = quick_xml::de::Deserializer::from_str(text);
@@ -114,19 +142,36 @@ impl Mpd {
                 return Err(serde_error(&doc, stop, &e.to_string()));
             }
         };
-        validate::check(&mpd, validate::Level::Lenient).map_err(|issue| {
+        let place = |issue: validate::Issue| {
             let (line, column) = doc.position(&issue.path, issue.attr);
             let message = match issue.attr {
                 Some(a) => format!("@{a}: {}", issue.message),
                 None => issue.message,
             };
+            (line, column, message)
+        };
+        let issues = validate::check(&mpd, validate::Level::Lenient).map_err(|issue| {
+            let (line, column, message) = place(issue);
             MpdError::Invalid {
                 line,
                 column,
                 message,
             }
         })?;
-        Ok(mpd)
+        let mut warnings: Vec<Warning> = issues
+            .into_iter()
+            .map(|issue| {
+                let (line, column, message) = place(issue);
+                Warning {
+                    line,
+                    column,
+                    message,
+                }
+            })
+            .collect();
+        warnings.extend(value_repairs(&doc));
+        warnings.sort_by_key(|w| (w.line, w.column));
+        Ok((mpd, warnings))
     }
 
     /// Writes the MPD as XML that validates against the DASH MPD schema, after checking the
@@ -152,6 +197,36 @@ impl std::str::FromStr for Mpd {
     fn from_str(s: &str) -> Result<Mpd, MpdError> {
         Mpd::parse(s)
     }
+}
+
+/// Warnings for attribute values read leniently: decimal frame rates and negative
+/// presentationTimeOffsets (the model holds the repaired value, the text the original).
+fn value_repairs(doc: &locate::Doc<'_>) -> Vec<Warning> {
+    use values::AttrValue;
+    let mut out = Vec::new();
+    for (element, attr, value, (line, column)) in doc.attributes() {
+        let message = match attr {
+            "frameRate" | "minFrameRate" | "maxFrameRate" if value.contains('.') => {
+                match FrameRate::parse_attr(value) {
+                    Ok(rate) => {
+                        format!("<{element}> @{attr}: decimal frame rate `{value}` read as {rate}")
+                    }
+                    Err(_) => continue,
+                }
+            }
+            "presentationTimeOffset" if value.trim().starts_with('-') => format!(
+                "<{element}> @{attr}: negative presentationTimeOffset `{}` clamped to 0",
+                value.trim()
+            ),
+            _ => continue,
+        };
+        out.push(Warning {
+            line,
+            column,
+            message,
+        });
+    }
+    out
 }
 
 fn serde_error(doc: &locate::Doc<'_>, stop: usize, message: &str) -> MpdError {

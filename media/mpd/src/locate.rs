@@ -185,6 +185,21 @@ impl<'a> Doc<'a> {
         line_col(self.src, offset)
     }
 
+    /// Every attribute of the document: (element local name, attribute local name, value,
+    /// 1-based line and column of the attribute).
+    pub(crate) fn attributes(&self) -> impl Iterator<Item = (&str, &str, &str, (usize, usize))> {
+        self.nodes.iter().flat_map(move |n| {
+            n.attrs.iter().map(move |a| {
+                (
+                    n.name.as_str(),
+                    a.name.as_str(),
+                    a.value.as_str(),
+                    line_col(self.src, a.pos),
+                )
+            })
+        })
+    }
+
     /// Where a serde error happened: the reader stopped at byte `stop`; when the error carries the
     /// offending attribute text, point at the attribute holding it in the element just read.
     pub(crate) fn serde_position(

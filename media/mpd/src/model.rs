@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::values::{opt, req, ByteRange, FrameRate, PresentationType};
+use super::values::{clamped, opt, req, ByteRange, FrameRate, PresentationType};
 
 /// The root `MPD` element.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -649,7 +649,7 @@ pub struct SegmentBase {
     #[serde(
         rename = "@presentationTimeOffset",
         default,
-        with = "opt",
+        with = "clamped",
         skip_serializing_if = "Option::is_none"
     )]
     pub presentation_time_offset: Option<u64>,
@@ -723,7 +723,7 @@ pub struct SegmentTemplate {
     #[serde(
         rename = "@presentationTimeOffset",
         default,
-        with = "opt",
+        with = "clamped",
         skip_serializing_if = "Option::is_none"
     )]
     pub presentation_time_offset: Option<u64>,
@@ -820,7 +820,7 @@ pub struct SegmentList {
     #[serde(
         rename = "@presentationTimeOffset",
         default,
-        with = "opt",
+        with = "clamped",
         skip_serializing_if = "Option::is_none"
     )]
     pub presentation_time_offset: Option<u64>,

@@ -3,6 +3,7 @@
 //! the MPD's own URL), Period timing, and the concrete segment list of a Representation for
 //! on-demand playback or for a live MPD at a given wall-clock time.
 
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,11 @@ use super::MpdError;
 /// Most media segments one Representation may expand to; more is refused rather than
 /// exhausting memory on a hostile MPD (a 24 h stream of 1 s segments has 86 400).
 pub const MAX_SEGMENTS: u64 = 500_000;
+
+/// When a live window would list more than [`MAX_SEGMENTS`] (no timeShiftBufferDepth and an
+/// availabilityStartTime long ago), the lenient resolution keeps only the segments ending in
+/// this last stretch before the live edge: what a player joining the stream can use.
+pub const LIVE_TRIM: Duration = Duration::from_secs(3600);
 
 const NANOS: i128 = 1_000_000_000;
 
@@ -129,6 +135,8 @@ pub struct ResolvedAdaptationSet {
     pub id: Option<String>,
     pub kind: ContentKind,
     pub lang: Option<String>,
+    /// Values of its `Role` descriptors (`main`, `alternate`, `commentary`, ...).
+    pub roles: Vec<String>,
     pub representations: Vec<ResolvedRepresentation>,
 }
 
@@ -155,7 +163,14 @@ pub struct ResolvedRepresentation {
     pub audio_sampling_rate: Option<String>,
     /// The resolved BaseURL segment URLs are relative to.
     pub base_url: Url,
+    /// Empty when `unplayable`.
     pub segments: Segments,
+    /// Why the Representation cannot be played (a malformed template, segments that cannot
+    /// be derived); the rest of the MPD still resolves.
+    pub unplayable: Option<String>,
+    /// What the resolution repaired for this Representation (a live window trimmed to the
+    /// newest segments).
+    pub warnings: Vec<String>,
 }
 
 /// Start and duration of a Period on the presentation timeline.
@@ -204,7 +219,9 @@ impl Mpd {
     }
 
     /// Start and duration of every Period: `@start`, else where the previous Period ends (0 for
-    /// the first); duration from `@duration`, the next Period's start, or, for the last one,
+    /// the first): its start plus its `@duration`, or, without one, plus the end of its
+    /// segments (the longest AdaptationSet's first Representation, as listed on demand);
+    /// duration from `@duration`, the next Period's start, or, for the last one,
     /// mediaPresentationDuration. A start that cannot be known is `None`.
     pub fn period_timings(&self) -> Vec<Option<PeriodTiming>> {
         let mut starts: Vec<Option<Duration>> = Vec::with_capacity(self.periods.len());
@@ -216,6 +233,9 @@ impl Mpd {
                     let prev = &self.periods[i - 1];
                     match (starts[i - 1], prev.duration) {
                         (Some(s), Some(d)) => s.checked_add(d),
+                        (Some(s), None) => self
+                            .content_duration(prev, s)
+                            .and_then(|d| s.checked_add(d)),
                         _ => None,
                     }
                 }
@@ -238,9 +258,53 @@ impl Mpd {
             .collect()
     }
 
-    /// The resolved view of every Period.
+    /// How long the segments of a Period starting at `start` last, when the Period does not
+    /// say: the furthest end over its AdaptationSets' first Representations (listed on
+    /// demand, so an open-ended `$Number$` template gives nothing).
+    fn content_duration(&self, period: &Period, start: Duration) -> Option<Duration> {
+        let base = Url::parse("http://period.invalid/").ok()?;
+        let mut end: Option<f64> = None;
+        for set in &period.adaptation_sets {
+            let Some(rep) = set.representations.first() else {
+                continue;
+            };
+            let ctx = Ctx {
+                rep,
+                base: &base,
+                timing: PeriodTiming {
+                    start,
+                    duration: None,
+                },
+                window: None,
+                warnings: RefCell::new(Vec::new()),
+            };
+            let Ok(segs) = ctx.segments(period, set) else {
+                continue;
+            };
+            if segs.addressing == Addressing::Base {
+                continue;
+            }
+            if let Some(last) = segs.media.last() {
+                let e = last.start + last.duration - start.as_secs_f64();
+                end = Some(end.map_or(e, |x: f64| x.max(e)));
+            }
+        }
+        Duration::try_from_secs_f64(end?).ok()
+    }
+
+    /// The resolved view of every Period, leniently: a Representation whose segments cannot
+    /// be derived is listed with [`ResolvedRepresentation::unplayable`] saying why, a live
+    /// window too long to list is trimmed to its newest [`LIVE_TRIM`], and a dynamic MPD
+    /// without availabilityStartTime is listed as on demand. Only a Period whose start
+    /// cannot be known fails the whole.
     pub fn resolve(&self, mpd_url: &Url, at: SegmentsAt) -> Result<Vec<ResolvedPeriod>, MpdError> {
         let timings = self.period_timings();
+        let at = match at {
+            SegmentsAt::Live(_) if self.is_dynamic() && self.availability_start_time.is_none() => {
+                SegmentsAt::Vod
+            }
+            other => other,
+        };
         let mut out = Vec::with_capacity(self.periods.len());
         for (pi, period) in self.periods.iter().enumerate() {
             let timing = timings[pi].ok_or_else(|| {
@@ -250,13 +314,18 @@ impl Mpd {
             for (ai, set) in period.adaptation_sets.iter().enumerate() {
                 let mut reps = Vec::with_capacity(set.representations.len());
                 for ri in 0..set.representations.len() {
-                    reps.push(self.resolve_representation(pi, ai, ri, mpd_url, at)?);
+                    let rep = match self.resolve_representation(pi, ai, ri, mpd_url, at) {
+                        Ok(r) => r,
+                        Err(e) => self.unplayable(pi, ai, ri, mpd_url, e.to_string()),
+                    };
+                    reps.push(rep);
                 }
                 sets.push(ResolvedAdaptationSet {
                     index: ai,
                     id: set.id.clone(),
                     kind: set.kind(),
                     lang: set.lang.clone(),
+                    roles: set.roles.iter().filter_map(|r| r.value.clone()).collect(),
                     representations: reps,
                 });
             }
@@ -284,6 +353,50 @@ impl Mpd {
         Ok(self
             .resolve_representation(period, adaptation_set, representation, mpd_url, at)?
             .segments)
+    }
+
+    /// A Representation that cannot be played: its attributes, no segments, and why.
+    fn unplayable(
+        &self,
+        pi: usize,
+        ai: usize,
+        ri: usize,
+        mpd_url: &Url,
+        why: String,
+    ) -> ResolvedRepresentation {
+        let period = &self.periods[pi];
+        let set = &period.adaptation_sets[ai];
+        let rep = &set.representations[ri];
+        let base_url = resolve_base(
+            mpd_url,
+            [
+                &self.base_urls,
+                &period.base_urls,
+                &set.base_urls,
+                &rep.base_urls,
+            ],
+        )
+        .unwrap_or_else(|_| mpd_url.clone());
+        let addressing = match addressing_kind(period, set, rep) {
+            Kind::Template => {
+                let t = effective_template(period, set, rep).unwrap_or_default();
+                if t.segment_timeline.is_some() {
+                    Addressing::TemplateTimeline
+                } else {
+                    Addressing::TemplateDuration
+                }
+            }
+            Kind::List => Addressing::List,
+            Kind::Base => Addressing::Base,
+        };
+        let segments = Segments {
+            addressing,
+            timescale: 1,
+            init: None,
+            index: None,
+            media: Vec::new(),
+        };
+        inherit(ri, set, rep, base_url, segments, Some(why), Vec::new())
     }
 
     /// One Representation with inherited attributes and segments.
@@ -327,26 +440,13 @@ impl Mpd {
             base: &base_url,
             timing,
             window: self.window(at, timing.start)?,
+            warnings: RefCell::new(Vec::new()),
         };
         let segments = ctx
             .segments(period, set)
             .map_err(|e| MpdError::Resolve(format!("{where_}: {e}")))?;
-        Ok(ResolvedRepresentation {
-            index: ri,
-            id: rep.id.clone(),
-            bandwidth: rep.bandwidth,
-            width: rep.width.or(set.width),
-            height: rep.height.or(set.height),
-            frame_rate: rep.frame_rate.or(set.frame_rate),
-            codecs: rep.codecs.clone().or_else(|| set.codecs.clone()),
-            mime_type: rep.mime_type.clone().or_else(|| set.mime_type.clone()),
-            audio_sampling_rate: rep
-                .audio_sampling_rate
-                .clone()
-                .or_else(|| set.audio_sampling_rate.clone()),
-            base_url,
-            segments,
-        })
+        let warnings = ctx.warnings.into_inner();
+        Ok(inherit(ri, set, rep, base_url, segments, None, warnings))
     }
 
     /// The live availability window relative to a Period's start, in nanoseconds, before the
@@ -375,6 +475,36 @@ impl Mpd {
             now_rel,
             tsbd: self.time_shift_buffer_depth,
         }))
+    }
+}
+
+/// A resolved Representation from its model, with the AdaptationSet's attributes inherited.
+fn inherit(
+    index: usize,
+    set: &AdaptationSet,
+    rep: &Representation,
+    base_url: Url,
+    segments: Segments,
+    unplayable: Option<String>,
+    warnings: Vec<String>,
+) -> ResolvedRepresentation {
+    ResolvedRepresentation {
+        index,
+        id: rep.id.clone(),
+        bandwidth: rep.bandwidth,
+        width: rep.width.or(set.width),
+        height: rep.height.or(set.height),
+        frame_rate: rep.frame_rate.or(set.frame_rate),
+        codecs: rep.codecs.clone().or_else(|| set.codecs.clone()),
+        mime_type: rep.mime_type.clone().or_else(|| set.mime_type.clone()),
+        audio_sampling_rate: rep
+            .audio_sampling_rate
+            .clone()
+            .or_else(|| set.audio_sampling_rate.clone()),
+        base_url,
+        segments,
+        unplayable,
+        warnings,
     }
 }
 
@@ -642,6 +772,10 @@ struct Run {
     index0: u64,
 }
 
+/// The runs' segment index ranges kept, `(run, first j, last j)`, and how many segments they
+/// hold.
+type Spans = (Vec<(usize, i128, i128)>, i128);
+
 /// A segment before URL expansion.
 struct Raw {
     time: u64,
@@ -655,6 +789,8 @@ struct Ctx<'a> {
     base: &'a Url,
     timing: PeriodTiming,
     window: Option<LiveWindow>,
+    /// What the resolution repaired.
+    warnings: RefCell<Vec<String>>,
 }
 
 fn floor_div(a: i128, b: i128) -> i128 {
@@ -747,36 +883,69 @@ impl Ctx<'_> {
     }
 
     /// Expands runs into segments, keeping those inside the live window and starting before
-    /// the Period ends.
+    /// the Period ends. More than [`MAX_SEGMENTS`] is an error on demand; live, the window is
+    /// cut to its newest [`LIVE_TRIM`] (and at most `MAX_SEGMENTS`), with a warning.
     fn expand(
         &self,
         runs: &[Run],
         window: Option<(i128, i128)>,
         period_end: Option<i128>,
+        timescale: u32,
     ) -> Result<Vec<Raw>, String> {
-        let mut out: Vec<Raw> = Vec::new();
-        for run in runs {
-            let mut j_lo: i128 = 0;
-            let mut j_hi: Option<i128> = run.count.map(|c| c - 1);
-            if let Some(end) = period_end {
-                let last = ceil_div(end - run.t0, run.d) - 1;
-                j_hi = Some(j_hi.map_or(last, |h| h.min(last)));
+        let span_of = |window: Option<(i128, i128)>| -> Result<Spans, String> {
+            let mut spans = Vec::new();
+            let mut total: i128 = 0;
+            for (k, run) in runs.iter().enumerate() {
+                let mut j_lo: i128 = 0;
+                let mut j_hi: Option<i128> = run.count.map(|c| c - 1);
+                if let Some(end) = period_end {
+                    let last = ceil_div(end - run.t0, run.d) - 1;
+                    j_hi = Some(j_hi.map_or(last, |h| h.min(last)));
+                }
+                if let Some((lo, hi)) = window {
+                    j_lo = j_lo.max(ceil_div(lo - run.t0, run.d) - 1);
+                    let last = floor_div(hi - run.t0, run.d) - 1;
+                    j_hi = Some(j_hi.map_or(last, |h| h.min(last)));
+                }
+                let Some(j_hi) = j_hi else {
+                    return Err("the number of segments is unbounded (no Period duration, no mediaPresentationDuration)".into());
+                };
+                if j_hi < j_lo {
+                    continue;
+                }
+                total = total.saturating_add(j_hi - j_lo + 1);
+                spans.push((k, j_lo, j_hi));
             }
-            if let Some((lo, hi)) = window {
-                j_lo = j_lo.max(ceil_div(lo - run.t0, run.d) - 1);
-                let last = floor_div(hi - run.t0, run.d) - 1;
-                j_hi = Some(j_hi.map_or(last, |h| h.min(last)));
-            }
-            let Some(j_hi) = j_hi else {
-                return Err("the number of segments is unbounded (no Period duration, no mediaPresentationDuration)".into());
-            };
-            if j_hi < j_lo {
-                continue;
-            }
-            let n = j_hi - j_lo + 1;
-            if n + out.len() as i128 > MAX_SEGMENTS as i128 {
+            Ok((spans, total))
+        };
+        let (mut spans, mut total) = span_of(window)?;
+        if total > MAX_SEGMENTS as i128 {
+            let Some((lo, hi)) = window else {
                 return Err(format!("more than {MAX_SEGMENTS} segments"));
+            };
+            let trim = ceil_div(LIVE_TRIM.as_nanos() as i128 * i128::from(timescale), NANOS);
+            // Ends in (hi - LIVE_TRIM, hi].
+            (spans, total) = span_of(Some((lo.max(hi.saturating_sub(trim) + 1), hi)))?;
+            // Still too many (segments shorter than LIVE_TRIM / MAX_SEGMENTS): the newest.
+            let mut excess = total - MAX_SEGMENTS as i128;
+            for span in spans.iter_mut() {
+                if excess <= 0 {
+                    break;
+                }
+                let n = span.2 - span.1 + 1;
+                let cut = n.min(excess);
+                span.1 += cut;
+                excess -= cut;
             }
+            spans.retain(|s| s.1 <= s.2);
+            self.warnings.borrow_mut().push(format!(
+                "the live window holds more than {MAX_SEGMENTS} segments (no timeShiftBufferDepth, an old availabilityStartTime?): only those ending in the last {} s are listed",
+                LIVE_TRIM.as_secs()
+            ));
+        }
+        let mut out: Vec<Raw> = Vec::new();
+        for (k, j_lo, j_hi) in spans {
+            let run = &runs[k];
             for j in j_lo..=j_hi {
                 let time = run.t0 + j * run.d;
                 let conv =
@@ -807,6 +976,9 @@ impl Ctx<'_> {
     ) -> Result<Vec<Run>, String> {
         let mut runs = Vec::with_capacity(tl.entries.len());
         let mut next_t: i128 = 0;
+        // The furthest end listed so far: an S@t going back (or overlapping) keeps its own
+        // times, as dash.js does, but its segments ending by then are skipped.
+        let mut latest: Option<i128> = None;
         let mut number = start_number;
         let mut index: u64 = 0;
         for (i, s) in tl.entries.iter().enumerate() {
@@ -829,14 +1001,25 @@ impl Ctx<'_> {
             if count.is_none() && self.window.is_none() {
                 return Err(format!("S[{i}] has r=-1 and the Period has no known end"));
             }
+            let skip = match latest {
+                Some(l) if t0 < l => {
+                    let behind = floor_div(l - t0, d);
+                    count.map_or(behind, |c| behind.min(c))
+                }
+                _ => 0,
+            };
+            let skip64 = u64::try_from(skip).map_err(|_| "segment count out of range")?;
             runs.push(Run {
-                t0,
+                t0: t0 + skip * d,
                 d,
-                count,
-                number0: number,
-                index0: index,
+                count: count.map(|c| c - skip),
+                number0: number
+                    .checked_add(skip64)
+                    .ok_or("segment number overflows")?,
+                index0: index.checked_add(skip64).ok_or("segment count overflows")?,
             });
             let Some(c) = count else { break };
+            latest = Some(latest.map_or(t0 + c * d, |l| l.max(t0 + c * d)));
             let c64 = u64::try_from(c).map_err(|_| "segment count out of range")?;
             next_t = t0 + c * d;
             number = number.checked_add(c64).ok_or("segment number overflows")?;
@@ -881,10 +1064,18 @@ impl Ctx<'_> {
         let start_number = u64::from(t.start_number.unwrap_or(1));
         let media = Template::parse(t.media.as_deref().ok_or("SegmentTemplate has no @media")?)?;
         let init = match (&t.initialization, &t.initialization_element) {
-            (Some(text), _) => Some(SegmentRef {
-                url: self.join(&Template::parse(text)?.expand(&self.vars(0, 0)))?,
-                range: None,
-            }),
+            (Some(text), _) => {
+                let init = Template::parse(text)?;
+                if init.uses_number() || init.uses_time() {
+                    return Err(format!(
+                        "initialization template `{text}` must not use $Number$ or $Time$"
+                    ));
+                }
+                Some(SegmentRef {
+                    url: self.join(&init.expand(&self.vars(0, 0)))?,
+                    range: None,
+                })
+            }
             (None, Some(u)) => Some(self.url_ref(u)?),
             (None, None) => None,
         };
@@ -927,7 +1118,7 @@ impl Ctx<'_> {
                 return Err("SegmentTemplate has neither @duration nor a SegmentTimeline".into())
             }
         };
-        let raws = self.expand(&runs, window, period_end)?;
+        let raws = self.expand(&runs, window, period_end, timescale)?;
         let mut out = Vec::with_capacity(raws.len());
         for raw in &raws {
             let url = self.join(&media.expand(&self.vars(raw.number, raw.time)))?;
@@ -993,7 +1184,7 @@ impl Ctx<'_> {
                 )
             }
         };
-        let raws = self.expand(&runs, window, period_end)?;
+        let raws = self.expand(&runs, window, period_end, timescale)?;
         let mut out = Vec::with_capacity(raws.len());
         for raw in &raws {
             let Some(su) = usize::try_from(raw.index)

@@ -20,6 +20,9 @@ pub struct Summary {
     pub duration: Option<f64>,
     pub min_buffer_time: Option<f64>,
     pub periods: Vec<PeriodSummary>,
+    /// What a lenient reading repaired or set aside (the caller may add the parser's
+    /// [`crate::Warning`]s in front).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,14 +54,29 @@ pub struct RepresentationSummary {
     pub segment_count: usize,
     /// Sum of the segment durations, seconds.
     pub duration: f64,
+    /// Why the Representation cannot be played, when it cannot.
+    pub unplayable: Option<String>,
 }
 
 impl Summary {
     /// Summarizes `mpd`, listing segments as `at` says (use `SegmentsAt::Live(now)` for a
     /// dynamic MPD to count what is available now).
     pub fn new(mpd: &Mpd, mpd_url: &Url, at: SegmentsAt) -> Result<Summary, MpdError> {
-        let periods = mpd
-            .resolve(mpd_url, at)?
+        let resolved = mpd.resolve(mpd_url, at)?;
+        let mut warnings: Vec<String> = Vec::new();
+        for r in resolved
+            .iter()
+            .flat_map(|p| &p.adaptation_sets)
+            .flat_map(|a| &a.representations)
+        {
+            for w in &r.warnings {
+                let w = format!("Representation {}: {w}", r.id);
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+        }
+        let periods = resolved
             .into_iter()
             .map(|p| PeriodSummary {
                 id: p.id,
@@ -85,6 +103,7 @@ impl Summary {
                                 frame_rate: r.frame_rate.map(|f| f.to_string()),
                                 codecs: r.codecs,
                                 mime_type: r.mime_type,
+                                unplayable: r.unplayable,
                             })
                             .collect(),
                     })
@@ -98,6 +117,7 @@ impl Summary {
             duration: mpd.media_presentation_duration.map(|d| d.as_secs_f64()),
             min_buffer_time: mpd.min_buffer_time.map(|d| d.as_secs_f64()),
             periods,
+            warnings,
         })
     }
 
@@ -116,6 +136,9 @@ impl Summary {
             let _ = writeln!(s, "minBufferTime {b:.3} s");
         }
         let _ = writeln!(s, "profiles {}", self.profiles);
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
         for (pi, p) in self.periods.iter().enumerate() {
             let dur = p
                 .duration
@@ -157,6 +180,9 @@ impl Summary {
                         r.segment_count,
                         r.duration
                     );
+                    if let Some(why) = &r.unplayable {
+                        let _ = writeln!(s, "      unplayable: {why}");
+                    }
                 }
             }
         }

@@ -1,6 +1,9 @@
 //! Semantic checks of a model. The lenient level (run by the parser) rejects only values no
-//! player could use (zero timescale, bad template identifiers, misplaced `r="-1"`, ...); the
-//! strict level (run by the writer) adds what the DASH MPD schema and DASH-IF rules require.
+//! player could use (zero timescale, misplaced `r="-1"`, ...) and turns into warnings what
+//! browser players get past (a malformed `$...$` template, which makes only the Representations
+//! using it unplayable; `S@t` values that overlap or go back; a dynamic MPD without
+//! availabilityStartTime; Period starts left to inference); the strict level (run by the
+//! writer) refuses all of those and adds what the DASH MPD schema and DASH-IF rules require.
 
 use std::collections::HashSet;
 
@@ -46,9 +49,23 @@ type Check = Result<(), Issue>;
 struct Checker {
     level: Level,
     path: Vec<Step>,
+    warnings: Vec<Issue>,
 }
 
 impl Checker {
+    /// A failure when strict, a warning (and the check goes on) when lenient.
+    fn repairable(&mut self, attr: Option<&'static str>, message: impl Into<String>) -> Check {
+        if self.strict() {
+            return self.fail(attr, message);
+        }
+        self.warnings.push(Issue {
+            path: self.path.clone(),
+            attr,
+            message: message.into(),
+        });
+        Ok(())
+    }
+
     fn fail(&self, attr: Option<&'static str>, message: impl Into<String>) -> Check {
         Err(Issue {
             path: self.path.clone(),
@@ -74,13 +91,30 @@ impl Checker {
     }
 }
 
-pub(crate) fn check(mpd: &Mpd, level: Level) -> Check {
+/// Checks `mpd`; the warnings (lenient level only) are what the reading repaired or left
+/// unplayable.
+pub(crate) fn check(mpd: &Mpd, level: Level) -> Result<Vec<Issue>, Issue> {
     let mut c = Checker {
         level,
         path: Vec::new(),
+        warnings: Vec::new(),
     };
+    check_mpd(&mut c, mpd)?;
+    Ok(c.warnings)
+}
+
+fn check_mpd(c: &mut Checker, mpd: &Mpd) -> Check {
+    if !c.strict()
+        && mpd.presentation_type == PresentationType::Dynamic
+        && mpd.availability_start_time.is_none()
+    {
+        c.repairable(
+            None,
+            "a dynamic MPD without availabilityStartTime has no live edge: it can be summarised, not played",
+        )?;
+    }
     if c.strict() {
-        check_profiles(&c, &mpd.profiles)?;
+        check_profiles(c, &mpd.profiles)?;
         if mpd.min_buffer_time.is_none() {
             return c.fail(None, "minBufferTime is required");
         }
@@ -119,7 +153,24 @@ pub(crate) fn check(mpd: &Mpd, level: Level) -> Check {
     }
     let mut period_ids = HashSet::new();
     for (i, period) in mpd.periods.iter().enumerate() {
+        let previous = i.checked_sub(1).and_then(|p| mpd.periods.get(p));
         c.within("Period", i, |c| {
+            if !c.strict() && period.start.is_none() {
+                match previous {
+                    None if mpd.presentation_type == PresentationType::Dynamic => c.repairable(
+                        None,
+                        "the first Period of a dynamic MPD has no @start: taken as 0",
+                    )?,
+                    Some(prev) if prev.duration.is_none() => c.repairable(
+                        None,
+                        format!(
+                            "Period {i} has no @start and Period {} no @duration: its start is inferred from the end of the previous Period's segments",
+                            i - 1
+                        ),
+                    )?,
+                    _ => {}
+                }
+            }
             if c.strict() {
                 match &period.id {
                     Some(id) if !period_ids.insert(id.clone()) => {
@@ -225,15 +276,18 @@ fn check_addressing(
                 if let Some(text) = text {
                     let parsed = match Template::parse(text) {
                         Ok(p) => p,
-                        Err(e) => return c.fail(Some(attr), e),
+                        Err(e) => {
+                            c.repairable(Some(attr), format!("{e}; {UNPLAYABLE}"))?;
+                            continue;
+                        }
                     };
                     if attr == "initialization" && (parsed.uses_number() || parsed.uses_time()) {
-                        return c.fail(
+                        c.repairable(
                             Some(attr),
                             format!(
-                                "initialization template `{text}` must not use $Number$ or $Time$"
+                                "initialization template `{text}` must not use $Number$ or $Time$; {UNPLAYABLE}"
                             ),
-                        );
+                        )?;
                     }
                 }
             }
@@ -266,8 +320,14 @@ fn check_addressing(
     Ok(())
 }
 
+/// What a lenient reading says of a Representation whose template is malformed.
+const UNPLAYABLE: &str = "the Representations using this SegmentTemplate are unplayable";
+
 fn check_timeline(c: &mut Checker, tl: &SegmentTimeline) -> Check {
+    // `end`: where the previous S ends (an S without @t starts there); `latest`: the furthest
+    // end listed so far, which an S@t going back is compared with.
     let mut end: Option<u64> = Some(0);
+    let mut latest: Option<u64> = Some(0);
     for (i, s) in tl.entries.iter().enumerate() {
         c.within("S", i, |c| {
             if s.d == 0 {
@@ -280,15 +340,18 @@ fn check_timeline(c: &mut Checker, tl: &SegmentTimeline) -> Check {
                     format!("repeat count r={r} is impossible (r >= -1)"),
                 );
             }
-            let start = match (s.t, end) {
+            let start = match (s.t, latest) {
                 (Some(t), Some(prev_end)) if i > 0 && t < prev_end => {
-                    return c.fail(
+                    c.repairable(
                         Some("t"),
-                        format!("S@t={t} starts before the previous segment ends ({prev_end})"),
-                    );
+                        format!(
+                            "S@t={t} starts before the previous segment ends ({prev_end}): its segments keep their own times, as dash.js does, and those ending by {prev_end} are skipped"
+                        ),
+                    )?;
+                    Some(t)
                 }
                 (Some(t), _) => Some(t),
-                (None, e) => e,
+                (None, _) => end,
             };
             if r == -1 {
                 let next_has_t = tl.entries.get(i + 1).is_some_and(|n| n.t.is_some());
@@ -299,6 +362,7 @@ fn check_timeline(c: &mut Checker, tl: &SegmentTimeline) -> Check {
                     );
                 }
                 end = None;
+                latest = None;
             } else {
                 end = start.and_then(|st| {
                     let count = u64::try_from(r).ok()?.checked_add(1)?;
@@ -307,6 +371,10 @@ fn check_timeline(c: &mut Checker, tl: &SegmentTimeline) -> Check {
                 if start.is_some() && end.is_none() {
                     return c.fail(Some("r"), "segment times overflow");
                 }
+                latest = match (end, latest) {
+                    (Some(e), Some(l)) => Some(e.max(l)),
+                    (e, _) => e,
+                };
             }
             Ok(())
         })?;

@@ -254,12 +254,44 @@ impl fmt::Display for FrameRate {
     }
 }
 
+/// A decimal frame rate as written by some packagers (`15.00`, `29.97`, `23.976`; not in the
+/// schema's `[0-9]+(/[0-9]+)?` but read by every browser player) as an exact reduced fraction.
+fn decimal_frame_rate(s: &str) -> Option<(u32, u32)> {
+    let (int, frac) = s.split_once('.')?;
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 9
+    {
+        return None;
+    }
+    let den = 10u64.pow(frac.len() as u32);
+    let int_val: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac_val: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    let num = int_val.checked_mul(den)?.checked_add(frac_val)?;
+    let g = gcd(num, den);
+    let (num, den) = (num / g, den / g);
+    Some((u32::try_from(num).ok()?, u32::try_from(den).ok()?))
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
 impl AttrValue for FrameRate {
     fn parse_attr(text: &str) -> Result<Self, String> {
         let s = text.trim();
         let bad = || format!("expected a frame rate like 30 or 30000/1001, got `{s}`");
         let (num, den) = match s.split_once('/') {
             Some((n, d)) => (n.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?),
+            None if s.contains('.') => decimal_frame_rate(s).ok_or_else(bad)?,
             None => (s.parse().map_err(|_| bad())?, 1),
         };
         if den == 0 {
@@ -394,6 +426,30 @@ pub(crate) mod opt {
     }
 }
 
+/// serde glue for `@presentationTimeOffset`: an unsigned integer, but a negative one (written
+/// by some packagers, refused by the schema) is read as 0 like browser players do; the parser
+/// reports the repair as a warning.
+pub(crate) mod clamped {
+    use super::{marked_error, AttrValue};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        super::opt::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let text = String::deserialize(d)?;
+        if let Some(abs) = text.trim().strip_prefix('-') {
+            if !abs.is_empty() && abs.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(Some(0));
+            }
+        }
+        u64::parse_attr(&text)
+            .map(Some)
+            .map_err(|m| marked_error(&text, m))
+    }
+}
+
 /// serde glue for a required typed attribute: `#[serde(with = "attr::req")]`.
 pub(crate) mod req {
     use super::{marked_error, AttrValue};
@@ -479,6 +535,29 @@ mod tests {
         );
         assert_eq!(FrameRate::parse_attr("25").unwrap().to_string(), "25");
         assert!(FrameRate::parse_attr("30/0").is_err());
+        assert_eq!(
+            FrameRate::parse_attr("15.00").unwrap(),
+            FrameRate::new(15, 1)
+        );
+        assert_eq!(
+            FrameRate::parse_attr("29.97").unwrap(),
+            FrameRate::new(2997, 100)
+        );
+        assert_eq!(
+            FrameRate::parse_attr("23.976").unwrap(),
+            FrameRate::new(2997, 125)
+        );
+        assert_eq!(FrameRate::parse_attr("25.").unwrap(), FrameRate::new(25, 1));
+        for bad in [
+            "1.2.3",
+            ".",
+            "-15.0",
+            "15.0000000001",
+            "99999999999.5",
+            "1e3",
+        ] {
+            assert!(FrameRate::parse_attr(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             ByteRange::parse_attr("0-99").unwrap(),
             ByteRange::new(0, 99)

@@ -33,6 +33,8 @@ pub struct PlayConfig {
     pub ca: Vec<std::path::PathBuf>,
     /// Also trust the system's root certificates for https:// URLs (not loaded for http://).
     pub system_roots: bool,
+    /// Language of the audio track to play (BCP 47; the first audio AdaptationSet when absent).
+    pub lang: Option<String>,
     pub session: SessionConfig,
 }
 
@@ -50,6 +52,7 @@ impl PlayConfig {
             resolve: None,
             ca: Vec::new(),
             system_roots: true,
+            lang: None,
             session: SessionConfig {
                 buffer: crate::buffer::BufferConfig {
                     max_s: 30.0,

@@ -2,7 +2,7 @@
 //! chain, or the system resolver), HTTP with a pooled keep-alive hyper client bound to an optional
 //! source address (TLS only for https:// URLs), per-segment failover (retry once, then the next
 //! address, then re-resolve while the failover window lasts), optional shaping of downloads to a
-//! trace, live MPDs (refresh, live-edge start, UTCTiming), all driven by the same
+//! trace, live MPDs (refresh, live-edge start, UTCTiming), HLS, all driven by the same
 //! [`crate::session::run`] loop as the simulator, against an injected wall clock.
 //!
 //! - `config`: [`PlayConfig`], how to play (`cdn play`'s flags).
@@ -11,14 +11,18 @@
 //! - `shaping`: paces received bytes along a trace (`--shape`).
 //! - `failover`: the failover order and backoff of one request, pure functions of the time.
 //! - `net`: the HTTP client and one request with timeouts, shaping and failover.
+//! - `hls`: an HLS multivariant or media playlist (fMP4/CMAF; on demand with its audio, live
+//!   video only) read as a `Title`.
 //! - `live`: the live schedule (join point, availability, segment count, refresh), pure.
-//! - `transport`: the session's HTTP `Transport`: init segments, media URLs, live MPD refresh.
+//! - `transport`: the session's HTTP `Transport`: init segments, media URLs, the audio beside
+//!   the video, live MPD and HLS playlist refresh.
 //! - `run`: [`play`], the orchestration, and its [`PlayReport`].
 
 mod clock;
 mod config;
 mod dns;
 mod failover;
+mod hls;
 mod live;
 mod net;
 mod run;

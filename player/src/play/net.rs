@@ -208,6 +208,14 @@ impl Net {
         if !status.is_success() {
             return Err(FetchFailure::Fatal(anyhow!("{url}: HTTP {status}")));
         }
+        if let Some(r) = range {
+            // A 200 would be the whole file, not the part asked for.
+            if status != http::StatusCode::PARTIAL_CONTENT {
+                return Err(FetchFailure::Fatal(anyhow!(
+                    "{url}: asked for {r}, got HTTP {status}: the server does not honour Range requests"
+                )));
+            }
+        }
         let total = resp
             .headers()
             .get(http::header::CONTENT_LENGTH)

@@ -1,5 +1,6 @@
-//! The orchestration of a real playback: resolve and connect ([`Net`]), read the MPD, for a live
-//! one ask UTCTiming for the server clock and join the [`LiveSchedule`], then run the same
+//! The orchestration of a real playback: resolve and connect ([`Net`]), read the MPD (or HLS
+//! playlist, see `hls`), read the `sidx` of SegmentBase Representations, for a live one ask
+//! UTCTiming for the server clock and join the [`LiveSchedule`], then run the same
 //! [`session::run`] loop as the simulator against the wall clock, and report what the network
 //! did (CNAME chain, addresses, failovers, resolutions).
 
@@ -12,6 +13,7 @@ use url::Url;
 
 use super::clock::WallClock;
 use super::config::PlayConfig;
+use super::hls;
 use super::live::{self, LiveSchedule};
 use super::net::Net;
 use super::transport::{HttpTransport, Live};
@@ -87,6 +89,20 @@ async fn clock_offset(net: &mut Net, clock: &WallClock, mpd: &Mpd, mpd_url: &Url
     0.0
 }
 
+/// Reads the `sidx` of every SegmentBase Representation (its index range), so that its
+/// subsegments can be fetched by byte range.
+async fn load_indexes(net: &mut Net, title: &mut Title) -> Result<()> {
+    for (track, part, src) in title.pending_indexes() {
+        let range = src.index.range.as_ref().map(|r| r.to_header());
+        let body = net
+            .get(&src.index.url, range.as_deref(), true, None, 0)
+            .await
+            .with_context(|| format!("cannot fetch the segment index {}", src.index.url))?;
+        title.load_index(track, part, &body.data.unwrap_or_default())?;
+    }
+    Ok(())
+}
+
 /// Plays `cfg.url` to the end (or for `cfg.duration_s`), in real time.
 pub async fn play(cfg: &PlayConfig) -> Result<PlayReport> {
     play_with_clock(cfg, Arc::new(WallClock::new())).await
@@ -99,10 +115,40 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
         .get_bytes(&cfg.url)
         .await
         .with_context(|| format!("cannot fetch the MPD {}", cfg.url))?;
+    if hls::is_hls(&cfg.url, &text) {
+        let (mut title, hls_live) =
+            hls::title(&mut net, &cfg.url, &text, cfg.lang.as_deref()).await?;
+        let Some(hls_live) = hls_live else {
+            return run_title(cfg, clock, net, title, None, false, 0.0).await;
+        };
+        // Live HLS: the newest segment listed has just been completed; play three target
+        // durations behind it (RFC 8216 6.3.3).
+        let now_s = live::epoch_s(clock.wall_now());
+        let media = &title.rungs[0].media;
+        let Some(last) = media.last() else {
+            bail!("{}: the live playlist lists no segment yet", cfg.url);
+        };
+        let start_s = now_s - (last.start + last.duration);
+        let duration = cfg.duration_s.unwrap_or(30.0);
+        let Some(schedule) =
+            LiveSchedule::join(media, start_s, 3.0 * hls_live.target_s, duration, now_s)
+        else {
+            bail!("{}: the live playlist lists no segment yet", cfg.url);
+        };
+        title.video.num_segments = schedule.count;
+        title.video.sizes = None;
+        let live = Live {
+            schedule,
+            offset_s: 0.0,
+            update_every_s: Some((hls_live.target_s / 2.0).max(0.5)),
+            fetched_at_s: clock.now(),
+            hls_variants: Some(hls_live.variants),
+        };
+        return run_title(cfg, clock, net, title, Some(live), true, 0.0).await;
+    }
     let text = String::from_utf8(text).map_err(|_| anyhow!("{}: MPD is not UTF-8", cfg.url))?;
     let mpd = Mpd::parse(&text).map_err(|e| anyhow!("{}: {e}", cfg.url))?;
     let dynamic = mpd.is_dynamic();
-    let mut session_cfg = cfg.session;
     let mut live = None;
     let offset_s = if dynamic {
         clock_offset(&mut net, &clock, &mpd, &cfg.url).await
@@ -124,7 +170,6 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
         else {
             bail!("cannot play this MPD: no live segment is available yet");
         };
-        session_cfg.max_session_s = Some(duration);
         title.video.num_segments = schedule.count;
         title.video.sizes = None;
         live = Some(Live {
@@ -132,17 +177,37 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
             offset_s,
             update_every_s: live::update_period_s(&mpd),
             fetched_at_s: clock.now(),
+            hls_variants: None,
         });
         title
     } else {
-        let mut t = Title::from_mpd(&mpd, &cfg.url, SegmentsAt::Vod)?;
-        if let Some(d) = cfg.duration_s {
-            session_cfg.max_session_s = Some(d);
-            let n = ((d / t.video.segment_duration_s).ceil() as usize).max(1);
-            t.video.truncate(n);
-        }
+        let mut t = Title::from_mpd_lang(&mpd, &cfg.url, SegmentsAt::Vod, cfg.lang.as_deref())?;
+        load_indexes(&mut net, &mut t).await?;
         t
     };
+    run_title(cfg, clock, net, title, live, dynamic, offset_s).await
+}
+
+/// Plays a title (from an MPD or an HLS playlist) and reports.
+async fn run_title(
+    cfg: &PlayConfig,
+    clock: Arc<WallClock>,
+    net: Net,
+    mut title: Title,
+    live: Option<Live>,
+    dynamic: bool,
+    offset_s: f64,
+) -> Result<PlayReport> {
+    // Live: the session's length; on demand: as many segments as the duration asked for.
+    let mut session_cfg = cfg.session;
+    if let (None, Some(d)) = (&live, cfg.duration_s) {
+        session_cfg.max_session_s = Some(d);
+        let n = ((d / title.video.segment_duration_s).ceil() as usize).max(1);
+        title.video.truncate(n);
+    }
+    if live.is_some() {
+        session_cfg.max_session_s = Some(cfg.duration_s.unwrap_or(30.0));
+    }
     let mut abr = abr::by_name(&cfg.abr)?;
     let video = title.video.clone();
     let mut transport = HttpTransport::new(net, title, cfg.url.clone(), live, clock.clone());

@@ -1,8 +1,9 @@
-//! The HTTP [`Transport`] the session drives in real playback: the init segment once per rung,
-//! then each media segment through [`Net`]; for a live stream, segment numbers and availability
+//! The HTTP [`Transport`] the session drives in real playback: each init segment once (per rung
+//! and Period), then each media segment through [`Net`]; for a live stream, segment numbers and availability
 //! times from the [`LiveSchedule`] and MPD refreshes when minimumUpdatePeriod has passed (or when
 //! a wanted number is not listed yet). Wall time is read from the injected [`WallClock`] only.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
@@ -13,7 +14,7 @@ use super::clock::WallClock;
 use super::live::{self, LiveSchedule};
 use super::net::Net;
 use crate::manifest::Title;
-use crate::session::{Clock, Fetched, Request, Transport, Watch};
+use crate::session::{Clock, Companion, Fetched, Request, Transport, Watch};
 
 /// Live-stream bookkeeping: the schedule and the MPD's refresh state.
 pub struct Live {
@@ -24,6 +25,8 @@ pub struct Live {
     pub update_every_s: Option<f64>,
     /// Session time at which the MPD was last read.
     pub fetched_at_s: f64,
+    /// Live HLS: the media playlists to reload, one per rung (`None`: a live MPD).
+    pub hls_variants: Option<Vec<Url>>,
 }
 
 /// The HTTP transport the session drives.
@@ -31,7 +34,8 @@ pub struct HttpTransport {
     net: Net,
     title: Title,
     url: Url,
-    inits: Vec<bool>,
+    /// Init segments already fetched (URL and byte range).
+    inits: HashSet<(Url, Option<String>)>,
     live: Option<Live>,
     clock: Arc<WallClock>,
 }
@@ -45,12 +49,11 @@ impl HttpTransport {
         live: Option<Live>,
         clock: Arc<WallClock>,
     ) -> Self {
-        let rungs = title.rungs.len();
         HttpTransport {
             net,
             title,
             url,
-            inits: vec![false; rungs],
+            inits: HashSet::new(),
             live,
             clock,
         }
@@ -84,6 +87,45 @@ impl HttpTransport {
         Ok((s.url.clone(), s.range.as_ref().map(|r| r.to_header())))
     }
 
+    /// The URL of a live segment not listed when expected. A live MPD gives its availability
+    /// exactly: not listed is an error. A live HLS schedule is an estimate (the packager may run
+    /// late): the playlist is reloaded every half target duration for up to two target
+    /// durations before giving up.
+    async fn late_segment(&mut self, segment: usize, rung: usize) -> Result<(Url, Option<String>)> {
+        let poll = match &self.live {
+            Some(Live {
+                hls_variants: Some(_),
+                update_every_s: Some(p),
+                ..
+            }) => *p,
+            _ => return self.media_url(segment, rung),
+        };
+        for _ in 0..4 {
+            if let Ok(u) = self.media_url(segment, rung) {
+                return Ok(u);
+            }
+            self.clock.sleep(poll).await;
+            self.refresh(true).await?;
+        }
+        self.media_url(segment, rung)
+    }
+
+    /// Fetches an init segment unless it already was; the bytes fetched.
+    async fn init(&mut self, init: Option<mpd::SegmentRef>) -> Result<u64> {
+        let Some(init) = init else { return Ok(0) };
+        let range = init.range.as_ref().map(|r| r.to_header());
+        let key = (init.url.clone(), range.clone());
+        if self.inits.contains(&key) {
+            return Ok(0);
+        }
+        let b = self
+            .net
+            .get(&init.url, range.as_deref(), false, None, 0)
+            .await?;
+        self.inits.insert(key);
+        Ok(b.bytes)
+    }
+
     /// Re-reads a live MPD when minimumUpdatePeriod has passed, or when `force`.
     async fn refresh(&mut self, force: bool) -> Result<()> {
         let Some(live) = &self.live else {
@@ -94,6 +136,21 @@ impl HttpTransport {
             return Ok(());
         }
         let offset = live.offset_s;
+        if let Some(variants) = live.hls_variants.clone() {
+            for (i, u) in variants.iter().enumerate() {
+                let m = super::hls::fetch_media(&mut self.net, u).await?;
+                let Some(rung) = self.title.rungs.get_mut(i) else {
+                    break;
+                };
+                let fresh = super::hls::media_rung(&rung.id, rung.bandwidth_bps, u, &m, true)?;
+                rung.media = fresh.media;
+                rung.parts = fresh.parts;
+            }
+            if let Some(live) = &mut self.live {
+                live.fetched_at_s = now;
+            }
+            return Ok(());
+        }
         let text = self.net.get_bytes(&self.url).await?;
         let mpd = Mpd::parse(&String::from_utf8_lossy(&text))
             .map_err(|e| anyhow!("{}: {e}", self.url))?;
@@ -116,23 +173,19 @@ impl Transport for HttpTransport {
             self.refresh(false).await?;
         }
         let rung = req.rung;
-        let mut extra = 0u64;
-        if !self.inits[rung] {
-            if let Some(init) = self.title.rungs[rung].init.clone() {
-                let range = init.range.as_ref().map(|r| r.to_header());
-                let b = self
-                    .net
-                    .get(&init.url, range.as_deref(), false, None, 0)
-                    .await?;
-                extra = b.bytes;
-            }
-            self.inits[rung] = true;
-        }
+        let init = self
+            .title
+            .rungs
+            .get(rung)
+            .ok_or_else(|| anyhow!("no rung {rung}"))?
+            .init_for(req.segment)
+            .cloned();
+        let extra = self.init(init).await?;
         let (url, range) = match self.media_url(req.segment, rung) {
             Ok(u) => u,
             Err(_) if self.live.is_some() => {
                 self.refresh(true).await?;
-                self.media_url(req.segment, rung)?
+                self.late_segment(req.segment, rung).await?
             }
             Err(e) => return Err(e),
         };
@@ -146,6 +199,49 @@ impl Transport for HttpTransport {
                 req.expected_bytes,
             )
             .await?;
+        Ok(Fetched {
+            bytes: b.bytes + extra,
+            complete: b.complete,
+            edge: Some(b.edge.to_string()),
+        })
+    }
+
+    fn companion(&self) -> Option<Companion> {
+        if self.live.is_some() {
+            return None;
+        }
+        let a = self.title.audio.as_ref()?;
+        // The audio that plays with the video segments played (all, or the first ones when
+        // the session is cut to a duration).
+        let video = &self.title.rungs.first()?.media;
+        let n = self.title.video.num_segments.min(video.len());
+        let end = video[..n].last().map_or(0.0, |s| s.start + s.duration);
+        Some(Companion {
+            id: a.id.clone(),
+            bandwidth_bps: a.bandwidth_bps,
+            durations_s: a
+                .media
+                .iter()
+                .take_while(|s| s.start < end - 1e-3)
+                .map(|s| s.duration)
+                .collect(),
+        })
+    }
+
+    async fn fetch_companion(&mut self, index: usize) -> Result<Fetched> {
+        let audio = self
+            .title
+            .audio
+            .as_ref()
+            .ok_or_else(|| anyhow!("no audio track"))?;
+        let init = audio.init_for(index).cloned();
+        let s = audio
+            .media
+            .get(index)
+            .ok_or_else(|| anyhow!("audio segment {index} is not in the MPD"))?;
+        let (url, range) = (s.url.clone(), s.range.as_ref().map(|r| r.to_header()));
+        let extra = self.init(init).await?;
+        let b = self.net.get(&url, range.as_deref(), false, None, 0).await?;
         Ok(Fetched {
             bytes: b.bytes + extra,
             complete: b.complete,
@@ -184,6 +280,8 @@ mod tests {
             rungs: Vec::new(),
             video: Video::nominal("live", vec![1e6], 2.0, 18).unwrap(),
             dynamic: true,
+            url: cfg.url.clone(),
+            audio: None,
         };
         let schedule = LiveSchedule {
             first_number: 8,
@@ -196,6 +294,7 @@ mod tests {
             offset_s: 1.0,
             update_every_s: None,
             fetched_at_s: 0.0,
+            hls_variants: None,
         };
         let vod = HttpTransport::new(
             Net::new(&cfg, clock.clone()).await.unwrap(),

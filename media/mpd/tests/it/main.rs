@@ -1,8 +1,9 @@
 //! The MPD crate's integration tests, one binary: parsing errors, hand-written fixtures,
-//! round trips, schema validation of what the writer produces, and property tests.
+//! the lenient repairs, round trips, schema validation of what the writer produces, and property tests.
 
 mod errors;
 mod fixtures;
+mod lenient;
 mod models;
 mod properties;
 mod roundtrip;
