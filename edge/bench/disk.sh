@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Disk-tier benchmark: our edge with a disk tier vs nginx proxy_cache with the same disk budget,
-# same machine, same run, interleaved rounds, quoted as ratios (issue 15).
+# same machine, same run, interleaved rounds, quoted as ratios.
 #
 #   1. Hits beyond memory: OBJECTS distinct 1 MiB segments (default 256 = 4x the edge's 64 MiB
 #      memory tier), requested uniformly at random (wrk + Lua, fixed seed), every object cached
