@@ -24,7 +24,8 @@ pub struct Args {
     /// Segment duration in seconds (a whole number of frames).
     #[arg(long, default_value_t = 2.0)]
     pub segment: f64,
-    /// Ladder TOML file (default: the built-in media/packager/ladder.toml: 240p, 360p, 480p, 720p).
+    /// Ladder TOML file (default: the built-in media/packager/ladder.toml: 240p, 360p, 480p, 720p,
+    /// and one stereo AAC rung at 128 kb/s, which also applies to a file without [[audio]]).
     #[arg(long)]
     pub ladder: Option<PathBuf>,
     /// Transcode this video file instead of the test pattern (needs ffmpeg on PATH).
@@ -40,15 +41,16 @@ pub struct Args {
 
 /// Runs the packager and prints what it wrote.
 pub fn run(args: Args) -> Result<()> {
-    let ladder = match &args.ladder {
-        Some(path) => Ladder::from_file(path)?,
-        None => Ladder::default_ladder(),
+    let (ladder, audio) = match &args.ladder {
+        Some(path) => Ladder::from_file_with_audio(path)?,
+        None => (Ladder::default_ladder(), super::ladder::default_audio()),
     };
     let opts = Options {
         duration: args.duration,
         fps: args.fps,
         segment: args.segment,
         ladder,
+        audio,
         input: args.input,
         threads: args.threads,
         progress: !args.quiet,
@@ -78,6 +80,19 @@ pub fn run(args: Args) -> Result<()> {
             r.target_bitrate / 1000,
             r.bandwidth / 1000,
             r.average_bitrate / 1000,
+        );
+    }
+    for a in &report.audio {
+        println!(
+            "{:<10} {:>9} {:<12} {:>9}k {:>11}k {:>9}k  lang {}, {} samples of encoder delay compensated",
+            a.id,
+            format!("{}Hz/{}", a.sample_rate, a.channels),
+            a.codecs,
+            a.target_bitrate / 1000,
+            a.bandwidth / 1000,
+            a.average_bitrate / 1000,
+            a.lang,
+            a.encoder_delay,
         );
     }
     Ok(())

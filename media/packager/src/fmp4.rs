@@ -1,13 +1,14 @@
 //! Fragmented MP4 (ISO/IEC 14496-12) for DASH, written with `mp4-atom`: one init segment per
-//! representation (`ftyp` + `moov` with `mvex`/`trex` and an `avc1`/`avcC` sample entry, no
-//! samples) and media segments (`styp` + `moof` with `mfhd`/`traf`(`tfhd`, `tfdt`, `trun`) +
-//! `mdat`).
+//! representation (`ftyp` + `moov` with `mvex`/`trex` and an `avc1`/`avcC` sample entry, or an
+//! `mp4a`/`esds` one for AAC audio, no samples) and media segments (`styp` + `moof` with
+//! `mfhd`/`traf`(`tfhd`, `tfdt`, `trun`) + `mdat`).
 
 use anyhow::{bail, Context, Result};
+use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
 use mp4_atom::{
-    Avc1, Avcc, AvccExt, Btrt, Colr, Dinf, Dref, Encode, Ftyp, Hdlr, Mdat, Mdhd, Mdia, Mehd, Mfhd,
-    Minf, Moof, Moov, Mvex, Mvhd, Pasp, Stbl, Stco, Stsd, Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex,
-    Trun, TrunEntry, Url, Visual, Vmhd,
+    Audio, Avc1, Avcc, AvccExt, Btrt, Colr, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdat, Mdhd, Mdia,
+    Mehd, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Pasp, Smhd, Stbl, Stco, Stsd, Styp, Tfdt, Tfhd,
+    Tkhd, Traf, Trak, Trex, Trun, TrunEntry, Url, Visual, Vmhd,
 };
 
 use super::encode::ParameterSets;
@@ -168,6 +169,146 @@ pub fn init_segment(track: &TrackInfo<'_>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The audio track an init segment describes.
+pub struct AudioTrackInfo<'a> {
+    /// Samples per second; also the media timescale.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u16,
+    /// Total duration in samples (written to `mehd`).
+    pub duration: u64,
+    /// The AudioSpecificConfig from the encoder (the `esds` DecoderSpecificInfo).
+    pub asc: &'a [u8],
+    /// ISO 639-2/T language code for `mdhd` (`und` when unknown).
+    pub language: &'a str,
+    /// Largest access unit in bytes (`bufferSizeDB`).
+    pub buffer_size: u32,
+    /// Peak bitrate, bits/s.
+    pub max_bitrate: u32,
+    /// Average bitrate, bits/s.
+    pub avg_bitrate: u32,
+}
+
+/// MPEG-4 Audio (ISO/IEC 14496-3) in the `esds` objectTypeIndication.
+pub const OTI_MPEG4_AUDIO: u8 = 0x40;
+/// AudioStream in the `esds` streamType.
+pub const STREAM_TYPE_AUDIO: u8 = 0x05;
+
+/// Writes an audio init segment: `ftyp` and a `moov` declaring one fragmented AAC track with an
+/// `mp4a` sample entry whose `esds` carries the encoder's AudioSpecificConfig.
+pub fn audio_init_segment(track: &AudioTrackInfo<'_>) -> Result<Vec<u8>> {
+    let ftyp = Ftyp {
+        major_brand: b"iso6".into(),
+        minor_version: 0,
+        compatible_brands: vec![b"iso6".into(), b"dash".into(), b"mp41".into()],
+    };
+    let sample_rate = u16::try_from(track.sample_rate)
+        .context("sample rates above 65535 Hz do not fit the mp4a sample entry")?;
+    let mp4a = Mp4a {
+        audio: Audio {
+            data_reference_index: 1,
+            channel_count: track.channels,
+            sample_size: 16,
+            sample_rate: sample_rate.into(),
+        },
+        esds: Esds {
+            es_desc: EsDescriptor {
+                es_id: 0,
+                dec_config: DecoderConfig {
+                    object_type_indication: OTI_MPEG4_AUDIO,
+                    stream_type: STREAM_TYPE_AUDIO,
+                    up_stream: 0,
+                    buffer_size_db: track
+                        .buffer_size
+                        .min(mp4_atom::u24::MAX)
+                        .try_into()
+                        .context("bufferSizeDB")?,
+                    max_bitrate: track.max_bitrate,
+                    avg_bitrate: track.avg_bitrate,
+                    dec_specific: Some(DecoderSpecific {
+                        raw: track.asc.to_vec(),
+                        ..Default::default()
+                    }),
+                },
+                sl_config: SLConfig {},
+                ..Default::default()
+            },
+        },
+        btrt: Some(Btrt {
+            buffer_size_db: track.buffer_size,
+            max_bitrate: track.max_bitrate,
+            avg_bitrate: track.avg_bitrate,
+        }),
+        taic: None,
+    };
+    let moov = Moov {
+        mvhd: Mvhd {
+            timescale: track.sample_rate,
+            duration: 0,
+            rate: 1.into(),
+            volume: 1.into(),
+            next_track_id: TRACK_ID + 1,
+            ..Default::default()
+        },
+        mvex: Some(Mvex {
+            mehd: Some(Mehd {
+                fragment_duration: track.duration,
+            }),
+            trex: vec![Trex {
+                track_id: TRACK_ID,
+                default_sample_description_index: 1,
+                default_sample_duration: 0,
+                default_sample_size: 0,
+                default_sample_flags: SYNC_SAMPLE_FLAGS,
+            }],
+        }),
+        trak: vec![Trak {
+            tkhd: Tkhd {
+                track_id: TRACK_ID,
+                enabled: true,
+                in_movie: true,
+                alternate_group: 1,
+                volume: 1.into(),
+                ..Default::default()
+            },
+            mdia: Mdia {
+                mdhd: Mdhd {
+                    timescale: track.sample_rate,
+                    duration: 0,
+                    language: track.language.into(),
+                    ..Default::default()
+                },
+                hdlr: Hdlr {
+                    handler: b"soun".into(),
+                    name: "SoundHandler".into(),
+                },
+                minf: Minf {
+                    smhd: Some(Smhd::default()),
+                    dinf: Dinf {
+                        dref: Dref {
+                            entries: vec![Url::default().into()],
+                        },
+                    },
+                    stbl: Stbl {
+                        stsd: Stsd {
+                            codecs: vec![mp4a.into()],
+                        },
+                        stco: Some(Stco::default()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            },
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(1024);
+    ftyp.encode(&mut out).context("encoding ftyp")?;
+    moov.encode(&mut out).context("encoding moov")?;
+    Ok(out)
+}
+
 /// Writes media segment number `sequence` (1-based `mfhd` sequence number) whose first sample
 /// is decoded at `base_decode_time` ticks: `styp`, `moof`, `mdat`.
 pub fn media_segment(
@@ -200,6 +341,13 @@ pub fn media_segment(
             e.duration = Some(s.duration);
         }
     }
+    // All sync samples (audio): one default in tfhd instead of flags per sample.
+    let all_sync = samples.iter().all(|s| s.is_sync);
+    if all_sync {
+        for e in &mut entries {
+            e.flags = None;
+        }
+    }
     let mut moof = Moof {
         mfhd: Mfhd {
             sequence_number: sequence,
@@ -208,6 +356,7 @@ pub fn media_segment(
             tfhd: Tfhd {
                 track_id: TRACK_ID,
                 default_sample_duration: Some(default_duration),
+                default_sample_flags: all_sync.then_some(SYNC_SAMPLE_FLAGS),
                 default_base_is_moof: true,
                 ..Default::default()
             },
@@ -399,6 +548,71 @@ mod tests {
             .map(|e| e.duration)
             .collect();
         assert_eq!(durations, [Some(3000), Some(1500)]);
+    }
+
+    #[test]
+    fn audio_init_segment_declares_mp4a_with_the_encoders_config() {
+        let asc = [0x11, 0x90];
+        let init = audio_init_segment(&AudioTrackInfo {
+            sample_rate: 48_000,
+            channels: 2,
+            duration: 48_000 * 6,
+            asc: &asc,
+            language: "eng",
+            buffer_size: 1500,
+            max_bitrate: 140_000,
+            avg_bitrate: 128_000,
+        })
+        .unwrap();
+        let parsed = boxes(&init);
+        let Any::Moov(moov) = &parsed[1] else {
+            panic!("second box is not moov");
+        };
+        let trak = &moov.trak[0];
+        assert_eq!(trak.mdia.mdhd.timescale, 48_000);
+        assert_eq!(trak.mdia.hdlr.handler, b"soun".into());
+        assert!(trak.mdia.minf.smhd.is_some() && trak.mdia.minf.vmhd.is_none());
+        let mp4_atom::Codec::Mp4a(mp4a) = &trak.mdia.minf.stbl.stsd.codecs[0] else {
+            panic!("sample entry is not mp4a");
+        };
+        assert_eq!(mp4a.audio.channel_count, 2);
+        assert_eq!(mp4a.audio.sample_rate.integer(), 48_000);
+        let dc = &mp4a.esds.es_desc.dec_config;
+        assert_eq!((dc.object_type_indication, dc.stream_type), (0x40, 5));
+        let ds = dc.dec_specific.as_ref().unwrap();
+        assert_eq!(ds.raw, asc);
+        assert_eq!((ds.profile, ds.freq_index, ds.chan_conf), (2, 3, 2));
+        assert_eq!(dc.max_bitrate, 140_000);
+        assert_eq!(
+            moov.mvex
+                .as_ref()
+                .unwrap()
+                .mehd
+                .as_ref()
+                .unwrap()
+                .fragment_duration,
+            288_000
+        );
+    }
+
+    #[test]
+    fn all_sync_samples_share_the_tfhd_flags() {
+        let d = [1u8, 2, 3];
+        let samples: Vec<Sample<'_>> = (0..3)
+            .map(|_| Sample {
+                data: &d,
+                duration: 1024,
+                is_sync: true,
+            })
+            .collect();
+        let seg = media_segment(2, 94 * 1024, &samples).unwrap();
+        let Any::Moof(moof) = &boxes(&seg)[1] else {
+            unreachable!()
+        };
+        let traf = &moof.traf[0];
+        assert_eq!(traf.tfhd.default_sample_flags, Some(SYNC_SAMPLE_FLAGS));
+        assert_eq!(traf.tfdt.as_ref().unwrap().base_media_decode_time, 96_256);
+        assert!(traf.trun[0].samples.iter().all(|e| e.flags.is_none()));
     }
 
     #[test]

@@ -1,17 +1,22 @@
 //! The packager: renders a synthetic test pattern (or reads a user's video through ffmpeg),
-//! encodes an H.264 bitrate ladder with OpenH264, cuts it into fMP4 segments with an IDR at
-//! every segment start, and writes an `isoff-live` DASH manifest over them.
+//! encodes an H.264 bitrate ladder with OpenH264 and the sound with an AAC-LC encoder (FDK),
+//! cuts both into fMP4 segments (video with an IDR at every segment start, audio at the AAC
+//! frame nearest to each video segment start), and writes an `isoff-live` DASH manifest over
+//! them.
 //!
-//! Output layout under the output folder: `manifest.mpd`, and per representation
-//! `<id>/init.mp4` and `<id>/seg-00001.m4s`, `<id>/seg-00002.m4s`, ... Every representation has
-//! its segment boundaries at the same frames (the same multiple of the segment length), so a
-//! player can switch between them at any segment.
+//! Output layout under the output folder: `manifest.mpd`, and per representation (video or
+//! audio) `<id>/init.mp4` and `<id>/seg-00001.m4s`, `<id>/seg-00002.m4s`, ... Every video
+//! representation has its segment boundaries at the same frames (the same multiple of the
+//! segment length), so a player can switch between them at any segment; audio segment `k`
+//! starts within half an AAC frame of video segment `k`.
 //!
-//! Parts: [`ladder`] (the renditions, from TOML), [`source`] (the test pattern or ffmpeg's
-//! decoded frames), [`pattern`] (the test pattern's pictures), [`encode`] (OpenH264),
-//! [`h264`] (Annex B and SPS parsing), [`fmp4`] (init and media segments with mp4-atom),
-//! [`manifest`] (the MPD, through the `mpd` crate), [`cli`] (`cdn package`).
+//! Parts: [`ladder`] (the renditions and audio rungs, from TOML), [`source`] (the test pattern
+//! or ffmpeg's decoded frames and sound), [`pattern`] (the test pattern's pictures and sound),
+//! [`encode`] (OpenH264), [`audio`] (AAC encoding, priming, segment alignment), [`h264`]
+//! (Annex B and SPS parsing), [`fmp4`] (init and media segments with mp4-atom), [`manifest`]
+//! (the MPD, through the `mpd` crate), [`cli`] (`cdn package`).
 
+pub mod audio;
 pub mod cli;
 pub mod encode;
 pub mod fmp4;
@@ -29,9 +34,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use audio::{AacEncoder, Asc, AudioPlan, FRAME_SAMPLES};
 use encode::{EncodedFrame, H264Encoder, ParameterSets};
-use ladder::{Ladder, Rendition};
-use manifest::{RepresentationInfo, Timing};
+use ladder::{AudioRendition, Ladder, Rendition};
+use manifest::{AudioInfo, AudioRepresentationInfo, RepresentationInfo, Timing};
 use pattern::Yuv420;
 use source::SourceSpec;
 
@@ -48,6 +54,9 @@ pub struct Options {
     pub segment: f64,
     /// The renditions to encode.
     pub ladder: Ladder,
+    /// The audio rungs to encode (none: a silent title). With `input`, a file without an audio
+    /// track gives a silent title.
+    pub audio: Vec<AudioRendition>,
     /// A user's video to transcode instead of the test pattern (needs ffmpeg on PATH).
     pub input: Option<PathBuf>,
     /// Renditions encoded at once (0 = one per CPU core).
@@ -71,6 +80,7 @@ impl Options {
             fps: 30,
             segment: 2.0,
             ladder: Ladder::default_ladder(),
+            audio: ladder::default_audio(),
             input: None,
             threads: 0,
             progress: true,
@@ -103,6 +113,31 @@ pub struct RepresentationReport {
     pub bytes: u64,
 }
 
+/// What one audio rung came out as.
+#[derive(Debug, Clone)]
+pub struct AudioReport {
+    /// Representation@id.
+    pub id: String,
+    /// codecs string from the AudioSpecificConfig.
+    pub codecs: String,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u32,
+    /// The encoder's target bitrate, bits/s.
+    pub target_bitrate: u32,
+    /// @bandwidth written to the MPD (measured peak), bits/s.
+    pub bandwidth: u64,
+    /// Average bitrate of the media segments, bits/s.
+    pub average_bitrate: u64,
+    /// Bytes of the media segments.
+    pub bytes: u64,
+    /// The encoder delay compensated at the start, in samples.
+    pub encoder_delay: u32,
+    /// AdaptationSet@lang.
+    pub lang: String,
+}
+
 /// The result of a packaging run.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -116,6 +151,8 @@ pub struct Report {
     pub fps: u32,
     /// Per-representation figures, in ladder order.
     pub representations: Vec<RepresentationReport>,
+    /// Per-audio-rung figures, in ladder order (empty for a silent title).
+    pub audio: Vec<AudioReport>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
 }
@@ -215,6 +252,8 @@ pub fn package(opts: &Options) -> Result<Report> {
         }
     };
 
+    let sound = plan_sound(opts, clock)?;
+
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let renditions = &opts.ladder.renditions;
@@ -232,52 +271,54 @@ pub fn package(opts: &Options) -> Result<Report> {
     for r in renditions {
         prepare_dir(&opts.out.join(&r.id))?;
     }
-    let jobs = plan_jobs(renditions, &spec, clock, expected_frames, opts.chunk_frames);
-    let workers = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
+    for a in &sound.rungs {
+        prepare_dir(&opts.out.join(&a.id))?;
     }
-    .clamp(1, jobs.len());
-    let next = AtomicUsize::new(0);
+    let jobs = plan_jobs(renditions, &spec, clock, expected_frames, opts.chunk_frames);
+    // The sound is encoded in one piece per rung, beside the pictures when the title's length
+    // is known up front (the test pattern), else once the pictures are counted.
+    let early_plan = match expected_frames {
+        Some(frames) if spec.is_seekable() => Some(frames),
+        _ => None,
+    };
+    let mut work: Vec<Work> = jobs.iter().copied().map(Work::Video).collect();
+    if let Some(frames) = early_plan {
+        work.extend((0..sound.rungs.len()).map(|i| Work::Audio(i, frames)));
+    }
     let cancel = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<Chunk>>>> =
-        Mutex::new((0..jobs.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                let Some(job) = jobs.get(k) else { break };
-                let result = encode_chunk(
-                    &renditions[job.rendition],
-                    &spec,
-                    clock,
-                    job,
-                    &opts.out,
-                    &progress,
-                    &cancel,
-                );
-                if result.is_err() {
-                    cancel.store(true, Ordering::SeqCst);
-                }
-                if let Ok(mut slots) = results.lock() {
-                    slots[k] = Some(result);
-                }
-            });
-        }
-    });
+    let slots = run_pool(work.len(), opts.threads, &cancel, |k| match work[k] {
+        Work::Video(job) => encode_chunk(
+            &renditions[job.rendition],
+            &spec,
+            clock,
+            &job,
+            &opts.out,
+            &progress,
+            &cancel,
+        )
+        .map(Done::Video),
+        Work::Audio(i, frames) => encode_audio(
+            &sound.rungs[i],
+            &spec,
+            clock,
+            frames,
+            &sound,
+            &opts.out,
+            &cancel,
+        )
+        .map(Done::Audio),
+    })?;
     progress.finish_and_clear();
 
-    let slots = results
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a packaging worker panicked"))?;
     let mut chunks: Vec<Vec<Chunk>> = renditions.iter().map(|_| Vec::new()).collect();
+    let mut audio_done: Vec<Option<EncodedAudio>> = sound.rungs.iter().map(|_| None).collect();
     let mut errors = Vec::new();
-    for (slot, job) in slots.into_iter().zip(&jobs) {
-        let id = &renditions[job.rendition].id;
-        match slot {
-            Some(Ok(c)) => chunks[job.rendition].push(c),
-            Some(Err(e)) => errors.push(e.context(format!("rendition {id}"))),
-            None => bail!("a piece of rendition {id} was never encoded"),
+    for (slot, w) in slots.into_iter().zip(&work) {
+        match (slot, w) {
+            (Some(Ok(Done::Video(c))), Work::Video(job)) => chunks[job.rendition].push(c),
+            (Some(Ok(Done::Audio(a))), Work::Audio(i, _)) => audio_done[*i] = Some(a),
+            (Some(Err(e)), w) => errors.push(e.context(w.label(renditions, &sound.rungs))),
+            (_, w) => bail!("{} was never encoded", w.label(renditions, &sound.rungs)),
         }
     }
     // Report the failure that stopped the run, not the workers it cancelled.
@@ -305,6 +346,37 @@ pub fn package(opts: &Options) -> Result<Report> {
             );
         }
     }
+    if let Some(planned) = early_plan {
+        if planned != frames {
+            bail!("the pattern made {frames} frames, not the {planned} planned for its sound");
+        }
+    }
+    // A file's sound, now that the pictures are counted.
+    let late: Vec<usize> = (0..sound.rungs.len())
+        .filter(|&i| audio_done[i].is_none())
+        .collect();
+    if !late.is_empty() {
+        let slots = run_pool(late.len(), opts.threads, &cancel, |k| {
+            encode_audio(
+                &sound.rungs[late[k]],
+                &spec,
+                clock,
+                frames,
+                &sound,
+                &opts.out,
+                &cancel,
+            )
+        })?;
+        for (slot, &i) in slots.into_iter().zip(&late) {
+            match slot {
+                Some(Ok(a)) => audio_done[i] = Some(a),
+                Some(Err(e)) => return Err(e.context(format!("audio {}", sound.rungs[i].id))),
+                None => bail!("audio {} was never encoded", sound.rungs[i].id),
+            }
+        }
+    }
+    let audio_encoded: Vec<EncodedAudio> = audio_done.into_iter().flatten().collect();
+
     let timing = Timing {
         fps: clock.fps,
         timescale: clock.timescale,
@@ -313,7 +385,11 @@ pub fn package(opts: &Options) -> Result<Report> {
         total_frames: frames,
     };
     let infos: Vec<RepresentationInfo> = encoded.iter().map(|e| e.info.clone()).collect();
-    let xml = manifest::to_xml(&timing, &infos)?;
+    let audio_info = (!audio_encoded.is_empty()).then(|| AudioInfo {
+        lang: sound.lang.clone(),
+        representations: audio_encoded.iter().map(|a| a.info.clone()).collect(),
+    });
+    let xml = manifest::to_xml(&timing, &infos, audio_info.as_ref())?;
     write_atomically(&manifest_path, xml.as_bytes())?;
 
     let seconds = frames as f64 / f64::from(clock.fps);
@@ -339,6 +415,7 @@ pub fn package(opts: &Options) -> Result<Report> {
         segments: encoded[0].segment_bytes.len(),
         fps: clock.fps,
         representations,
+        audio: audio_encoded.into_iter().map(|a| a.report).collect(),
         elapsed: started.elapsed(),
     })
 }
@@ -379,6 +456,267 @@ fn progress_bar(enabled: bool, total: Option<u64>) -> ProgressBar {
             bar
         }
     }
+}
+
+/// The sound of a run: the rungs to encode and the language.
+struct Sound {
+    rungs: Vec<AudioRendition>,
+    /// BCP 47, for AdaptationSet@lang.
+    lang: String,
+    /// ISO 639-2/T, for `mdhd`.
+    mdhd_lang: String,
+}
+
+/// Decides what sound the title gets: the test pattern's, the input's first audio track (with
+/// its language), or none; checks the audio rungs against the video ladder and segment length.
+fn plan_sound(opts: &Options, clock: Clock) -> Result<Sound> {
+    let mut sound = Sound {
+        rungs: opts.audio.clone(),
+        lang: "und".into(),
+        mdhd_lang: "und".into(),
+    };
+    if let (Some(path), false) = (&opts.input, sound.rungs.is_empty()) {
+        let probed = match common::tools::find("ffprobe") {
+            Some(ffprobe) => match source::probe_audio(&ffprobe, path) {
+                Ok(p) => p,
+                Err(e) => {
+                    // The picture decoder reports what is wrong with the file.
+                    tracing::warn!("cannot tell whether {} has sound: {e:#}", path.display());
+                    None
+                }
+            },
+            None => {
+                tracing::warn!(
+                    "ffprobe is not on PATH (Debian package `ffmpeg`): packaging {} without \
+                     its sound",
+                    path.display()
+                );
+                None
+            }
+        };
+        match probed {
+            None => {
+                tracing::info!(
+                    "{} has no audio track: the title has no audio",
+                    path.display()
+                );
+                sound.rungs.clear();
+            }
+            Some(tag) => {
+                if let Some(lang) = tag.as_deref().and_then(source::bcp47_language) {
+                    sound.lang = lang;
+                }
+                if let Some(code) = tag.filter(|t| {
+                    t.len() == 3 && t.bytes().all(|b| b.is_ascii_lowercase()) && t != "und"
+                }) {
+                    sound.mdhd_lang = code;
+                }
+            }
+        }
+    }
+    let mut ids: std::collections::HashSet<&str> = opts
+        .ladder
+        .renditions
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    for a in &sound.rungs {
+        if !ids.insert(&a.id) {
+            bail!("audio rung id {:?} is also used by another rendition", a.id);
+        }
+        AudioPlan::nominal_duration(clock.fps, clock.segment_frames, a.sample_rate)?;
+    }
+    Ok(sound)
+}
+
+/// One unit of work of the pool.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    /// A piece of a video rendition.
+    Video(Job),
+    /// A whole audio rung (index), for a title of this many video frames.
+    Audio(usize, u64),
+}
+
+impl Work {
+    fn label(&self, renditions: &[Rendition], audio: &[AudioRendition]) -> String {
+        match self {
+            Work::Video(job) => format!("rendition {}", renditions[job.rendition].id),
+            Work::Audio(i, _) => format!("audio {}", audio[*i].id),
+        }
+    }
+}
+
+/// What a unit of work produced.
+enum Done {
+    Video(Chunk),
+    Audio(EncodedAudio),
+}
+
+/// Runs `f(0..count)` on `threads` threads (0 = one per core), in order of index; after a
+/// failure the others are told to stop through `cancel`. Returns each index's result.
+fn run_pool<R: Send>(
+    count: usize,
+    threads: usize,
+    cancel: &AtomicBool,
+    f: impl Fn(usize) -> Result<R> + Sync,
+) -> Result<Vec<Option<Result<R>>>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let workers = match threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, count);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..count).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= count {
+                    break;
+                }
+                let result = f(k);
+                if result.is_err() {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                if let Ok(mut slots) = results.lock() {
+                    slots[k] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a packaging worker panicked"))
+}
+
+/// What an audio rung came out as.
+struct EncodedAudio {
+    info: AudioRepresentationInfo,
+    report: AudioReport,
+}
+
+/// Encodes the whole sound of one audio rung with one encoder, cutting a segment at each
+/// boundary of the [`AudioPlan`] for a title of `video_frames` pictures, then writes its init
+/// segment.
+fn encode_audio(
+    a: &AudioRendition,
+    spec: &SourceSpec,
+    clock: Clock,
+    video_frames: u64,
+    sound: &Sound,
+    out: &Path,
+    cancel: &AtomicBool,
+) -> Result<EncodedAudio> {
+    let plan = AudioPlan::new(clock.fps, clock.segment_frames, a.sample_rate, video_frames);
+    let segment_duration =
+        AudioPlan::nominal_duration(clock.fps, clock.segment_frames, a.sample_rate)?;
+    let frame = FRAME_SAMPLES as usize;
+    let ch = a.channels as usize;
+    let mut encoder = AacEncoder::new(a.sample_rate, a.channels, a.bitrate)?;
+    // The test pattern's sound ends with its pictures (silence to the end of the last frame).
+    let video_samples =
+        (u128::from(video_frames) * u128::from(a.sample_rate) / u128::from(clock.fps)) as u64;
+    let mut source = spec.open_audio(a.sample_rate, a.channels, video_samples)?;
+    let mut pcm = vec![0i16; 4 * frame * ch];
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    let mut ended = false;
+    // Sample frames fed; more than the plan plus the encoder's delay means it stopped working.
+    let mut fed = 0u64;
+    let limit = (plan.frames + 8) * frame as u64 + u64::from(encoder.flush_samples());
+    let mut sizes = Vec::with_capacity(plan.segments as usize);
+    let mut largest = 0usize;
+    for k in 0..plan.segments {
+        let range = plan.segment(k);
+        let need = (range.end - range.start) as usize;
+        while units.len() < need {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Cancelled.into());
+            }
+            if fed > limit {
+                bail!("the AAC encoder stopped producing access units");
+            }
+            let n = if ended { 0 } else { source.read(&mut pcm)? };
+            let n = if n == 0 {
+                // The sound has ended: silence to the end of the pictures, and to flush.
+                ended = true;
+                pcm.fill(0);
+                frame * ch
+            } else {
+                n
+            };
+            encoder.feed(&pcm[..n], &mut units)?;
+            fed += (n / ch) as u64;
+        }
+        let rest = units.split_off(need);
+        largest = largest.max(units.iter().map(Vec::len).max().unwrap_or(0));
+        let number = u32::try_from(k + 1).context("too many segments")?;
+        let samples: Vec<fmp4::Sample<'_>> = units
+            .iter()
+            .map(|u| fmp4::Sample {
+                data: u,
+                duration: FRAME_SAMPLES,
+                is_sync: true,
+            })
+            .collect();
+        let bytes = fmp4::media_segment(number, range.start * frame as u64, &samples)?;
+        let path = out.join(manifest::segment_path(&a.id, number));
+        std::fs::write(&path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        sizes.push((
+            bytes.len() as u64,
+            need as f64 * f64::from(FRAME_SAMPLES) / f64::from(a.sample_rate),
+        ));
+        units = rest;
+    }
+    // Stops ffmpeg when the sound is longer than the pictures.
+    drop(source);
+
+    let min_buffer = 2.0 * f64::from(clock.segment_frames) / f64::from(clock.fps);
+    let bandwidth = manifest::measured_bandwidth(&sizes, min_buffer);
+    let bytes: u64 = sizes.iter().map(|s| s.0).sum();
+    let seconds = plan.frames as f64 * f64::from(FRAME_SAMPLES) / f64::from(a.sample_rate);
+    let average = (bytes as f64 * 8.0 / seconds).round() as u64;
+    let config = encoder.config().clone();
+    let asc = Asc::parse(&config.asc)?;
+    let init = fmp4::audio_init_segment(&fmp4::AudioTrackInfo {
+        sample_rate: a.sample_rate,
+        channels: u16::try_from(a.channels).context("channels")?,
+        duration: plan.frames * frame as u64,
+        asc: &config.asc,
+        language: &sound.mdhd_lang,
+        buffer_size: u32::try_from(largest).unwrap_or(u32::MAX),
+        max_bitrate: u32::try_from(bandwidth).unwrap_or(u32::MAX),
+        avg_bitrate: u32::try_from(average).unwrap_or(u32::MAX),
+    })?;
+    let init_file = out.join(manifest::init_path(&a.id));
+    std::fs::write(&init_file, init)
+        .with_context(|| format!("cannot write {}", init_file.display()))?;
+    Ok(EncodedAudio {
+        info: AudioRepresentationInfo {
+            id: a.id.clone(),
+            codecs: asc.codecs(),
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+            segment_duration,
+            bandwidth,
+        },
+        report: AudioReport {
+            id: a.id.clone(),
+            codecs: asc.codecs(),
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+            target_bitrate: a.bitrate,
+            bandwidth,
+            average_bitrate: average,
+            bytes,
+            encoder_delay: config.delay,
+            lang: sound.lang.clone(),
+        },
+    })
 }
 
 /// One unit of work: segments `[first_segment, end_segment)` of one rendition.
@@ -674,6 +1012,25 @@ mod tests {
             }
         }
         assert!(!dir.join("a/seg-00009.m4s").exists());
+        // The default audio rung: 1.1 s = 51.56 AAC frames at 48 kHz, cut at the frames nearest
+        // 0.5 s (23.44) and 1 s (46.88).
+        assert_eq!(report.audio.len(), 1);
+        assert_eq!(report.audio[0].codecs, "mp4a.40.2");
+        let mut tfdts = Vec::new();
+        for n in 1..=3 {
+            let seg = std::fs::read(dir.join(format!("audio/seg-{n:05}.m4s"))).unwrap();
+            let mut buf = seg.as_slice();
+            while !buf.is_empty() {
+                if let mp4_atom::Any::Moof(m) =
+                    <mp4_atom::Any as mp4_atom::Decode>::decode(&mut buf).unwrap()
+                {
+                    let t = m.traf[0].tfdt.as_ref().unwrap().base_media_decode_time;
+                    tfdts.push((t, m.traf[0].trun[0].samples.len()));
+                }
+            }
+        }
+        assert_eq!(tfdts, [(0, 23), (23 * 1024, 24), (47 * 1024, 5)]);
+        assert!(dir.join("audio/init.mp4").is_file());
         let xml = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
         let mpd = mpd::Mpd::parse(&xml).unwrap();
         let reps = &mpd.periods[0].adaptation_sets[0].representations;
@@ -723,6 +1080,31 @@ mod tests {
         assert!(jobs
             .iter()
             .all(|j| j.first_segment == 0 && j.end_segment == u64::MAX));
+    }
+
+    #[test]
+    fn audio_rungs_must_fit_the_title() {
+        let clock = Clock::new(30, 2.0).unwrap();
+        let mut opts = Options::new(std::env::temp_dir().join("media-package-never"));
+        opts.audio[0].id = "720p".into();
+        let err = format!("{:#}", plan_sound(&opts, clock).err().unwrap());
+        assert!(err.contains("also used"), "{err}");
+        let opts = Options::new(std::env::temp_dir().join("media-package-never"));
+        let err = format!(
+            "{:#}",
+            plan_sound(&opts, Clock::new(60, 1.0 / 60.0).unwrap())
+                .err()
+                .unwrap()
+        );
+        assert!(err.contains("shorter than one AAC frame"), "{err}");
+        let sound = plan_sound(&opts, clock).unwrap();
+        assert_eq!((sound.lang.as_str(), sound.rungs.len()), ("und", 1));
+        // A silent title needs nothing of the segment length.
+        let silent = Options {
+            audio: Vec::new(),
+            ..opts
+        };
+        assert!(plan_sound(&silent, Clock::new(60, 1.0 / 60.0).unwrap()).is_ok());
     }
 
     #[test]

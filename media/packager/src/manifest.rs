@@ -1,15 +1,22 @@
 //! The DASH manifest of a packaged title, built with the `mpd` model: one static Period,
-//! one video AdaptationSet with a `$Number$` SegmentTemplate, one Representation per rendition;
-//! and `@bandwidth` measured from the segment sizes.
+//! one video AdaptationSet with a `$Number$` SegmentTemplate, one Representation per rendition,
+//! and (when the title has sound) one audio AdaptationSet with a Representation per audio rung;
+//! `@bandwidth` measured from the segment sizes.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use mpd::{
-    AdaptationSet, FrameRate, Mpd, Period, PresentationType, Representation, SegmentTemplate,
-    PROFILE_ISOFF_LIVE,
+    AdaptationSet, Descriptor, FrameRate, Mpd, Period, PresentationType, Representation,
+    SegmentTemplate, PROFILE_ISOFF_LIVE,
 };
+
+/// Scheme of AudioChannelConfiguration whose value is the channel count (ISO/IEC 23009-1 5.8.5.4).
+pub const CHANNEL_CONFIGURATION_SCHEME: &str =
+    "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
+/// Scheme of Role (ISO/IEC 23009-1 5.8.5.5).
+pub const ROLE_SCHEME: &str = "urn:mpeg:dash:role:2011";
 
 /// URL template of the init segments, relative to the manifest.
 pub const INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
@@ -41,6 +48,32 @@ pub struct RepresentationInfo {
     pub codecs: String,
     /// Measured @bandwidth, bits/s.
     pub bandwidth: u64,
+}
+
+/// What the manifest says about one encoded audio rung.
+#[derive(Debug, Clone)]
+pub struct AudioRepresentationInfo {
+    /// Representation@id (also its folder).
+    pub id: String,
+    /// RFC 6381 codecs string from the AudioSpecificConfig.
+    pub codecs: String,
+    /// Samples per second (the timescale of its segments).
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u32,
+    /// Nominal segment duration in samples (`SegmentTemplate@duration`).
+    pub segment_duration: u32,
+    /// Measured @bandwidth, bits/s.
+    pub bandwidth: u64,
+}
+
+/// The title's sound: its rungs and language.
+#[derive(Debug, Clone)]
+pub struct AudioInfo {
+    /// BCP 47 language of the AdaptationSet (`und` when unknown).
+    pub lang: String,
+    /// One entry per audio rung.
+    pub representations: Vec<AudioRepresentationInfo>,
 }
 
 /// The timing every representation shares.
@@ -137,8 +170,69 @@ pub fn measured_bandwidth(segments: &[(u64, f64)], min_buffer: f64) -> u64 {
     peak.ceil() as u64
 }
 
-/// Builds the static `isoff-live` MPD for the packaged representations.
-pub fn build(timing: &Timing, reps: &[RepresentationInfo]) -> Mpd {
+/// The audio AdaptationSet: contentType audio, its language, Role main, the channel count as
+/// AudioChannelConfiguration, and a `$Number$` SegmentTemplate in the sample-rate timescale
+/// (at the set when every rung shares rate and channels, else per Representation).
+fn audio_set(audio: &AudioInfo) -> AdaptationSet {
+    let channel_config = |ch: u32| {
+        vec![Descriptor::new(
+            CHANNEL_CONFIGURATION_SCHEME,
+            ch.to_string(),
+        )]
+    };
+    let template = |r: &AudioRepresentationInfo| SegmentTemplate {
+        timescale: Some(r.sample_rate),
+        duration: Some(r.segment_duration),
+        start_number: Some(1),
+        media: Some(MEDIA_TEMPLATE.into()),
+        initialization: Some(INIT_TEMPLATE.into()),
+        ..Default::default()
+    };
+    let first = audio.representations.first();
+    let uniform = audio.representations.iter().all(|r| {
+        first.is_some_and(|f| {
+            (r.sample_rate, r.channels, r.segment_duration)
+                == (f.sample_rate, f.channels, f.segment_duration)
+        })
+    });
+    let representations = audio
+        .representations
+        .iter()
+        .map(|r| Representation {
+            id: r.id.clone(),
+            bandwidth: r.bandwidth,
+            audio_sampling_rate: Some(r.sample_rate.to_string()),
+            codecs: Some(r.codecs.clone()),
+            audio_channel_configurations: if uniform {
+                Vec::new()
+            } else {
+                channel_config(r.channels)
+            },
+            segment_template: (!uniform).then(|| template(r)),
+            ..Default::default()
+        })
+        .collect();
+    AdaptationSet {
+        id: Some("1".into()),
+        content_type: Some("audio".into()),
+        lang: Some(audio.lang.clone()),
+        segment_alignment: Some(true),
+        mime_type: Some("audio/mp4".into()),
+        start_with_sap: Some(1),
+        audio_channel_configurations: match first {
+            Some(f) if uniform => channel_config(f.channels),
+            _ => Vec::new(),
+        },
+        roles: vec![Descriptor::new(ROLE_SCHEME, "main")],
+        segment_template: first.filter(|_| uniform).map(template),
+        representations,
+        ..Default::default()
+    }
+}
+
+/// Builds the static `isoff-live` MPD for the packaged representations (and the audio ones,
+/// when there are any).
+pub fn build(timing: &Timing, reps: &[RepresentationInfo], audio: Option<&AudioInfo>) -> Mpd {
     let rate = FrameRate::new(timing.fps, 1);
     let representations = reps
         .iter()
@@ -182,7 +276,13 @@ pub fn build(timing: &Timing, reps: &[RepresentationInfo]) -> Mpd {
         periods: vec![Period {
             id: Some("0".into()),
             start: Some(Duration::ZERO),
-            adaptation_sets: vec![adaptation_set],
+            adaptation_sets: std::iter::once(adaptation_set)
+                .chain(
+                    audio
+                        .filter(|a| !a.representations.is_empty())
+                        .map(audio_set),
+                )
+                .collect(),
             ..Default::default()
         }],
         ..Default::default()
@@ -190,8 +290,14 @@ pub fn build(timing: &Timing, reps: &[RepresentationInfo]) -> Mpd {
 }
 
 /// The manifest as XML text.
-pub fn to_xml(timing: &Timing, reps: &[RepresentationInfo]) -> Result<String> {
-    build(timing, reps).to_xml().context("writing the MPD")
+pub fn to_xml(
+    timing: &Timing,
+    reps: &[RepresentationInfo],
+    audio: Option<&AudioInfo>,
+) -> Result<String> {
+    build(timing, reps, audio)
+        .to_xml()
+        .context("writing the MPD")
 }
 
 #[cfg(test)]
@@ -301,7 +407,18 @@ mod tests {
                 bandwidth: 2_912_345,
             },
         ];
-        let xml = to_xml(&timing, &reps).unwrap();
+        let audio = AudioInfo {
+            lang: "en".into(),
+            representations: vec![AudioRepresentationInfo {
+                id: "audio".into(),
+                codecs: "mp4a.40.2".into(),
+                sample_rate: 48_000,
+                channels: 2,
+                segment_duration: 96_000,
+                bandwidth: 131_072,
+            }],
+        };
+        let xml = to_xml(&timing, &reps, Some(&audio)).unwrap();
         for needle in [
             r#"profiles="urn:mpeg:dash:profile:isoff-live:2011""#,
             r#"type="static""#,
@@ -319,11 +436,47 @@ mod tests {
             r#"sar="1:1""#,
             r#"frameRate="30""#,
             r#"width="1280""#,
+            r#"contentType="audio""#,
+            r#"lang="en""#,
+            r#"mimeType="audio/mp4""#,
+            r#"<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>"#,
+            r#"<Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>"#,
+            r#"timescale="48000""#,
+            r#"duration="96000""#,
+            r#"audioSamplingRate="48000""#,
+            r#"codecs="mp4a.40.2""#,
+            r#"bandwidth="131072""#,
         ] {
             assert!(xml.contains(needle), "missing {needle} in\n{xml}");
         }
         let parsed = Mpd::parse(&xml).unwrap();
-        assert_eq!(parsed, build(&timing, &reps));
+        assert_eq!(parsed, build(&timing, &reps, Some(&audio)));
+        let sets = &parsed.periods[0].adaptation_sets;
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[0].content_type.as_deref(), Some("video"));
+        // Without sound, one AdaptationSet as before.
+        let silent = build(&timing, &reps, None);
+        assert_eq!(silent.periods[0].adaptation_sets.len(), 1);
+        // Rungs of different rates carry their own template and channel configuration.
+        let mut mixed = audio.clone();
+        mixed.representations.push(AudioRepresentationInfo {
+            id: "mono".into(),
+            sample_rate: 44_100,
+            channels: 1,
+            segment_duration: 88_200,
+            ..audio.representations[0].clone()
+        });
+        let set = &build(&timing, &reps, Some(&mixed)).periods[0].adaptation_sets[1];
+        assert!(set.segment_template.is_none() && set.audio_channel_configurations.is_empty());
+        let mono = &set.representations[1];
+        assert_eq!(
+            mono.segment_template.as_ref().unwrap().timescale,
+            Some(44_100)
+        );
+        assert_eq!(
+            mono.audio_channel_configurations[0].value.as_deref(),
+            Some("1")
+        );
         assert_eq!(segment_path("720p", 7), "720p/seg-00007.m4s");
         assert_eq!(init_path("720p"), "720p/init.mp4");
     }

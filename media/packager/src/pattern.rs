@@ -4,6 +4,10 @@
 //! a drifting gradient, a scrolling noise texture (camera-pan-like motion that costs bits the way
 //! real video does), three moving shapes, a static colour-bar strip, and a burned-in box with the
 //! presentation time, the frame number and the rendition label (5x7 bitmap font).
+//!
+//! For A/V sync measurements, the frame at each whole second carries a large white box (the
+//! marker, [`marker_rect`]) and the sound track ([`PatternAudio`]) is a steady low tone with a
+//! short 1 kHz beep starting at each whole second.
 
 /// One picture in planar YUV 4:2:0 (I420): the Y plane, then U, then V, each tightly packed.
 #[derive(Debug, Clone)]
@@ -162,6 +166,10 @@ impl Pattern {
         self.bars(out);
         self.shapes(t, out);
         self.overlay(frame, out);
+        if frame.is_multiple_of(u64::from(self.fps)) {
+            let (x0, y0, x1, y1) = marker_rect(self.width, self.height);
+            fill_rect(out, x0, y0, x1, y1, rgb(255, 255, 255));
+        }
     }
 
     /// Gradient plus scrolling texture in luma, slowly drifting colour washes in chroma.
@@ -286,6 +294,75 @@ impl Pattern {
         );
         for (i, line) in lines.iter().enumerate() {
             draw_text(out, x0 + 2 * s, y0 + 2 * s + i * cell_h, s, line, 235);
+        }
+    }
+}
+
+/// The sync marker's box `(x0, y0, x1, y1)` (even, end-exclusive) in a `width`x`height` picture:
+/// a quarter of the width and a third of the height at the upper right, clear of the clock.
+pub fn marker_rect(width: usize, height: usize) -> (usize, usize, usize, usize) {
+    let even = |v: usize| v & !1;
+    (
+        even(width * 70 / 100),
+        even(height * 8 / 100),
+        even(width * 95 / 100),
+        even(height * 41 / 100),
+    )
+}
+
+/// Frequency of the steady tone, Hz.
+pub const TONE_HZ: u32 = 220;
+/// Frequency of the beep at each whole second, Hz.
+pub const BEEP_HZ: u32 = 1000;
+/// Length of the beep, milliseconds.
+pub const BEEP_MS: u32 = 45;
+
+/// The test pattern's sound: a steady 220 Hz tone at -20 dBFS and, from each whole second, a
+/// 45 ms 1 kHz beep at -6 dBFS with 2 ms raised-cosine edges (no click, a sharp onset).
+#[derive(Debug, Clone, Copy)]
+pub struct PatternAudio {
+    sample_rate: u32,
+    channels: u32,
+}
+
+impl PatternAudio {
+    /// The sound at `sample_rate` with `channels` identical channels.
+    pub fn new(sample_rate: u32, channels: u32) -> PatternAudio {
+        PatternAudio {
+            sample_rate: sample_rate.max(1),
+            channels: channels.max(1),
+        }
+    }
+
+    /// One sample (all channels alike) at sample index `n` from the start of the title.
+    pub fn sample(&self, n: u64) -> i16 {
+        let rate = u64::from(self.sample_rate);
+        // Both frequencies are whole hertz: the phase repeats every second, which keeps it exact
+        // however long the title.
+        let within = n % rate;
+        let phase = |hz: u32| {
+            std::f64::consts::TAU * ((within * u64::from(hz)) % rate) as f64 / rate as f64
+        };
+        let mut v = 0.1 * phase(TONE_HZ).sin();
+        let beep_len = rate * u64::from(BEEP_MS) / 1000;
+        if within < beep_len {
+            let ramp = (rate * 2 / 1000).max(1);
+            let edge = within.min(beep_len - 1 - within);
+            let gain = if edge < ramp {
+                0.5 - 0.5 * (std::f64::consts::PI * edge as f64 / ramp as f64).cos()
+            } else {
+                1.0
+            };
+            v += 0.5 * gain * phase(BEEP_HZ).sin();
+        }
+        (v * 32767.0).round() as i16
+    }
+
+    /// Fills `out` (interleaved, a whole number of sample frames) from sample index `first`.
+    pub fn fill(&self, first: u64, out: &mut [i16]) {
+        let ch = self.channels as usize;
+        for (i, frame) in out.chunks_mut(ch).enumerate() {
+            frame.fill(self.sample(first + i as u64));
         }
     }
 }
@@ -533,6 +610,62 @@ mod tests {
             .filter(|(&x, &y)| (x == 235) != (y == 235))
             .count();
         assert!(text_diff > 0, "frame counter not visible");
+    }
+
+    #[test]
+    fn marker_box_is_white_on_whole_seconds_only() {
+        let mut p = Pattern::new(320, 180, 30, "180P");
+        let mut f = Yuv420::new(320, 180);
+        let (x0, y0, x1, y1) = marker_rect(320, 180);
+        assert!(x1 - x0 >= 64 && y1 - y0 >= 48 && x1 <= 320 && y1 <= 180);
+        let box_mean = |f: &Yuv420| {
+            let y = f.planes().0;
+            let mut sum = 0u64;
+            for row in y0..y1 {
+                sum += y[row * 320 + x0..row * 320 + x1]
+                    .iter()
+                    .map(|&v| u64::from(v))
+                    .sum::<u64>();
+            }
+            sum / ((x1 - x0) * (y1 - y0)) as u64
+        };
+        for frame in 0..95 {
+            p.render(frame, &mut f);
+            let mean = box_mean(&f);
+            if frame % 30 == 0 {
+                assert_eq!(mean, 235, "frame {frame}");
+            } else {
+                assert!(mean < 190, "frame {frame}: {mean}");
+            }
+        }
+    }
+
+    #[test]
+    fn sound_is_a_tone_with_a_beep_at_each_second() {
+        let a = PatternAudio::new(48_000, 2);
+        let mut buf = vec![0i16; 2 * 96_000];
+        a.fill(0, &mut buf);
+        assert!(buf.chunks(2).all(|c| c[0] == c[1]), "channels alike");
+        let peak = |from: usize, to: usize| {
+            buf[2 * from..2 * to]
+                .iter()
+                .map(|s| s.unsigned_abs())
+                .max()
+                .unwrap()
+        };
+        // The tone alone peaks at -20 dBFS, the beep adds -6 dBFS for 45 ms after each second.
+        assert!((3200..=3300).contains(&peak(100 * 48, 900 * 48)));
+        assert!(peak(48_000 + 5 * 48, 48_000 + 40 * 48) > 15_000);
+        assert!(peak(48_000 + 46 * 48, 48_000 + 900 * 48) < 3300);
+        // A gentle but quick onset: quiet before the second, loud 2 ms after it.
+        assert!(peak(48_000 - 48, 48_000) < 3300);
+        // Sample-exact and the same from any starting point.
+        let mut later = vec![0i16; 2 * 1000];
+        a.fill(47_500, &mut later);
+        assert_eq!(&later[..], &buf[2 * 47_500..2 * 48_500]);
+        // Mono, and a late start: the phase is exact after hours.
+        let m = PatternAudio::new(44_100, 1);
+        assert_eq!(m.sample(3_600 * 44_100 + 10), m.sample(10));
     }
 
     #[test]

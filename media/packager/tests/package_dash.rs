@@ -1,7 +1,8 @@
 //! The packager's output checked by third-party tools: the MPD validates against the DASH
-//! schema (xmllint), ffmpeg/ffprobe read it over HTTP and decode every representation with the
-//! expected frame count, every media segment starts with an IDR picture, and the manifest agrees
-//! with the files (our own MPD parser, init segments' avcC, tfdt timing).
+//! schema (xmllint), ffmpeg/ffprobe read it over HTTP and decode every representation and the
+//! audio with the expected frame counts, every media segment starts with an IDR picture, the
+//! manifest agrees with the files (our own MPD parser, init segments' avcC and esds, tfdt
+//! timing), and the beeps of the sound and the marker frames of the picture agree in time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,10 @@ const SECONDS: f64 = 6.0;
 const FPS: u32 = 30;
 const FRAMES: u64 = 180;
 const SEGMENTS: usize = 3;
+/// AAC frames of the audio: 6 s at 48 kHz is 281.25 frames; the track ends at the nearest.
+const AUDIO_FRAMES: u64 = 281;
+/// The default audio rung's id (and folder).
+const AUDIO_ID: &str = "audio";
 /// A small ladder keeps the debug-build test fast.
 const LADDER: &str = r#"
 [[rendition]]
@@ -182,6 +187,13 @@ fn representation_ids(f: &Fixture) -> Vec<String> {
         .collect()
 }
 
+/// Video and audio representation ids.
+fn all_ids(f: &Fixture) -> Vec<String> {
+    let mut ids = representation_ids(f);
+    ids.extend(f.report.audio.iter().map(|a| a.id.clone()));
+    ids
+}
+
 #[test]
 fn manifest_validates_against_the_dash_schema() {
     let f = fixture();
@@ -211,7 +223,7 @@ fn ffmpeg_decodes_every_representation_over_http() {
     let (ok, out, err) = run(
         Command::new(&ffprobe)
             .args(["-v", "error", "-count_frames", "-show_entries"])
-            .args(["stream=index,codec_name,width,height,nb_read_frames:stream_tags=id"])
+            .args(["stream=index,codec_type,codec_name,width,height,nb_read_frames,sample_rate,channels:stream_tags=id"])
             .args(["-of", "json"])
             .arg(&mpd_url),
         Duration::from_secs(120),
@@ -220,8 +232,23 @@ fn ffmpeg_decodes_every_representation_over_http() {
     let probe: serde_json::Value = serde_json::from_str(&out).unwrap();
     let streams = probe["streams"].as_array().unwrap();
     let mut seen = BTreeMap::new();
+    let mut audio = Vec::new();
     for s in streams {
         let id = s["tags"]["id"].as_str().unwrap().to_string();
+        if s["codec_type"] == "audio" {
+            audio.push((
+                id,
+                s["codec_name"].as_str().unwrap().to_string(),
+                s["sample_rate"].as_str().unwrap().to_string(),
+                s["channels"].as_u64().unwrap(),
+                s["nb_read_frames"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            ));
+            continue;
+        }
         assert_eq!(s["codec_name"], "h264");
         let frames: u64 = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
         assert_eq!(frames, FRAMES, "representation {id}");
@@ -237,6 +264,35 @@ fn ffmpeg_decodes_every_representation_over_http() {
             "ffprobe streams: {seen:?}"
         );
     }
+    // The sound, next to the pictures: AAC, 48 kHz, stereo. (Counting all streams at once,
+    // ffprobe 5.1 misses the first audio packet of a DASH input, which it reads while probing;
+    // the count of the audio stream alone is exact.)
+    let [(id, codec, rate, channels, frames)] = audio.as_slice() else {
+        panic!("ffprobe audio streams: {audio:?}");
+    };
+    assert_eq!(
+        (id.as_str(), codec.as_str(), rate.as_str(), *channels),
+        (AUDIO_ID, "aac", "48000", 2)
+    );
+    assert!(
+        (AUDIO_FRAMES - 1..=AUDIO_FRAMES).contains(frames),
+        "{frames} AAC frames"
+    );
+    let (ok, out, err) = run(
+        Command::new(&ffprobe)
+            .args(["-v", "error", "-count_frames", "-select_streams", "a"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(&mpd_url),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "ffprobe failed: {err}");
+    // The stream's line, repeated under its program.
+    let counts: Vec<&str> = out.split_whitespace().collect();
+    assert!(!counts.is_empty(), "ffprobe printed nothing");
+    assert!(
+        counts.iter().all(|c| *c == AUDIO_FRAMES.to_string()),
+        "AAC frames decoded: {out}"
+    );
 
     // ffmpeg decodes all representations with error detection on. Its DASH demuxer asks for
     // one segment past the end (seg-00004), gets a 404 and logs that it could not load it; that
@@ -267,7 +323,7 @@ fn ffmpeg_decodes_every_representation_over_http() {
     assert!(unexpected.is_empty(), "ffmpeg reported: {unexpected:#?}");
 
     let requests = server.requests.lock().unwrap().clone();
-    for id in representation_ids(f) {
+    for id in all_ids(f) {
         for n in 1..=SEGMENTS {
             let path = format!("/vod/demo/{id}/seg-{n:05}.m4s");
             assert!(
@@ -276,7 +332,7 @@ fn ffmpeg_decodes_every_representation_over_http() {
             );
         }
     }
-    let past_end: Vec<String> = representation_ids(f)
+    let past_end: Vec<String> = all_ids(f)
         .iter()
         .map(|id| format!("/vod/demo/{id}/seg-{:05}.m4s", SEGMENTS + 1))
         .collect();
@@ -432,18 +488,212 @@ fn manifest_matches_the_files_and_init_segments() {
 }
 
 #[test]
+fn audio_set_matches_its_init_and_segments() {
+    let f = fixture();
+    let xml = std::fs::read_to_string(f.title.join("manifest.mpd")).unwrap();
+    let mpd = Mpd::parse(&xml).unwrap();
+    let sets = &mpd.periods[0].adaptation_sets;
+    assert_eq!(sets.len(), 2, "a video and an audio AdaptationSet");
+    let set = &sets[1];
+    assert_eq!(set.content_type.as_deref(), Some("audio"));
+    assert_eq!(set.mime_type.as_deref(), Some("audio/mp4"));
+    assert_eq!(set.lang.as_deref(), Some("und"));
+    assert_eq!(set.roles.len(), 1);
+    assert_eq!(set.roles[0].scheme_id_uri, "urn:mpeg:dash:role:2011");
+    assert_eq!(set.roles[0].value.as_deref(), Some("main"));
+    let acc = &set.audio_channel_configurations;
+    assert_eq!(acc.len(), 1);
+    assert_eq!(
+        acc[0].scheme_id_uri,
+        "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+    );
+    assert_eq!(acc[0].value.as_deref(), Some("2"));
+    let [rep] = set.representations.as_slice() else {
+        panic!("one audio Representation: {:?}", set.representations);
+    };
+    assert_eq!(rep.id, AUDIO_ID);
+    assert_eq!(rep.audio_sampling_rate.as_deref(), Some("48000"));
+    let report = &f.report.audio[0];
+    assert!(rep.bandwidth >= report.average_bitrate);
+    let avg = report.average_bitrate as f64;
+    assert!((100_000.0..160_000.0).contains(&avg), "average {avg}");
+
+    let base = url::Url::from_file_path(f.title.join("manifest.mpd")).unwrap();
+    let segs = mpd.segments(0, 1, 0, &base, SegmentsAt::Vod).unwrap();
+    assert_eq!(segs.timescale, 48_000);
+    assert_eq!(segs.media.len(), SEGMENTS);
+    let init = std::fs::read(segs.init.as_ref().unwrap().url.to_file_path().unwrap()).unwrap();
+    let mut buf = init.as_slice();
+    let _ftyp = Any::decode(&mut buf).unwrap();
+    let Any::Moov(moov) = Any::decode(&mut buf).unwrap() else {
+        panic!("no moov in the audio init segment");
+    };
+    let trak = &moov.trak[0];
+    assert_eq!(trak.mdia.mdhd.timescale, 48_000);
+    let mp4_atom::Codec::Mp4a(mp4a) = &trak.mdia.minf.stbl.stsd.codecs[0] else {
+        panic!("not mp4a");
+    };
+    assert_eq!(mp4a.audio.channel_count, 2);
+    let dsi = mp4a.esds.es_desc.dec_config.dec_specific.as_ref().unwrap();
+    // The codecs string is the esds object type indication (0x40, MPEG-4 Audio) and the
+    // AudioSpecificConfig's object type.
+    assert_eq!(mp4a.esds.es_desc.dec_config.object_type_indication, 0x40);
+    let codecs = format!("mp4a.40.{}", dsi.profile);
+    assert_eq!(rep.codecs.as_deref(), Some(codecs.as_str()));
+    assert_eq!(codecs, "mp4a.40.2");
+    assert_eq!((dsi.freq_index, dsi.chan_conf), (3, 2));
+
+    // Segment k starts at the AAC frame nearest to k * 2 s (93.75 frames per segment): the
+    // tfdts are exact, the lengths differ by at most a frame, and they add up to the track.
+    let mut frames = Vec::new();
+    for (k, seg) in segs.media.iter().enumerate() {
+        let bytes = std::fs::read(seg.url.to_file_path().unwrap()).unwrap();
+        let mut buf = bytes.as_slice();
+        while !buf.is_empty() {
+            if let Any::Moof(m) = Any::decode(&mut buf).unwrap() {
+                assert_eq!(m.mfhd.sequence_number as usize, k + 1);
+                let traf = &m.traf[0];
+                let tfdt = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+                let nearest = ((k as f64 * 93.75).round() as u64) * 1024;
+                assert_eq!(tfdt, nearest, "audio segment {k}");
+                assert!(traf.trun[0].samples.iter().all(|s| s.duration.is_none()));
+                assert_eq!(traf.tfhd.default_sample_duration, Some(1024));
+                frames.push(traf.trun[0].samples.len() as u64);
+            }
+        }
+    }
+    assert_eq!(frames, [94, 94, 93]);
+    assert_eq!(frames.iter().sum::<u64>(), AUDIO_FRAMES);
+}
+
+/// `(pts_time, value)` of every frame from the log of ffmpeg's `metadata=print` filter.
+fn metadata_values(text: &str, key: &str) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut pts = None;
+    for line in text.lines() {
+        if let Some(i) = line.find("pts_time:") {
+            pts = line[i + 9..]
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok());
+        } else if let (Some(v), Some(t)) = (line.strip_prefix(&format!("{key}=")), pts) {
+            out.push((t, v.trim().parse::<f64>().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn beeps_and_marker_frames_agree_over_http() {
+    let f = fixture();
+    let ffmpeg = require("ffmpeg");
+    let server = FileServer::start(&f.root);
+    let mpd_url = server.url("/vod/demo/manifest.mpd");
+
+    // The picture: mean luma of the marker box (shrunk by a few pixels), per frame, of the
+    // lowest rung; the frames where it is white are the marker frames.
+    let (w, h) = (320, 180);
+    let (x0, y0, x1, y1) = packager::pattern::marker_rect(w, h);
+    let log = f.root.join("marker-yavg.txt");
+    let filter = format!(
+        "crop={}:{}:{}:{},signalstats,metadata=print:key=lavfi.signalstats.YAVG:file={}",
+        x1 - x0 - 8,
+        y1 - y0 - 8,
+        x0 + 4,
+        y0 + 4,
+        log.display()
+    );
+    let (ok, _, err) = run(
+        Command::new(&ffmpeg)
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&mpd_url)
+            .args(["-map", "0:v:0", "-vf", &filter, "-f", "null", "-"]),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "ffmpeg (video): {err}");
+    let yavg = metadata_values(
+        &std::fs::read_to_string(&log).unwrap(),
+        "lavfi.signalstats.YAVG",
+    );
+    assert_eq!(yavg.len() as u64, FRAMES, "one YAVG per frame");
+    let markers: Vec<f64> = yavg
+        .iter()
+        .filter(|(_, y)| *y > 200.0)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(markers, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "marker frames");
+
+    // The sound: high-passed twice (the 220 Hz tone drops below -50 dBFS, the 1 kHz beep stays
+    // near -7 dBFS); the end of each silence is a beep onset.
+    let (ok, _, err) = run(
+        Command::new(&ffmpeg)
+            .args(["-nostdin", "-v", "info", "-i"])
+            .arg(&mpd_url)
+            .args(["-map", "0:a:0", "-af"])
+            .arg("highpass=f=600,highpass=f=600,silencedetect=n=-30dB:d=0.3")
+            .args(["-f", "null", "-"]),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "ffmpeg (audio): {err}");
+    let onsets: Vec<f64> = err
+        .lines()
+        .filter_map(|l| {
+            let i = l.find("silence_end:")?;
+            l[i + 12..].split('|').next()?.trim().parse::<f64>().ok()
+        })
+        // The end of the stream also ends a silence (reported at the last sample, within a
+        // frame of 6 s); no beep starts in the last second.
+        .filter(|&t| t < SECONDS - 0.5)
+        .collect();
+    // Every marker after the first (the beep at 0 has no silence before it) has its beep.
+    let frame = 1.0 / f64::from(FPS);
+    let mut offsets = Vec::new();
+    for &m in &markers[1..] {
+        let nearest = onsets
+            .iter()
+            .copied()
+            .min_by(|a, b| (a - m).abs().total_cmp(&(b - m).abs()))
+            .unwrap_or_else(|| panic!("no beep onset at all: {err}"));
+        offsets.push(nearest - m);
+    }
+    assert_eq!(onsets.len(), markers.len() - 1, "onsets {onsets:?}");
+    let mean = offsets.iter().sum::<f64>() / offsets.len() as f64;
+    let worst = offsets.iter().fold(0.0f64, |a, o| a.max(o.abs()));
+    eprintln!(
+        "A/V offsets (audio minus video), ms: {:?}; mean {:.2} ms, worst {:.2} ms",
+        offsets
+            .iter()
+            .map(|o| (o * 1e5).round() / 100.0)
+            .collect::<Vec<_>>(),
+        mean * 1e3,
+        worst * 1e3
+    );
+    assert!(mean.abs() <= frame, "mean A/V offset {mean} s");
+    assert!(worst <= 2.0 * frame, "worst A/V offset {worst} s");
+}
+
+#[test]
 fn transcodes_a_user_video_with_ffmpeg() {
     let ffmpeg = require("ffmpeg");
     let ffprobe = require("ffprobe");
     let dir = std::env::temp_dir().join(format!("media-package-input-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // A 2.5 s, 25 fps, 4:3 clip; the packager resamples it to 30 fps and letterboxes it.
+    // A 2.5 s, 25 fps, 4:3 clip with English mono sound at 44.1 kHz; the packager resamples
+    // the pictures to 30 fps and letterboxes them, and the sound to 48 kHz stereo.
     let input = dir.join("input.mkv");
     let (ok, _, err) = run(
         Command::new(&ffmpeg)
             .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
-            .args(["testsrc2=size=320x240:rate=25", "-t", "2.5", "-c:v", "ffv1"])
+            .args(["testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i"])
+            .args([
+                "sine=frequency=440:sample_rate=44100",
+                "-t",
+                "2.5",
+                "-c:v",
+                "ffv1",
+            ])
+            .args(["-c:a", "flac", "-metadata:s:a:0", "language=eng"])
             .arg(&input),
         Duration::from_secs(60),
     );
@@ -472,7 +722,13 @@ fn transcodes_a_user_video_with_ffmpeg() {
     let (ok, out, err) = run(
         Command::new(&ffprobe)
             .args(["-v", "error", "-count_frames", "-show_entries"])
-            .args(["stream=width,height,nb_read_frames", "-of", "csv=p=0"])
+            .args([
+                "stream=width,height,nb_read_frames",
+                "-select_streams",
+                "v",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(title.join("manifest.mpd")),
         Duration::from_secs(60),
     );
@@ -482,6 +738,57 @@ fn transcodes_a_user_video_with_ffmpeg() {
     assert!(!lines.is_empty(), "ffprobe printed nothing");
     let expected = format!("256,144,{}", report.frames);
     assert!(lines.iter().all(|l| l.trim() == expected), "{out}");
+    // The input's sound: its language (ISO 639-2 `eng` becomes BCP 47 `en`), 2.5 s of AAC.
+    assert_eq!(report.audio.len(), 1);
+    assert_eq!(report.audio[0].lang, "en");
+    let mpd = Mpd::parse(&std::fs::read_to_string(title.join("manifest.mpd")).unwrap()).unwrap();
+    let sets = &mpd.periods[0].adaptation_sets;
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets[1].lang.as_deref(), Some("en"));
+    let (ok, out, err) = run(
+        Command::new(&ffprobe)
+            .args(["-v", "error", "-count_frames", "-select_streams", "a"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,sample_rate,channels,nb_read_frames",
+            ])
+            .args(["-of", "csv=p=0"])
+            .arg(title.join("manifest.mpd")),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{err}");
+    // 2.5 s of pictures at 30 fps (75 frames) is 117.19 AAC frames at 48 kHz: 117.
+    let expected = format!(
+        "aac,48000,2,{}",
+        (report.frames * 48_000 * 2 + 30 * 1024) / (2 * 30 * 1024)
+    );
+    assert_eq!(
+        out.lines().next().map(str::trim),
+        Some(expected.as_str()),
+        "{out}"
+    );
+
+    // A file without sound gives a title without audio.
+    let silent = dir.join("silent.mkv");
+    let (ok, _, err) = run(
+        Command::new(&ffmpeg)
+            .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+            .args(["testsrc2=size=320x240:rate=25", "-t", "1", "-c:v", "ffv1"])
+            .arg(&silent),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "making the silent clip: {err}");
+    let silent_title = dir.join("vod/silent");
+    let report = package(&Options {
+        input: Some(silent),
+        out: silent_title.clone(),
+        ..opts.clone()
+    })
+    .unwrap();
+    assert!(report.audio.is_empty());
+    let mpd =
+        Mpd::parse(&std::fs::read_to_string(silent_title.join("manifest.mpd")).unwrap()).unwrap();
+    assert_eq!(mpd.periods[0].adaptation_sets.len(), 1);
 
     // Not a video: the error carries ffmpeg's own diagnosis, and no manifest is left behind.
     let bogus = dir.join("notes.txt");
