@@ -51,7 +51,7 @@ pub fn classify(key: &str) -> Kind {
     let name = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
     let ext = extension(&name);
     match ext {
-        "mpd" => Kind::Mpd,
+        "mpd" | "m3u8" => Kind::Mpd,
         "mp4" | "m4s" | "m4v" | "m4a" | "cmfv" | "cmfa" | "cmfi" | "webm" => {
             if name.contains("init") || ext == "cmfi" {
                 Kind::Init
@@ -70,11 +70,23 @@ fn extension(name: &str) -> &str {
     }
 }
 
+/// Whether a key's folder is an audio rung's: the packager names them `audio` or `audio-...`
+/// (`vod/demo/audio/seg-00001.m4s`), so their segments are `audio/mp4`.
+fn is_audio_folder(key: &str) -> bool {
+    let mut parts = key.rsplit('/');
+    parts.next();
+    parts.next().is_some_and(|dir| {
+        let dir = dir.to_ascii_lowercase();
+        dir == "audio" || dir.starts_with("audio-") || dir.starts_with("audio_")
+    })
+}
+
 /// The Content-Type of a storage key.
 pub fn content_type(key: &str) -> &'static str {
     let name = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
     match extension(&name) {
         "mpd" => "application/dash+xml",
+        "mp4" | "m4s" | "cmfi" if is_audio_folder(key) => "audio/mp4",
         "mp4" | "m4s" | "m4v" | "cmfv" | "cmfi" => "video/mp4",
         "m4a" | "cmfa" => "audio/mp4",
         "webm" => "video/webm",
@@ -109,5 +121,14 @@ mod tests {
         assert_eq!(content_type("a/1.m4s"), "video/mp4");
         assert_eq!(content_type("a/init.mp4"), "video/mp4");
         assert_eq!(content_type("a/x"), "application/octet-stream");
+        assert_eq!(classify("vod/demo/master.m3u8"), Kind::Mpd);
+        assert_eq!(
+            content_type("vod/demo/720p.m3u8"),
+            "application/vnd.apple.mpegurl"
+        );
+        assert_eq!(content_type("vod/demo/audio/seg-00001.m4s"), "audio/mp4");
+        assert_eq!(content_type("vod/demo/audio/init.mp4"), "audio/mp4");
+        assert_eq!(content_type("vod/demo/audio-128k/init.mp4"), "audio/mp4");
+        assert_eq!(content_type("vod/demo/audiobook/1.m4s"), "video/mp4");
     }
 }

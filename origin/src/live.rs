@@ -8,6 +8,14 @@
 //! now]`; before and after, 404 with a short max-age, never a wait.
 //!
 //! URLs: `/live/<ch>/manifest.mpd`, `/live/<ch>/<rep>/init.mp4`, `/live/<ch>/<rep>/<N>.m4s`.
+//!
+//! HLS over the same segments: `/live/<ch>/master.m3u8` (an audio group of the audio
+//! representations, a variant per video one) and `/live/<ch>/<rep>.m3u8`, a sliding window of
+//! exactly the segments the MPD lists at that instant (EXT-X-MEDIA-SEQUENCE = the first one's
+//! number, EXT-X-PROGRAM-DATE-TIME = its start on the MPD's wall clock, AST + (N-1)d; it becomes
+//! available, in both manifests, at AST + Nd). A playlist changes only when a segment becomes
+//! available, so like the MPD it is byte-identical (same ETag, 304-able) for one segment, and
+//! its max-age is at most half a target duration.
 //! The VOD MPD is re-read when its ETag changes, so re-packaging a title updates the channel.
 
 use std::borrow::Cow;
@@ -70,6 +78,8 @@ struct Plan {
 }
 
 struct RepPlan {
+    /// What HLS says about it.
+    hls: HlsRep,
     init_key: String,
     media: Template,
     bandwidth: u64,
@@ -142,6 +152,7 @@ impl Live {
         let ch = self.channels.get(name)?;
         let kind = match tail {
             "manifest.mpd" => Kind::LiveMpd,
+            t if t.ends_with(".m3u8") && !t.contains('/') => Kind::LiveMpd,
             t if t.ends_with("/init.mp4") => Kind::Init,
             _ => Kind::Segment,
         };
@@ -165,6 +176,10 @@ impl Live {
         };
         let answer = match tail {
             "manifest.mpd" => manifest(ctx, req, ch, &plan),
+            "master.m3u8" => hls_master(ch, &plan),
+            t if t.ends_with(".m3u8") && !t.contains('/') => {
+                hls_media(ctx, ch, &plan, &t[..t.len() - ".m3u8".len()])
+            }
             _ => match tail.split_once('/') {
                 Some((rep, "init.mp4")) => init(ctx, &plan, rep).await,
                 Some((rep, file)) => segment(ctx, ch, &plan, rep, file).await,
@@ -274,7 +289,7 @@ fn build_plan(title: &str, vod: &Mpd, ch: &Channel) -> Result<Plan> {
     for (si, set) in period.adaptation_sets.iter().enumerate() {
         let mut set_timing: Option<(u64, u64)> = None;
         let mut uniform = true;
-        for rep in &set.representations {
+        for (rep_index, rep) in set.representations.iter().enumerate() {
             if !is_url_safe(&rep.id) {
                 bail!("Representation id `{}` is not URL-safe", rep.id);
             }
@@ -342,9 +357,28 @@ fn build_plan(title: &str, vod: &Mpd, ch: &Channel) -> Result<Plan> {
                 Some(x) if x != (d, ts) => uniform = false,
                 _ => {}
             }
+            let audio = set.content_type.as_deref() == Some("audio")
+                || set
+                    .mime_type
+                    .as_deref()
+                    .or(rep.mime_type.as_deref())
+                    .is_some_and(|m| m.starts_with("audio/"));
             reps.insert(
                 rep.id.clone(),
                 RepPlan {
+                    hls: HlsRep {
+                        audio,
+                        codecs: rep.codecs.clone().or_else(|| set.codecs.clone()),
+                        width: rep.width.or(set.width),
+                        height: rep.height.or(set.height),
+                        frame_rate: rep
+                            .frame_rate
+                            .or(set.frame_rate)
+                            .or(set.max_frame_rate)
+                            .map(|f| f.as_f64()),
+                        lang: set.lang.clone(),
+                        order: (si, rep_index),
+                    },
                     init_key,
                     media,
                     bandwidth: rep.bandwidth,
@@ -505,9 +539,196 @@ async fn init<'a>(ctx: &Ctx<'a>, plan: &Plan, rep: &str) -> Answer<'a> {
     ));
     Answer::Object {
         obj,
-        content_type: "video/mp4",
+        content_type: mp4_type(r),
         cache_control: Cow::Borrowed(&ctx.config.cache_control.init),
     }
+}
+
+/// The Content-Type of a representation's init and media segments.
+fn mp4_type(r: &RepPlan) -> &'static str {
+    if r.hls.audio {
+        "audio/mp4"
+    } else {
+        "video/mp4"
+    }
+}
+
+/// What the HLS playlists say about a representation, from the VOD MPD.
+struct HlsRep {
+    audio: bool,
+    codecs: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    frame_rate: Option<f64>,
+    lang: Option<String>,
+    /// (AdaptationSet, Representation) index in the VOD MPD: the playlists' order.
+    order: (usize, usize),
+}
+
+/// Content-Type of HLS playlists (RFC 8216 4).
+pub const HLS_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+/// GROUP-ID of the audio renditions in the live multivariant playlist.
+const AUDIO_GROUP: &str = "audio";
+/// EXT-X-VERSION: 6 for EXT-X-MAP in a media playlist (RFC 8216 7).
+const HLS_VERSION: usize = 6;
+
+fn playlist_answer<'a>(
+    write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+    modified: SystemTime,
+    max_age: u64,
+) -> Answer<'a> {
+    let mut body = Vec::new();
+    if let Err(e) = write(&mut body) {
+        tracing::error!(error = %e, "live playlist does not serialize");
+        return Answer::Failed(StatusCode::INTERNAL_SERVER_ERROR, "live playlist error\n");
+    }
+    let etag = format!("\"{:016x}\"", common::hash::fnv1a(&body));
+    let obj: Arc<dyn Object> = Arc::new(MemoryObject::new(Bytes::from(body), modified, etag));
+    Answer::Object {
+        obj,
+        content_type: HLS_CONTENT_TYPE,
+        cache_control: Cow::Owned(format!("public, max-age={max_age}")),
+    }
+}
+
+/// EXT-X-TARGETDURATION of a plan's segments: the segment duration rounded, at least 1.
+fn target_duration(plan: &Plan) -> u64 {
+    let ts = plan.seg_timescale.max(1);
+    ((plan.seg_ticks + ts / 2) / ts).max(1)
+}
+
+/// At most half a target duration, and no more than the MPD's.
+fn playlist_max_age(plan: &Plan) -> u64 {
+    plan.max_age.min(target_duration(plan) / 2)
+}
+
+/// The live multivariant playlist: the audio representations as one EXT-X-MEDIA group, one
+/// variant per video representation whose BANDWIDTH adds the richest audio's.
+fn hls_master<'a>(ch: &Channel, plan: &Plan) -> Answer<'a> {
+    let mut reps: Vec<(&String, &RepPlan)> = plan.reps.iter().collect();
+    reps.sort_by_key(|(_, r)| r.hls.order);
+    let audio: Vec<_> = reps.iter().filter(|(_, r)| r.hls.audio).collect();
+    let audio_peak = audio.iter().map(|(_, r)| r.bandwidth).max().unwrap_or(0);
+    let audio_codecs = audio.iter().find_map(|(_, r)| r.hls.codecs.clone());
+    let alternatives = audio
+        .iter()
+        .enumerate()
+        .map(|(i, (id, r))| m3u8_rs::AlternativeMedia {
+            media_type: m3u8_rs::AlternativeMediaType::Audio,
+            uri: Some(format!("{id}.m3u8")),
+            group_id: AUDIO_GROUP.into(),
+            language: r.hls.lang.clone(),
+            name: id.to_string(),
+            default: i == 0,
+            autoselect: true,
+            ..Default::default()
+        })
+        .collect();
+    let variants = reps
+        .iter()
+        .filter(|(_, r)| !r.hls.audio)
+        .map(|(id, r)| m3u8_rs::VariantStream {
+            uri: format!("{id}.m3u8"),
+            bandwidth: r.bandwidth + audio_peak,
+            codecs: match (&r.hls.codecs, &audio_codecs) {
+                (Some(v), Some(a)) => Some(format!("{v},{a}")),
+                (v, _) => v.clone(),
+            },
+            resolution: r
+                .hls
+                .width
+                .zip(r.hls.height)
+                .map(|(w, h)| m3u8_rs::Resolution {
+                    width: u64::from(w),
+                    height: u64::from(h),
+                }),
+            // Three decimals, as Apple's authoring guide writes it (29.970).
+            frame_rate: r.hls.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
+            audio: (!audio.is_empty()).then(|| AUDIO_GROUP.into()),
+            ..Default::default()
+        })
+        .collect();
+    let master = m3u8_rs::MasterPlaylist {
+        version: Some(HLS_VERSION),
+        independent_segments: true,
+        alternatives,
+        variants,
+        ..Default::default()
+    };
+    playlist_answer(|w| master.write_to(w), ch.ast, playlist_max_age(plan))
+}
+
+/// The 0-based live segments listed at `elapsed_ns` after AST: those whose end lies in
+/// `[now - tsbd, now]`, the MPD's window (empty before the first segment ends).
+fn window(d: u64, ts: u64, elapsed_ns: i128, tsbd: Duration) -> Range<u64> {
+    let unit = i128::from(d) * 1_000_000_000;
+    if elapsed_ns <= 0 || unit <= 0 {
+        return 0..0;
+    }
+    // Segments ended by now: k + 1 <= elapsed*ts/unit.
+    let end = (elapsed_ns * i128::from(ts) / unit) as u64;
+    // The first whose end is at least now - tsbd.
+    let earliest = (elapsed_ns - tsbd.as_nanos() as i128) * i128::from(ts);
+    let first = if earliest <= 0 {
+        0
+    } else {
+        // ceil(earliest / unit) - 1
+        ((earliest + unit - 1) / unit - 1) as u64
+    };
+    first.min(end)..end
+}
+
+/// A live media playlist: the MPD's window of `rep`, EXT-X-MEDIA-SEQUENCE the number of the
+/// first listed segment, EXT-X-PROGRAM-DATE-TIME of each its start on the wall clock (AST plus
+/// its MPD start time; it becomes available, in both manifests, one duration later).
+fn hls_media<'a>(ctx: &Ctx<'a>, ch: &Channel, plan: &Plan, rep: &str) -> Answer<'a> {
+    let Some(r) = plan.reps.get(rep) else {
+        return Answer::NotFound;
+    };
+    let elapsed = nanos_between(ch.ast, ctx.now);
+    let mut listed = window(r.duration, r.timescale, elapsed, ch.tsbd);
+    // Bounded as the `mpd` crate bounds a live window a player resolves: beyond MAX_SEGMENTS,
+    // the newest LIVE_TRIM (and at most MAX_SEGMENTS).
+    if listed.end - listed.start > mpd::MAX_SEGMENTS {
+        let newest = window(r.duration, r.timescale, elapsed, mpd::LIVE_TRIM);
+        listed = newest.start.max(listed.end - mpd::MAX_SEGMENTS)..listed.end;
+    }
+    let start_ns = |k: u64| {
+        (u128::from(k) * u128::from(r.duration) * 1_000_000_000 / u128::from(r.timescale)) as u64
+    };
+    let extinf = r.duration as f64 / r.timescale as f64;
+    let segments = listed
+        .clone()
+        .map(|k| {
+            let pdt: chrono::DateTime<chrono::Utc> =
+                (ch.ast + Duration::from_nanos(start_ns(k))).into();
+            m3u8_rs::MediaSegment {
+                uri: format!("{rep}/{}.m4s", k + START_NUMBER),
+                duration: extinf as f32,
+                map: (k == listed.start).then(|| m3u8_rs::Map {
+                    uri: format!("{rep}/init.mp4"),
+                    ..Default::default()
+                }),
+                program_date_time: Some(pdt.fixed_offset()),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let playlist = m3u8_rs::MediaPlaylist {
+        version: Some(HLS_VERSION),
+        target_duration: target_duration(plan),
+        media_sequence: listed.start + START_NUMBER,
+        independent_segments: true,
+        segments,
+        ..Default::default()
+    };
+    // Changes only when a segment becomes available: modified at the newest one's availability.
+    let modified = ch.ast + Duration::from_nanos(start_ns(listed.end));
+    playlist_answer(
+        |w| playlist.write_to(w),
+        modified.min(ctx.now),
+        playlist_max_age(plan),
+    )
 }
 
 /// Whether live segment `k` (0-based from AST) of a representation is available at `elapsed_ns`
@@ -578,7 +799,7 @@ async fn segment<'a>(
     seg.meta.etag = format!("\"{}-n{number:x}\"", seg.meta.etag.trim_matches('"'));
     Answer::Object {
         obj: Arc::new(seg),
-        content_type: "video/mp4",
+        content_type: mp4_type(r),
         cache_control: Cow::Borrowed(&ctx.config.cache_control.segment),
     }
 }
@@ -648,6 +869,32 @@ pub fn xs_datetime(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hls_window_is_the_availability_window() {
+        let tsbd = Duration::from_secs(30);
+        // 2 s segments at timescale 1000; every instant over a few minutes, in 100 ms steps,
+        // and the exact segment boundaries.
+        for ms in (0..200_000i128)
+            .step_by(100)
+            .chain([2_000, 32_000, 100_000])
+        {
+            let elapsed = ms * 1_000_000;
+            let w = window(2000, 1000, elapsed, tsbd);
+            let listed: Vec<u64> = (0..200)
+                .filter(|&k| available(k, 2000, 1000, elapsed, tsbd))
+                .collect();
+            assert_eq!(w.clone().collect::<Vec<_>>(), listed, "at {ms} ms");
+        }
+        assert_eq!(window(2000, 1000, -5, tsbd), 0..0);
+        // Monotonic: the first listed never goes back.
+        let mut prev = 0;
+        for ms in (0..100_000i128).step_by(37) {
+            let w = window(2000, 1000, ms * 1_000_000, tsbd);
+            assert!(w.start >= prev);
+            prev = w.start;
+        }
+    }
 
     #[test]
     fn availability_window() {

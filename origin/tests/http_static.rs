@@ -797,3 +797,35 @@ async fn no_access_log_lines_by_default() {
     assert!(!text.contains(" access: "), "{text}");
     assert!(text.lines().count() <= 3, "per-request lines: {text}");
 }
+
+#[tokio::test]
+async fn hls_playlists_and_audio_segments_by_kind() {
+    let c = content("hls-kinds");
+    c.dir.write("root/vod/demo/master.m3u8", b"#EXTM3U\n");
+    c.dir.write("root/vod/demo/audio/init.mp4", &[0; 16]);
+    c.dir.write("root/vod/demo/audio/seg-00001.m4s", &[0; 16]);
+    let o = start(&c).await;
+    let a = o.local_addr();
+    let master = get(a, "/vod/demo/master.m3u8", &[]).await;
+    assert_eq!(master.status, 200);
+    assert_eq!(master.h("content-type"), "application/vnd.apple.mpegurl");
+    let mpd = get(a, "/vod/demo/manifest.mpd", &[]).await;
+    assert_eq!(
+        master.h("cache-control"),
+        mpd.h("cache-control"),
+        "playlists are cached like the MPD"
+    );
+    let again = get(
+        a,
+        "/vod/demo/master.m3u8",
+        &[("If-None-Match", master.h("etag"))],
+    )
+    .await;
+    assert_eq!(again.status, 304);
+    for path in ["/vod/demo/audio/init.mp4", "/vod/demo/audio/seg-00001.m4s"] {
+        let r = get(a, path, &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.h("content-type"), "audio/mp4", "{path}");
+    }
+    o.shutdown().await;
+}

@@ -396,3 +396,262 @@ async fn broken_vod_title_is_a_clear_error() {
     );
     o.shutdown().await;
 }
+
+/// The looped title with a sound track: an audio AdaptationSet (48 kHz, 2 s segments).
+fn live_content_with_audio() -> Content {
+    let c = live_content();
+    let audio_set = r#"    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="en" segmentAlignment="true" startWithSAP="1">
+      <SegmentTemplate timescale="48000" duration="96000" startNumber="1"
+          initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/seg-$Number%05d$.m4s"/>
+      <Representation id="audio" bandwidth="130000" codecs="mp4a.40.2" audioSamplingRate="48000"/>
+    </AdaptationSet>
+  </Period>"#;
+    let mpd = vod_mpd().replace("  </Period>", audio_set);
+    c.dir.write("root/vod/loop/manifest.mpd", mpd.as_bytes());
+    c.dir.write("root/vod/loop/audio/init.mp4", &init_segment());
+    for n in 1..=COUNT {
+        let seg = media_segment(n as u32, (n - 1) * 96_000, &payload("audio", n));
+        c.dir
+            .write(&format!("root/vod/loop/audio/seg-{n:05}.m4s"), &seg);
+    }
+    c
+}
+
+/// (media sequence, [(uri, EXTINF, PROGRAM-DATE-TIME)]) of a live media playlist.
+fn media_playlist(text: &str) -> (u64, u64, Vec<(String, f32, SystemTime)>) {
+    let m3u8_rs::Playlist::MediaPlaylist(p) =
+        m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap_or_else(|e| panic!("{e:?}\n{text}"))
+    else {
+        panic!("not a media playlist:\n{text}");
+    };
+    assert!(!p.end_list, "a live playlist has no EXT-X-ENDLIST");
+    assert!(p.playlist_type.is_none());
+    let segs = p
+        .segments
+        .iter()
+        .map(|s| {
+            let pdt = s.program_date_time.expect("EXT-X-PROGRAM-DATE-TIME");
+            (s.uri.clone(), s.duration, SystemTime::from(pdt))
+        })
+        .collect();
+    (p.media_sequence, p.target_duration, segs)
+}
+
+#[tokio::test]
+async fn hls_live_matches_the_mpd_timeline() {
+    let c = live_content_with_audio();
+    let clock = Arc::new(origin::ManualClock::new(
+        ast() + Duration::from_millis(100_500),
+    ));
+    let o = start_live(&c, clock.clone()).await;
+    let a = o.local_addr();
+
+    let master = get(a, "/live/news/master.m3u8", &[]).await;
+    assert_eq!(master.status, 200, "{}", master.text());
+    assert_eq!(master.h("content-type"), "application/vnd.apple.mpegurl");
+    let text = master.text();
+    let m3u8_rs::Playlist::MasterPlaylist(m) =
+        m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap()
+    else {
+        panic!("not a multivariant playlist:\n{text}");
+    };
+    assert!(m.independent_segments);
+    assert_eq!(m.variants.len(), 2, "{text}");
+    assert_eq!(m.variants[0].uri, "v1.m3u8");
+    assert_eq!(m.variants[0].bandwidth, 500_000 + 130_000, "audio counted");
+    assert_eq!(
+        m.variants[0].codecs.as_deref(),
+        Some("avc1.64001e,mp4a.40.2")
+    );
+    assert_eq!(m.variants[0].audio.as_deref(), Some("audio"));
+    assert_eq!(m.alternatives.len(), 1);
+    assert_eq!(m.alternatives[0].uri.as_deref(), Some("audio.m3u8"));
+    assert!(m.alternatives[0].default && m.alternatives[0].autoselect);
+    assert_eq!(m.alternatives[0].language.as_deref(), Some("en"));
+
+    let mpd_resp = get(a, "/live/news/manifest.mpd", &[]).await;
+    let mpd = Mpd::parse(&mpd_resp.text()).unwrap();
+    let base = mpd::Url::parse(&format!("http://{a}/live/news/manifest.mpd")).unwrap();
+    let now = clock_now(&clock);
+    for (ai, ri, rep) in [(0, 0, "v1"), (0, 1, "v2"), (1, 0, "audio")] {
+        let r = get(a, &format!("/live/news/{rep}.m3u8"), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.h("content-type"), "application/vnd.apple.mpegurl");
+        let max_age: u64 = r
+            .h("cache-control")
+            .strip_prefix("public, max-age=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (seq, target, segs) = media_playlist(&r.text());
+        assert!(max_age * 2 <= target, "max-age {max_age}, target {target}");
+        let dash = mpd
+            .segments(0, ai, ri, &base, mpd::SegmentsAt::Live(now))
+            .unwrap()
+            .media;
+        assert_eq!(segs.len(), dash.len(), "{rep}: the same window as the MPD");
+        assert_eq!(seq, dash[0].number, "{rep}: media sequence = first number");
+        for ((uri, extinf, pdt), d) in segs.iter().zip(&dash) {
+            assert_eq!(
+                format!("http://{a}/live/news/{uri}"),
+                d.url.as_str(),
+                "{rep}: same segment URL"
+            );
+            assert!(f64::from(*extinf).round() as u64 <= target);
+            // The segment's start on the MPD's wall clock, to the millisecond; it becomes
+            // available (in both) when it ends.
+            let start = ast() + Duration::from_secs_f64(d.start);
+            let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis();
+            assert_eq!(ms(*pdt), ms(start), "{rep} segment {}", d.number);
+            let available = start + Duration::from_secs_f64(d.duration);
+            assert!(available <= now);
+            assert_eq!(
+                ms(*pdt + Duration::from_secs_f64(f64::from(*extinf))),
+                ms(available)
+            );
+        }
+        // The newest segment is fetchable, one past it is not yet.
+        let (last_uri, _, _) = segs.last().unwrap();
+        let seg = get(a, &format!("/live/news/{last_uri}"), &[]).await;
+        assert_eq!(seg.status, 200);
+        let want = if rep == "audio" {
+            "audio/mp4"
+        } else {
+            "video/mp4"
+        };
+        assert_eq!(seg.h("content-type"), want);
+    }
+}
+
+fn clock_now(clock: &origin::ManualClock) -> SystemTime {
+    use common::clock::Clock;
+    clock.now()
+}
+
+#[tokio::test]
+async fn hls_live_playlist_revalidates_and_slides() {
+    let c = live_content_with_audio();
+    let clock = Arc::new(origin::ManualClock::new(
+        ast() + Duration::from_millis(100_100),
+    ));
+    let o = start_live(&c, clock.clone()).await;
+    let a = o.local_addr();
+    let first = get(a, "/live/news/v1.m3u8", &[]).await;
+    assert_eq!(first.status, 200);
+    let etag = first.h("etag").to_string();
+    assert!(!first.h("last-modified").is_empty());
+    let (seq0, _, segs0) = media_playlist(&first.text());
+    // 30 s of time shift over 2 s segments: 15 listed.
+    assert_eq!(segs0.len(), 15);
+
+    // Within the same segment: the same document, 304.
+    clock.advance(Duration::from_millis(1_800));
+    let again = get(a, "/live/news/v1.m3u8", &[("If-None-Match", &etag)]).await;
+    assert_eq!(again.status, 304);
+    assert_eq!(again.h("etag"), etag);
+
+    // Across refreshes the window slides and the media sequence never goes back.
+    let mut prev = seq0;
+    for _ in 0..10 {
+        clock.advance(Duration::from_millis(730));
+        let r = get(a, "/live/news/v1.m3u8", &[]).await;
+        let (seq, _, segs) = media_playlist(&r.text());
+        assert!(seq >= prev, "media sequence {seq} after {prev}");
+        assert_eq!(segs.len(), 15);
+        assert_eq!(segs[0].0, format!("v1/{seq}.m4s"));
+        prev = seq;
+    }
+    assert!(prev > seq0);
+    let moved = get(a, "/live/news/v1.m3u8", &[("If-None-Match", &etag)]).await;
+    assert_eq!(moved.status, 200);
+}
+
+/// A real title made by ffmpeg (two H.264 rungs, AAC), looped as channel `news`: ffprobe on the
+/// live `master.m3u8` over HTTP sees both video rungs and the audio stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_reads_the_live_hls_channel() {
+    let ffmpeg = common::tools::require("ffmpeg");
+    let ffprobe = common::tools::require("ffprobe");
+    let c = content("live-hls-ffprobe");
+    let title = c.root.join("vod/loop");
+    std::fs::create_dir_all(&title).unwrap();
+    let status = tokio::process::Command::new(&ffmpeg)
+        .current_dir(&title)
+        .args(["-nostdin", "-v", "error"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "6", "-map", "0:v", "-map", "0:v", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+        ])
+        .args(["-sc_threshold", "0", "-b:v:0", "200k", "-b:v:1", "400k"])
+        .args([
+            "-s:v:1", "480x270", "-c:a", "aac", "-ac", "2", "-b:a", "128k",
+        ])
+        .args(["-f", "dash", "-seg_duration", "2", "-use_timeline", "0"])
+        .args([
+            "-use_template",
+            "1",
+            "-adaptation_sets",
+            "id=0,streams=v id=1,streams=a",
+        ])
+        .arg("manifest.mpd")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "ffmpeg could not make the title");
+    // ffmpeg's templates count in microseconds; the origin re-times tfdt in the template's
+    // timescale, so state the tracks' own (15360 for 30 fps video, the sample rate for AAC).
+    let mpd = std::fs::read_to_string(title.join("manifest.mpd")).unwrap();
+    let at = mpd
+        .find(r#"<Representation id="2""#)
+        .expect("audio Representation");
+    let micro = r#"timescale="1000000" duration="2000000""#;
+    let mpd = mpd[..at].replace(micro, r#"timescale="15360" duration="30720""#)
+        + &mpd[at..].replace(micro, r#"timescale="48000" duration="96000""#);
+    std::fs::write(title.join("manifest.mpd"), mpd).unwrap();
+
+    let clock = Arc::new(origin::ManualClock::new(
+        ast() + Duration::from_millis(100_500),
+    ));
+    let o = start_live(&c, clock).await;
+    let url = format!("http://{}/live/news/master.m3u8", o.local_addr());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&ffprobe)
+            .args(["-v", "error", "-show_entries"])
+            .args([
+                "stream=codec_type,codec_name,width,height,sample_rate",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&url)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffprobe finished")
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("h264,video,320,180")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("h264,video,480,270")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("aac,audio")), "{text}");
+}

@@ -2,9 +2,10 @@
 //! encodes an H.264 bitrate ladder with OpenH264 and the sound with an AAC-LC encoder (FDK),
 //! cuts both into fMP4 segments (video with an IDR at every segment start, audio at the AAC
 //! frame nearest to each video segment start), and writes an `isoff-live` DASH manifest over
-//! them.
+//! them, and HLS playlists over the same segments ([`hls`]).
 //!
-//! Output layout under the output folder: `manifest.mpd`, and per representation (video or
+//! Output layout under the output folder: `manifest.mpd`, `master.m3u8` and one `<id>.m3u8` per
+//! representation (written before the MPD, which is last), and per representation (video or
 //! audio) `<id>/init.mp4` and `<id>/seg-00001.m4s`, `<id>/seg-00002.m4s`, ... Every video
 //! representation has its segment boundaries at the same frames (the same multiple of the
 //! segment length), so a player can switch between them at any segment; audio segment `k`
@@ -14,13 +15,14 @@
 //! or ffmpeg's decoded frames and sound), [`pattern`] (the test pattern's pictures and sound),
 //! [`encode`] (OpenH264), [`audio`] (AAC encoding, priming, segment alignment), [`h264`]
 //! (Annex B and SPS parsing), [`fmp4`] (init and media segments with mp4-atom), [`manifest`]
-//! (the MPD, through the `mpd` crate), [`cli`] (`cdn package`).
+//! (the MPD, through the `mpd` crate), [`hls`] (the playlists, with `m3u8-rs`), [`cli`] (`cdn package`).
 
 pub mod audio;
 pub mod cli;
 pub mod encode;
 pub mod fmp4;
 pub mod h264;
+pub mod hls;
 pub mod ladder;
 pub mod manifest;
 pub mod pattern;
@@ -211,6 +213,8 @@ struct Encoded {
     target_bitrate: u32,
     frames: u64,
     segment_bytes: Vec<u64>,
+    /// Duration of each media segment, seconds.
+    durations: Vec<f64>,
 }
 
 /// Packages the ladder into `opts.out`: init and media segments for every rendition, then the
@@ -267,6 +271,11 @@ pub fn package(opts: &Options) -> Result<Report> {
     if manifest_path.exists() {
         std::fs::remove_file(&manifest_path)
             .with_context(|| format!("cannot remove {}", manifest_path.display()))?;
+    }
+    let master_path = opts.out.join(hls::MASTER_NAME);
+    if master_path.exists() {
+        std::fs::remove_file(&master_path)
+            .with_context(|| format!("cannot remove {}", master_path.display()))?;
     }
     for r in renditions {
         prepare_dir(&opts.out.join(&r.id))?;
@@ -390,9 +399,46 @@ pub fn package(opts: &Options) -> Result<Report> {
         representations: audio_encoded.iter().map(|a| a.info.clone()).collect(),
     });
     let xml = manifest::to_xml(&timing, &infos, audio_info.as_ref())?;
+    let seconds = frames as f64 / f64::from(clock.fps);
+    // The HLS playlists over the same segments, written before the MPD (the MPD is last).
+    let title = hls::Title {
+        video: encoded
+            .iter()
+            .map(|e| hls::VideoRung {
+                rung: hls::Rung {
+                    id: e.info.id.clone(),
+                    codecs: e.info.codecs.clone(),
+                    bandwidth: e.info.bandwidth,
+                    average_bandwidth: (e.segment_bytes.iter().sum::<u64>() as f64 * 8.0 / seconds)
+                        .round() as u64,
+                    durations: e.durations.clone(),
+                },
+                width: e.info.width,
+                height: e.info.height,
+                frame_rate: f64::from(clock.fps),
+            })
+            .collect(),
+        audio: audio_encoded
+            .iter()
+            .map(|a| hls::AudioRung {
+                rung: hls::Rung {
+                    id: a.info.id.clone(),
+                    codecs: a.info.codecs.clone(),
+                    bandwidth: a.info.bandwidth,
+                    average_bandwidth: a.report.average_bitrate,
+                    durations: a.durations.clone(),
+                },
+                channels: a.info.channels,
+            })
+            .collect(),
+        lang: sound.lang.clone(),
+    };
+    // The master last of the playlists, so a present master names complete media playlists.
+    for (name, body) in hls::playlists(&title)? {
+        write_atomically(&opts.out.join(name), body.as_bytes())?;
+    }
     write_atomically(&manifest_path, xml.as_bytes())?;
 
-    let seconds = frames as f64 / f64::from(clock.fps);
     let representations = encoded
         .iter()
         .map(|e| {
@@ -597,6 +643,8 @@ fn run_pool<R: Send>(
 struct EncodedAudio {
     info: AudioRepresentationInfo,
     report: AudioReport,
+    /// Duration of each media segment, seconds.
+    durations: Vec<f64>,
 }
 
 /// Encodes the whole sound of one audio rung with one encoder, cutting a segment at each
@@ -716,6 +764,7 @@ fn encode_audio(
             encoder_delay: config.delay,
             lang: sound.lang.clone(),
         },
+        durations: sizes.iter().map(|s| s.1).collect(),
     })
 }
 
@@ -906,6 +955,7 @@ fn finish_rendition(
         target_bitrate: r.bitrate,
         frames,
         segment_bytes,
+        durations: sizes.iter().map(|s| s.1).collect(),
     })
 }
 

@@ -145,6 +145,8 @@ impl FileServer {
                         log.lock().unwrap().push((path.clone(), status));
                         let content_type = if path.ends_with(".mpd") {
                             "application/dash+xml"
+                        } else if path.ends_with(".m3u8") {
+                            "application/vnd.apple.mpegurl"
                         } else {
                             "video/mp4"
                         };
@@ -339,6 +341,142 @@ fn ffmpeg_decodes_every_representation_over_http() {
     for (path, status) in &requests {
         if *status != 200 {
             assert!(past_end.contains(path), "{path} answered {status}");
+        }
+    }
+}
+
+/// The HLS playlists beside the MPD name the same files: every media segment and init segment
+/// the MPD resolves to, with EXTINF durations adding up to the title.
+#[test]
+fn hls_playlists_reference_the_mpd_segments() {
+    let f = fixture();
+    let text = std::fs::read_to_string(f.title.join("master.m3u8")).unwrap();
+    let m3u8_rs::Playlist::MasterPlaylist(master) =
+        m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap()
+    else {
+        panic!("not a multivariant playlist:\n{text}");
+    };
+    assert_eq!(master.variants.len(), f.report.representations.len());
+    let audio_peak = f.report.audio.iter().map(|a| a.bandwidth).max().unwrap();
+    for (v, r) in master.variants.iter().zip(&f.report.representations) {
+        assert_eq!(v.uri, format!("{}.m3u8", r.id));
+        assert_eq!(
+            v.bandwidth,
+            r.bandwidth + audio_peak,
+            "BANDWIDTH counts the audio"
+        );
+        assert_eq!(
+            v.codecs.as_deref(),
+            Some(format!("{},{}", r.codecs, f.report.audio[0].codecs).as_str())
+        );
+        assert_eq!(v.audio.as_deref(), Some("audio"));
+    }
+    assert_eq!(master.alternatives.len(), 1);
+    let mpd_text = std::fs::read_to_string(f.title.join("manifest.mpd")).unwrap();
+    let mpd = Mpd::parse(&mpd_text).unwrap();
+    let base = mpd::Url::parse("http://x/vod/demo/manifest.mpd").unwrap();
+    let resolved = mpd.resolve(&base, SegmentsAt::Vod).unwrap();
+    for set in &resolved[0].adaptation_sets {
+        for rep in &set.representations {
+            let id = &rep.id;
+            let text = std::fs::read_to_string(f.title.join(format!("{id}.m3u8"))).unwrap();
+            let m3u8_rs::Playlist::MediaPlaylist(p) =
+                m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap()
+            else {
+                panic!("{id}.m3u8 is not a media playlist");
+            };
+            assert!(p.end_list);
+            assert_eq!(p.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
+            let media = &rep.segments.media;
+            assert_eq!(p.segments.len(), media.len(), "{id}");
+            let map = p.segments[0].map.as_ref().expect("EXT-X-MAP");
+            assert_eq!(
+                base.join(&map.uri).unwrap(),
+                rep.segments.init.as_ref().unwrap().url
+            );
+            let mut total = 0.0;
+            for (s, d) in p.segments.iter().zip(media) {
+                assert_eq!(base.join(&s.uri).unwrap(), d.url, "{id}");
+                assert!(f64::from(s.duration).round() as u64 <= p.target_duration);
+                total += f64::from(s.duration);
+            }
+            assert!((total - SECONDS).abs() < 0.05, "{id}: {total} s");
+        }
+    }
+}
+
+/// ffprobe on `master.m3u8` over HTTP sees every video rung and the sound; ffmpeg decodes the
+/// HLS title with error detection on and reports nothing.
+#[test]
+fn ffmpeg_decodes_the_hls_title_over_http() {
+    let f = fixture();
+    let ffprobe = require("ffprobe");
+    let ffmpeg = require("ffmpeg");
+    let server = FileServer::start(&f.root);
+    let url = server.url("/vod/demo/master.m3u8");
+    let (ok, out, err) = run(
+        Command::new(&ffprobe)
+            .args(["-v", "error", "-show_entries"])
+            .args(["stream=index,codec_type,codec_name,width,height,sample_rate,channels"])
+            .args(["-of", "json"])
+            .arg(&url),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "ffprobe failed: {err}");
+    let probe: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let streams = probe["streams"].as_array().unwrap();
+    let mut sizes = std::collections::BTreeSet::new();
+    let mut audio = 0;
+    for s in streams {
+        match s["codec_type"].as_str() {
+            Some("video") => {
+                assert_eq!(s["codec_name"], "h264");
+                sizes.insert((s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()));
+            }
+            Some("audio") => {
+                assert_eq!(s["codec_name"], "aac");
+                assert_eq!(s["sample_rate"], "48000");
+                audio += 1;
+            }
+            other => panic!("unexpected stream {other:?}: {out}"),
+        }
+    }
+    let want: std::collections::BTreeSet<(u64, u64)> = f
+        .report
+        .representations
+        .iter()
+        .map(|r| (u64::from(r.width), u64::from(r.height)))
+        .collect();
+    assert_eq!(sizes, want, "{out}");
+    assert!(audio >= 1, "no audio stream: {out}");
+
+    let (ok, _out, err) = run(
+        Command::new(&ffmpeg)
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-err_detect",
+                "explode+bitstream+buffer",
+            ])
+            .arg("-i")
+            .arg(&url)
+            .args(["-map", "0", "-f", "null", "-"]),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "ffmpeg failed: {err}");
+    assert!(err.trim().is_empty(), "ffmpeg reported: {err}");
+    let requests = server.requests.lock().unwrap().clone();
+    for (path, status) in &requests {
+        assert_eq!(*status, 200, "{path}");
+    }
+    for id in all_ids(f) {
+        for n in 1..=SEGMENTS {
+            let path = format!("/vod/demo/{id}/seg-{n:05}.m4s");
+            assert!(
+                requests.contains(&(path.clone(), 200)),
+                "{path} never served"
+            );
         }
     }
 }
