@@ -21,6 +21,8 @@ enum Command {
     Dns(dns_router::cli::Args),
     /// Parse an MPD file or URL and print a summary (--json for JSON).
     Mpd(player::inspect::Args),
+    /// Parse an HLS playlist (multivariant or media) file or URL and print a summary.
+    Hls(player::inspect::Args),
     /// Encode the test pattern (or --input FILE) into an H.264 DASH ladder with a manifest.
     Package(packager::cli::Args),
     /// Serve packaged titles (VOD and live) over HTTP.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Up(args) => cdn::up::run(args),
         Command::Dns(args) => dns_router::cli::run(args),
         Command::Mpd(args) => player::inspect::run(args),
+        Command::Hls(args) => player::inspect::run_hls(args),
         Command::Package(args) => packager::cli::run(args),
         Command::Origin(args) => origin::cli::run(args),
         Command::Edge(args) => edge::cli::run(args),
