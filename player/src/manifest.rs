@@ -5,7 +5,7 @@
 //! read), and the [`Video`] the ABR sees. Anything unplayable is a one-line error naming the
 //! reason.
 //!
-//! Beside the video, an on-demand title plays one audio track: the AdaptationSet in the
+//! Beside the video, a title (on demand or live) plays one audio track: the AdaptationSet in the
 //! language asked for, else the first audio one with Role `main`, else the first audio one, in every Period (no audio at all when a Period
 //! has none); of its Representations, the highest whose bandwidth does not exceed the lowest
 //! video rung's (the lowest when none does), so audio never costs more than the smallest video.
@@ -73,7 +73,7 @@ pub struct Title {
     pub dynamic: bool,
     /// The MPD's URL (names the video).
     pub url: Url,
-    /// The audio played beside the video (on demand only).
+    /// The audio played beside the video.
     pub audio: Option<Rung>,
 }
 
@@ -195,11 +195,15 @@ impl Title {
             rung.init = rung.parts.first().and_then(|p| p.init.clone());
         }
         let lowest_video = rungs.first().map_or(0, |r| r.bandwidth_bps);
-        let audio = if mpd.is_dynamic() {
-            None
-        } else {
-            audio_rung(played, lang, lowest_video)?
-        };
+        let mut audio = audio_rung(played, lang, lowest_video)?;
+        if mpd.is_dynamic()
+            && audio
+                .as_ref()
+                .is_some_and(|a| a.parts.iter().any(|p| p.pending_index.is_some()))
+        {
+            tracing::warn!("the live audio uses SegmentBase: the video plays alone");
+            audio = None;
+        }
         let mut title = Title {
             rungs,
             video: Video::nominal("pending", vec![1.0], 1.0, 1)?,
@@ -767,15 +771,21 @@ mod tests {
             err.contains("no audio in language `de` (it has: fr, en-GB)"),
             "{err}"
         );
-        // A live title plays no audio (yet).
-        let live = text.replace(
-            "<MPD ",
-            "<MPD type=\"dynamic\" availabilityStartTime=\"2026-01-01T00:00:00Z\" ",
-        );
+        // A live title plays its audio too, chosen alike.
+        let live = text
+            .replace(
+                "<MPD ",
+                "<MPD type=\"dynamic\" availabilityStartTime=\"2026-01-01T00:00:00Z\" ",
+            )
+            .replace(" mediaPresentationDuration=\"PT4S\"", "");
         let now = std::time::SystemTime::now();
-        let t =
-            Title::from_mpd(&Mpd::parse(&live).unwrap(), &url(), SegmentsAt::Live(now)).unwrap();
-        assert!(t.audio.is_none());
+        let live = Mpd::parse(&live).unwrap();
+        let t = Title::from_mpd(&live, &url(), SegmentsAt::Live(now)).unwrap();
+        let a = t.audio.unwrap();
+        assert_eq!(a.id, "en-mid");
+        assert!(!a.media.is_empty());
+        let t = Title::from_mpd_lang(&live, &url(), SegmentsAt::Live(now), Some("fr")).unwrap();
+        assert_eq!(t.audio.unwrap().id, "fr");
     }
 
     #[test]

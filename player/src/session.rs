@@ -4,7 +4,8 @@
 //! depends on neither. Its live-stream behaviour is tested in `tests/live_session.rs`.
 //!
 //! With a [`Companion`] track (audio) the transport offers, each video segment is followed by
-//! the audio segments that cover it; the buffer holds what both tracks hold (it grows by the
+//! the audio segments that cover it (a live one waits for each to be available, as the video
+//! does); the buffer holds what both tracks hold (it grows by the
 //! growth of the shorter one), so a stall is when either runs dry; the ABR sees each rung's
 //! bitrate plus the audio's, so it picks the video knowing the audio's share of the link.
 
@@ -67,6 +68,12 @@ pub trait Transport {
         None
     }
 
+    /// For live streams: the time (on the session clock) at which segment `index` of the
+    /// companion track becomes available, if it is not yet.
+    fn companion_available_at(&self, _index: usize) -> Option<f64> {
+        None
+    }
+
     /// Fetches segment `index` of the companion track.
     fn fetch_companion(&mut self, index: usize) -> impl Future<Output = anyhow::Result<Fetched>> {
         async move { Err(anyhow::anyhow!("no companion track (segment {index})")) }
@@ -113,18 +120,32 @@ impl Beside {
     }
 }
 
-/// Fetches the companion's segments while its media ends before `until` seconds.
+/// Fetches the companion's segments while its media ends before `until` seconds; a live one
+/// waits for each to be available, and none published after the session's end (`limit`
+/// seconds after `t0`) is fetched.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_beside<T: Transport, C: Clock>(
     beside: &mut Beside,
     until: f64,
     transport: &mut T,
     clock: &C,
     t0: f64,
+    limit: Option<f64>,
     buffer: &mut PlayoutBuffer,
     errors: &mut Vec<String>,
 ) {
     while beside.next < beside.c.durations_s.len() && beside.audio_end < until - 1e-6 {
         let index = beside.next;
+        if let Some(at) = transport.companion_available_at(index) {
+            let wait = at - clock.now();
+            if wait > 0.0 {
+                clock.sleep(wait).await;
+                buffer.advance(clock.now());
+            }
+            if limit.is_some_and(|l| clock.now() - t0 >= l) {
+                break;
+            }
+        }
         let start = clock.now();
         let result = transport.fetch_companion(index).await;
         let now = clock.now();
@@ -344,7 +365,17 @@ pub async fn run<T: Transport, C: Clock>(
         }
         if let Some(b) = &mut beside {
             let until = b.video_end;
-            fetch_beside(b, until, transport, clock, t0, &mut buffer, &mut errors).await;
+            fetch_beside(
+                b,
+                until,
+                transport,
+                clock,
+                t0,
+                cfg.max_session_s,
+                &mut buffer,
+                &mut errors,
+            )
+            .await;
         }
         match outcome {
             Ok((f, download_s)) => {
@@ -404,6 +435,7 @@ pub async fn run<T: Transport, C: Clock>(
                 transport,
                 clock,
                 t0,
+                cfg.max_session_s,
                 &mut buffer,
                 &mut errors,
             )

@@ -510,6 +510,110 @@ mod live_session_tests {
     }
 }
 
+/// A live session with audio beside the video: each audio segment waits for its own
+/// publication, and none is fetched after the session's end.
+#[cfg(test)]
+mod live_av_session_tests {
+    use std::future::Future;
+
+    use crate::session::{
+        run, Clock, Companion, Fetched, Request, SessionConfig, Transport, Watch,
+    };
+    use crate::sim::{run_ready, SimClock};
+    use crate::video::Video;
+
+    /// Video segment `i` is out at `i` seconds, audio segment `i` at `i + lag_s`; every fetch
+    /// takes 0.1 s.
+    struct LiveAv<'a> {
+        clock: &'a SimClock,
+        lag_s: f64,
+        log: Vec<(char, usize, f64)>,
+    }
+
+    impl LiveAv<'_> {
+        fn take(&mut self, track: char, index: usize, out_at: f64) -> Fetched {
+            let start = self.clock.now();
+            assert!(
+                out_at <= start + 1e-9,
+                "{track}{index} fetched before it was out"
+            );
+            self.log.push((track, index, start));
+            self.clock.set(start + 0.1);
+            Fetched {
+                bytes: 1000,
+                complete: true,
+                edge: None,
+            }
+        }
+    }
+
+    impl Transport for LiveAv<'_> {
+        fn fetch(
+            &mut self,
+            req: Request,
+            _watch: &mut Watch<'_>,
+        ) -> impl Future<Output = anyhow::Result<Fetched>> {
+            std::future::ready(Ok(self.take('v', req.segment, req.segment as f64)))
+        }
+
+        fn available_at(&self, segment: usize) -> Option<f64> {
+            Some(segment as f64)
+        }
+
+        fn companion(&self) -> Option<Companion> {
+            Some(Companion {
+                id: "aac".into(),
+                bandwidth_bps: 64_000,
+                durations_s: vec![1.0; 100],
+            })
+        }
+
+        fn companion_available_at(&self, index: usize) -> Option<f64> {
+            Some(index as f64 + self.lag_s)
+        }
+
+        fn fetch_companion(
+            &mut self,
+            index: usize,
+        ) -> impl Future<Output = anyhow::Result<Fetched>> {
+            let out_at = index as f64 + self.lag_s;
+            std::future::ready(Ok(self.take('a', index, out_at)))
+        }
+    }
+
+    #[test]
+    fn live_audio_waits_for_its_own_segments_and_delays_what_can_play() {
+        let video = Video::nominal("live", vec![300e3], 1.0, 100).unwrap();
+        let mut startups = Vec::new();
+        for lag_s in [0.0, 0.6] {
+            let clock = SimClock::default();
+            let mut feed = LiveAv {
+                clock: &clock,
+                lag_s,
+                log: Vec::new(),
+            };
+            let cfg = SessionConfig {
+                max_session_s: Some(10.0),
+                ..SessionConfig::default()
+            };
+            let mut abr = crate::abr::by_name("throughput").unwrap();
+            let r = run_ready(run(&video, abr.as_mut(), &mut feed, &clock, &cfg)).unwrap();
+            // Each video segment, then the audio that covers it, nothing after 10 s.
+            let order: Vec<String> = feed.log.iter().map(|(t, i, _)| format!("{t}{i}")).collect();
+            let want: Vec<String> = (0..10)
+                .flat_map(|i| [format!("v{i}"), format!("a{i}")])
+                .collect();
+            assert_eq!(order, want, "lag {lag_s}");
+            assert!(feed.log.iter().all(|l| l.2 < 10.0));
+            let a = r.audio.as_ref().unwrap();
+            assert_eq!((a.segments, a.missing_segments), (10, 0));
+            startups.push(r.summary.startup_delay_s.unwrap());
+        }
+        // What can play is what both tracks hold: audio out 0.6 s later starts play later.
+        assert!(startups[1] - startups[0] > 0.4, "{startups:?}");
+    }
+}
+
 /// The session loop with an audio track beside the video, in virtual time: a stall when either
 /// track runs dry, the ABR choosing with the audio's share, the audio in the report.
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! not ours (python's http.server on a free loopback port), played to the end through the
 //! player's library API with no segment missing, video and audio; the server's log shows the
 //! audio segments requested beside the video. A server that delays only the audio makes the
-//! player stall.
+//! player stall. Live, ffmpeg encoding in real time: HLS in fMP4 video only, then a dynamic MPD
+//! and a live HLS with an audio rendition, played with their audio.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -704,4 +705,188 @@ async fn live_hls_from_ffmpeg_is_followed_as_it_grows() {
         .filter(|r| r.starts_with("/stream_") && r.contains(".m4s "))
         .count();
     assert_eq!(segments, s.segments.len(), "{requests:#?}");
+}
+
+/// ffmpeg encoding the test pattern and a tone in real time (-re) for 40 s into `dir`: two
+/// video rungs and an AAC track, muxed by `muxer` (its options and output name).
+fn ffmpeg_live_with_audio(dir: &Path, muxer: &[&str]) -> Running {
+    let ffmpeg = Command::new(require("ffmpeg"))
+        .current_dir(dir)
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-re",
+        ])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "40"])
+        .args(["-map", "0:v", "-map", "0:v", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-threads", "1"])
+        .args(["-g", "15", "-keyint_min", "15", "-sc_threshold", "0"])
+        .args(["-b:v:0", "300k", "-s:v:1", "160x90", "-b:v:1", "100k"])
+        .args(["-c:a", "aac", "-b:a", "64k"])
+        .args(muxer)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ffmpeg starts");
+    Running(ffmpeg)
+}
+
+/// Waits (at most 20 s) until `ready` holds.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("ffmpeg did not get {what} in 20 s");
+}
+
+/// Plays a live `url` for 6 s and checks that video and audio played with nothing missing.
+async fn play_live_with_audio(url: &str) -> PlayReport {
+    let mut cfg = PlayConfig::new(url.parse().unwrap());
+    cfg.duration_s = Some(6.0);
+    cfg.timeout = Duration::from_secs(10);
+    let report = tokio::time::timeout(Duration::from_secs(60), play(&cfg))
+        .await
+        .expect("playback ends")
+        .expect("playback works");
+    let s = &report.session;
+    assert!(report.live, "{}", report.table());
+    assert_eq!(s.summary.missing_segments, 0, "{}", report.table());
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    // Joined a few segments behind the edge, then about one new segment a second for 6 s.
+    assert!(s.segments.len() >= 6, "{}", report.table());
+    let audio = s.audio.as_ref().expect("the audio track played");
+    assert_eq!(audio.missing_segments, 0, "{}", report.table());
+    assert!(audio.segments >= 5, "{}", report.table());
+    assert!(audio.rows.iter().all(|r| r.bytes > 0), "{}", report.table());
+    // The audio kept up with the video: at most one segment apart.
+    assert!(
+        audio.segments + 1 >= s.segments.len() && audio.segments <= s.segments.len() + 1,
+        "{}",
+        report.table()
+    );
+    let json = serde_json::to_value(s).unwrap();
+    assert_eq!(json["audio"]["segments"], audio.segments);
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_dash_from_ffmpeg_plays_its_audio_beside_the_video() {
+    let root = tempfile::tempdir().unwrap();
+    // A dynamic MPD with SegmentTimelines, a window of 6 segments of 1 s.
+    let _ffmpeg = ffmpeg_live_with_audio(
+        root.path(),
+        &[
+            "-adaptation_sets",
+            "id=0,streams=v id=1,streams=a",
+            "-f",
+            "dash",
+            "-seg_duration",
+            "1",
+            "-streaming",
+            "0",
+            "-ldash",
+            "0",
+            "-window_size",
+            "6",
+            "-extra_window_size",
+            "4",
+            "live.mpd",
+        ],
+    );
+    let mpd = root.path().join("live.mpd");
+    wait_for("4 segments listed", || {
+        root.path().join("chunk-stream2-00004.m4s").exists()
+            && std::fs::read_to_string(&mpd).is_ok_and(|t| t.contains("type=\"dynamic\""))
+    });
+    let text = std::fs::read_to_string(&mpd).unwrap();
+    assert!(text.contains("contentType=\"audio\""), "{text}");
+    let server = Server::start(root.path(), false);
+    let report = play_live_with_audio(&server.url("live.mpd")).await;
+    let s = &report.session;
+    let audio = s.audio.as_ref().unwrap();
+    assert_eq!(audio.id, "2");
+    let requests = server.requests();
+    assert_eq!(
+        count(&requests, &["/chunk-stream0-", "/chunk-stream1-"]),
+        s.segments.len(),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        count(&requests, &["/chunk-stream2-"]),
+        audio.segments,
+        "{requests:#?}"
+    );
+    assert_eq!(count(&requests, &["/init-stream2.m4s"]), 1, "{requests:#?}");
+    assert!(
+        count(&requests, &["/live.mpd"]) >= 4,
+        "the MPD is re-read: {requests:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_hls_from_ffmpeg_plays_its_audio_rendition_beside_the_video() {
+    let root = tempfile::tempdir().unwrap();
+    let _ffmpeg = ffmpeg_live_with_audio(
+        root.path(),
+        &[
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "6",
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_flags",
+            "delete_segments",
+            "-master_pl_name",
+            "master.m3u8",
+            "-var_stream_map",
+            "v:0,agroup:aud v:1,agroup:aud a:0,agroup:aud,language:en,default:yes",
+            "stream_%v/live.m3u8",
+        ],
+    );
+    let listed = |v: usize| {
+        std::fs::read_to_string(root.path().join(format!("stream_{v}/live.m3u8")))
+            .map(|t| t.matches("#EXTINF").count())
+            .unwrap_or(0)
+    };
+    wait_for("4 segments listed", || {
+        (0..3).all(|v| listed(v) >= 4) && root.path().join("master.m3u8").exists()
+    });
+    let master = std::fs::read_to_string(root.path().join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("TYPE=AUDIO") && master.contains("URI=\"stream_2/live.m3u8\""),
+        "{master}"
+    );
+    let server = Server::start(root.path(), false);
+    let report = play_live_with_audio(&server.url("master.m3u8")).await;
+    let s = &report.session;
+    let audio = s.audio.as_ref().unwrap();
+    assert_eq!(audio.id, "audio_2");
+    let requests = server.requests();
+    let segments = |dirs: &[&str]| {
+        requests
+            .iter()
+            .filter(|r| dirs.iter().any(|d| r.starts_with(d)) && r.contains(".m4s "))
+            .count()
+    };
+    assert_eq!(
+        segments(&["/stream_0/", "/stream_1/"]),
+        s.segments.len(),
+        "{requests:#?}"
+    );
+    assert_eq!(segments(&["/stream_2/"]), audio.segments, "{requests:#?}");
+    assert_eq!(count(&requests, &["/stream_2/init"]), 1, "{requests:#?}");
+    assert!(
+        count(&requests, &["/stream_2/live.m3u8"]) >= 6,
+        "the audio playlist is reloaded: {requests:#?}"
+    );
 }

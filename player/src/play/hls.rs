@@ -4,9 +4,11 @@
 //! variants' AUDIO group) the track beside it; each media playlist's fMP4/CMAF segments
 //! (EXTINF, BYTERANGE, EXT-X-MAP) become a [`Rung`] of the same [`Title`] the DASH path plays,
 //! so the ABR, buffer, failover and report are the same. A live playlist (no EXT-X-ENDLIST) plays
-//! video only, joined three target durations behind its newest segment and reloaded every half
-//! target duration (see `run` and `transport`). What it cannot play is a one-line error:
-//! MPEG-TS segments, encryption, several EXT-X-MAPs in one playlist.
+//! with its audio too, joined three target durations behind its newest segment, the audio at
+//! the segment holding the video's start (each playlist's newest segment taken to end now), and
+//! every playlist reloaded every half target duration (see `run` and `transport`). What it
+//! cannot play is a one-line error: MPEG-TS segments, encryption, several EXT-X-MAPs in one
+//! playlist.
 
 use anyhow::{anyhow, bail, Context, Result};
 use m3u8_rs::{AlternativeMediaType, KeyMethod, MediaPlaylist, MediaPlaylistType, Playlist};
@@ -29,10 +31,12 @@ fn parse(url: &Url, body: &[u8]) -> Result<Playlist> {
     m3u8_rs::parse_playlist_res(body).map_err(|_| anyhow!("{url}: malformed HLS playlist"))
 }
 
-/// A live HLS stream: its media playlists (one per rung) and target duration.
+/// A live HLS stream: its media playlists (one per rung, and the audio rendition's) and target
+/// duration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HlsLive {
     pub variants: Vec<Url>,
+    pub audio: Option<Url>,
     pub target_s: f64,
 }
 
@@ -50,6 +54,7 @@ pub async fn title(
             let rung = media_rung("0", 1, url, &m, true)?;
             let live = (!m.end_list).then(|| HlsLive {
                 variants: vec![url.clone()],
+                audio: None,
                 target_s: m.target_duration as f64,
             });
             let title = Title::from_rungs(url, vec![rung], None, live.is_some())?;
@@ -88,10 +93,6 @@ pub async fn title(
         variant_urls.push(media_url);
     }
     let audio = match variants[0].audio.as_deref() {
-        _ if live => {
-            tracing::warn!("{url}: live HLS plays its video only");
-            None
-        }
         None => None,
         Some(group) => {
             let in_group: Vec<_> = master
@@ -128,14 +129,16 @@ pub async fn title(
                         .with_context(|| format!("{url}: bad audio URI `{uri}`"))?;
                     let m = fetch_media(net, &media_url).await?;
                     // Its rate is already in each variant's BANDWIDTH.
-                    Some(media_rung(&a.name, 0, &media_url, &m, false)?)
+                    Some((media_rung(&a.name, 0, &media_url, &m, live)?, media_url))
                 }
             }
         }
     };
+    let (audio, audio_url) = audio.unzip();
     let title = Title::from_rungs(url, rungs, audio, live)?;
     let live = live.then_some(HlsLive {
         variants: variant_urls,
+        audio: audio_url,
         target_s,
     });
     Ok((title, live))

@@ -51,6 +51,38 @@ impl LiveSchedule {
         })
     }
 
+    /// The schedule of a track played beside the video (audio) whose listed segments are
+    /// `media` (ascending) on a timeline whose zero is at `zero_epoch_s`, in a session whose
+    /// video starts at `video_start_epoch_s` and lasts `duration_s`: it starts at the last
+    /// segment starting at or before the video (up to [`BESIDE_SLACK_S`] after it, as
+    /// packagers cut audio at the first frame after the video's cut), at the oldest listed
+    /// when the video starts before them, at the newest when after. Its segment duration is
+    /// the median of those listed (a packager's first AAC segment is often shorter). `None` when none is listed.
+    pub fn beside(
+        media: &[MediaSegment],
+        zero_epoch_s: f64,
+        video_start_epoch_s: f64,
+        duration_s: f64,
+    ) -> Option<LiveSchedule> {
+        let (oldest, last) = (media.first()?, media.last()?);
+        let target = video_start_epoch_s - zero_epoch_s + BESIDE_SLACK_S;
+        let first = media
+            .iter()
+            .rev()
+            .find(|s| s.start <= target)
+            .unwrap_or(oldest);
+        let mut durations: Vec<f64> = media.iter().map(|s| s.duration).collect();
+        durations.sort_by(f64::total_cmp);
+        let segment_s = durations[durations.len() / 2].max(0.01);
+        // Plus one segment to cover the end of the video's last.
+        Some(LiveSchedule {
+            first_number: first.number,
+            first_end_epoch_s: zero_epoch_s + first.start + first.duration,
+            segment_s,
+            count: live_segment_count(first.number, last.number, duration_s, segment_s) + 1,
+        })
+    }
+
     /// `$Number$` of the session's segment `segment`.
     pub fn number(&self, segment: usize) -> u64 {
         self.first_number + segment as u64
@@ -63,6 +95,10 @@ impl LiveSchedule {
         end_epoch_s - now_s
     }
 }
+
+/// How far after the video's first segment a companion segment may start and still be taken
+/// as starting with it, seconds.
+pub const BESIDE_SLACK_S: f64 = 0.05;
 
 /// Segments a live session of `duration_s` may fetch from `first` on: those already published
 /// (through `last`, the live edge) and those published while it runs. The session's clock stops
@@ -170,6 +206,61 @@ mod tests {
         assert_eq!(s.first_number, 10);
         assert_eq!(s.count, 1 + 4);
         assert_eq!(LiveSchedule::join(&[], AST, 6.0, 30.0, AST + 20.5), None);
+    }
+
+    /// Audio segments of `d` seconds numbered from `first`, the first one starting at `t0`.
+    fn audio(first: u64, t0: f64, d: f64, n: usize) -> Vec<MediaSegment> {
+        (0..n)
+            .map(|i| MediaSegment {
+                url: format!("http://x.test/a{i}.m4s").parse().unwrap(),
+                range: None,
+                number: first + i as u64,
+                time: 0,
+                start: t0 + i as f64 * d,
+                duration: d,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_audio_beside_a_live_video_starts_with_it_and_is_scheduled_on_its_own_durations() {
+        // ffmpeg's AAC segments: 1.002667 s (47 frames of 1024 at 48 kHz) beside 1 s of video.
+        let d = 1.002_667;
+        let media = audio(1, 0.0, d, 10);
+        // The video starts at 6.5 s: the audio segment starting at 6.016 s holds it.
+        let s = LiveSchedule::beside(&media, AST, AST + 6.5, 8.0).unwrap();
+        assert_eq!(s.first_number, 7);
+        assert!((s.segment_s - d).abs() < 1e-9);
+        assert!((s.first_end_epoch_s - (AST + 7.0 * d)).abs() < 1e-6);
+        // 7..=10 listed, 8 s more, and one to cover the video's end.
+        assert_eq!(s.count, 4 + 8 + 1);
+        assert!((s.available_in(2, AST) - 9.0 * d).abs() < 1e-6);
+        // ffmpeg's first AAC segment is short (priming): the median duration ignores it.
+        let mut primed = audio(1, 0.0, d, 6);
+        primed[0].duration = 0.981;
+        for (i, s) in primed.iter_mut().enumerate().skip(1) {
+            s.start = 0.981 + (i - 1) as f64 * d;
+        }
+        let s = LiveSchedule::beside(&primed, AST, AST + 4.0, 8.0).unwrap();
+        assert_eq!(s.first_number, 5);
+        assert_eq!(s.segment_s, d);
+        // An audio cut a frame after the video's still starts with it.
+        let late = audio(1, 0.021, 1.0, 10);
+        assert_eq!(
+            LiveSchedule::beside(&late, AST, AST + 4.0, 8.0)
+                .unwrap()
+                .first_number,
+            5
+        );
+        // A video starting before the oldest audio listed takes the oldest; after the newest,
+        // the newest; nothing listed is none.
+        let window = audio(20, 19.0, 1.0, 5);
+        let s = LiveSchedule::beside(&window, AST, AST + 10.0, 4.0).unwrap();
+        assert_eq!(s.first_number, 20);
+        assert_eq!(s.count, 5 + 4 + 1);
+        let s = LiveSchedule::beside(&window, AST, AST + 40.0, 4.0).unwrap();
+        assert_eq!(s.first_number, 24);
+        assert_eq!(LiveSchedule::beside(&[], AST, AST, 4.0), None);
     }
 
     #[test]

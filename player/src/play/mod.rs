@@ -11,9 +11,10 @@
 //! - `shaping`: paces received bytes along a trace (`--shape`).
 //! - `failover`: the failover order and backoff of one request, pure functions of the time.
 //! - `net`: the HTTP client and one request with timeouts, shaping and failover.
-//! - `hls`: an HLS multivariant or media playlist (fMP4/CMAF; on demand with its audio, live
-//!   video only) read as a `Title`.
-//! - `live`: the live schedule (join point, availability, segment count, refresh), pure.
+//! - `hls`: an HLS multivariant or media playlist (fMP4/CMAF, on demand or live, with its
+//!   audio) read as a `Title`.
+//! - `live`: the live schedule (join point, the audio's beside the video, availability,
+//!   segment count, refresh), pure.
 //! - `transport`: the session's HTTP `Transport`: init segments, media URLs, the audio beside
 //!   the video, live MPD and HLS playlist refresh.
 //! - `run`: [`play`], the orchestration, and its [`PlayReport`].

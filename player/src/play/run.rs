@@ -137,12 +137,25 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
         };
         title.video.num_segments = schedule.count;
         title.video.sizes = None;
+        // The audio playlist's newest segment is taken to end now too.
+        let audio = title.audio.as_ref().and_then(|a| {
+            let last = a.media.last()?;
+            let zero_s = now_s - (last.start + last.duration);
+            let video_start_s = schedule.first_end_epoch_s - schedule.segment_s;
+            LiveSchedule::beside(&a.media, zero_s, video_start_s, duration)
+        });
+        if audio.is_none() {
+            title.audio = None;
+        }
         let live = Live {
             schedule,
             offset_s: 0.0,
             update_every_s: Some((hls_live.target_s / 2.0).max(0.5)),
             fetched_at_s: clock.now(),
             hls_variants: Some(hls_live.variants),
+            audio,
+            hls_audio: hls_live.audio,
+            lang: cfg.lang.clone(),
         };
         return run_title(cfg, clock, net, title, Some(live), true, 0.0).await;
     }
@@ -158,7 +171,8 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
     let title = if dynamic {
         let server_now = live::epoch_s(clock.wall_now()) + offset_s;
         let at = live::at_epoch(server_now)?;
-        let mut title = Title::from_mpd(&mpd, &cfg.url, SegmentsAt::Live(at))?;
+        let mut title =
+            Title::from_mpd_lang(&mpd, &cfg.url, SegmentsAt::Live(at), cfg.lang.as_deref())?;
         let Some(ast) = mpd.availability_start_time else {
             bail!("cannot play this MPD: dynamic without availabilityStartTime");
         };
@@ -172,12 +186,23 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
         };
         title.video.num_segments = schedule.count;
         title.video.sizes = None;
+        let video_start_s = schedule.first_end_epoch_s - schedule.segment_s;
+        let audio = title
+            .audio
+            .as_ref()
+            .and_then(|a| LiveSchedule::beside(&a.media, ast_s, video_start_s, duration));
+        if audio.is_none() {
+            title.audio = None;
+        }
         live = Some(Live {
             schedule,
             offset_s,
             update_every_s: live::update_period_s(&mpd),
             fetched_at_s: clock.now(),
             hls_variants: None,
+            audio,
+            hls_audio: None,
+            lang: cfg.lang.clone(),
         });
         title
     } else {

@@ -1,20 +1,24 @@
 //! The HTTP [`Transport`] the session drives in real playback: each init segment once (per rung
-//! and Period), then each media segment through [`Net`]; for a live stream, segment numbers and availability
-//! times from the [`LiveSchedule`] and MPD refreshes when minimumUpdatePeriod has passed (or when
+//! and Period), then each media segment through [`Net`], the audio's beside; for a live stream,
+//! segment numbers and availability times from the [`LiveSchedule`]s (the video's and the
+//! audio's) and MPD (or HLS playlist) refreshes when minimumUpdatePeriod has passed (or when
 //! a wanted number is not listed yet). Wall time is read from the injected [`WallClock`] only.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use mpd::{Mpd, SegmentsAt};
 use url::Url;
 
 use super::clock::WallClock;
 use super::live::{self, LiveSchedule};
 use super::net::Net;
-use crate::manifest::Title;
+use crate::manifest::{Title, Track};
 use crate::session::{Clock, Companion, Fetched, Request, Transport, Watch};
+
+/// A segment's URL, its byte range (a `Range` header value) and the init segment it needs.
+type Located = (Url, Option<String>, Option<mpd::SegmentRef>);
 
 /// Live-stream bookkeeping: the schedule and the MPD's refresh state.
 pub struct Live {
@@ -27,6 +31,12 @@ pub struct Live {
     pub fetched_at_s: f64,
     /// Live HLS: the media playlists to reload, one per rung (`None`: a live MPD).
     pub hls_variants: Option<Vec<Url>>,
+    /// The audio's own schedule (its segment numbers and availability), when audio plays.
+    pub audio: Option<LiveSchedule>,
+    /// Live HLS: the audio rendition's media playlist, reloaded with the variants'.
+    pub hls_audio: Option<Url>,
+    /// The audio language asked for (`--lang`), for the MPD's refreshes.
+    pub lang: Option<String>,
 }
 
 /// The HTTP transport the session drives.
@@ -68,46 +78,85 @@ impl HttpTransport {
         live::epoch_s(self.clock.wall_now()) + offset_s
     }
 
-    fn media_url(&mut self, segment: usize, rung: usize) -> Result<(Url, Option<String>)> {
-        if let Some(live) = &self.live {
-            let number = live.schedule.number(segment);
-            if let Some(s) = self.title.rungs[rung]
-                .media
-                .iter()
-                .find(|s| s.number == number)
-            {
-                return Ok((s.url.clone(), s.range.as_ref().map(|r| r.to_header())));
+    /// The URL and range of `segment` of `track`, with the init segment that goes with it.
+    fn media_url(&self, segment: usize, track: Track) -> Result<Located> {
+        let (rung, kind) = match track {
+            Track::Video(r) => (self.title.rungs.get(r), "segment"),
+            Track::Audio => (self.title.audio.as_ref(), "audio segment"),
+        };
+        let rung = rung.ok_or_else(|| anyhow!("no {track:?} track"))?;
+        let index = match &self.live {
+            Some(live) => {
+                let schedule = match track {
+                    Track::Video(_) => &live.schedule,
+                    Track::Audio => live
+                        .audio
+                        .as_ref()
+                        .ok_or_else(|| anyhow!("no live audio schedule"))?,
+                };
+                let number = schedule.number(segment);
+                rung.media
+                    .iter()
+                    .position(|s| s.number == number)
+                    .ok_or_else(|| anyhow!("live {kind} number {number} is not listed"))?
             }
-            bail!("live segment number {number} is not in the MPD");
-        }
-        let s = self.title.rungs[rung]
+            None => segment,
+        };
+        let s = rung
             .media
-            .get(segment)
-            .ok_or_else(|| anyhow!("segment {segment} is not in the MPD"))?;
-        Ok((s.url.clone(), s.range.as_ref().map(|r| r.to_header())))
+            .get(index)
+            .ok_or_else(|| anyhow!("{kind} {segment} is not in the MPD"))?;
+        Ok((
+            s.url.clone(),
+            s.range.as_ref().map(|r| r.to_header()),
+            rung.init_for(index).cloned(),
+        ))
     }
 
-    /// The URL of a live segment not listed when expected. A live MPD gives its availability
-    /// exactly: not listed is an error. A live HLS schedule is an estimate (the packager may run
-    /// late): the playlist is reloaded every half target duration for up to two target
-    /// durations before giving up.
-    async fn late_segment(&mut self, segment: usize, rung: usize) -> Result<(Url, Option<String>)> {
+    /// Where `segment` of `track` is; for a live stream one not listed yet is waited for. The
+    /// schedule is an estimate (a packager writes its playlist or SegmentTimeline MPD a little
+    /// after the segment's end, and audio segments are not all alike): the playlist is reloaded
+    /// every half target duration (live MPD: every 0.5 s) four times before giving up.
+    async fn locate(&mut self, segment: usize, track: Track) -> Result<Located> {
         let poll = match &self.live {
+            None => return self.media_url(segment, track),
             Some(Live {
                 hls_variants: Some(_),
                 update_every_s: Some(p),
                 ..
             }) => *p,
-            _ => return self.media_url(segment, rung),
+            Some(_) => 0.5,
         };
+        if let Ok(u) = self.media_url(segment, track) {
+            return Ok(u);
+        }
+        self.refresh(true).await?;
         for _ in 0..4 {
-            if let Ok(u) = self.media_url(segment, rung) {
-                return Ok(u);
+            match self.media_url(segment, track) {
+                Ok(u) => return Ok(u),
+                // Gone from the window already: waiting will not bring it back.
+                Err(e) if self.behind_window(segment, track) => return Err(e),
+                Err(_) => {}
             }
             self.clock.sleep(poll).await;
             self.refresh(true).await?;
         }
-        self.media_url(segment, rung)
+        self.media_url(segment, track)
+    }
+
+    /// Whether live `segment` of `track` is older than every segment listed.
+    fn behind_window(&self, segment: usize, track: Track) -> bool {
+        let Some(live) = &self.live else {
+            return false;
+        };
+        let (schedule, rung) = match track {
+            Track::Video(r) => (Some(&live.schedule), self.title.rungs.get(r)),
+            Track::Audio => (live.audio.as_ref(), self.title.audio.as_ref()),
+        };
+        match (schedule, rung.and_then(|r| r.media.first())) {
+            (Some(schedule), Some(oldest)) => schedule.number(segment) < oldest.number,
+            _ => false,
+        }
     }
 
     /// Fetches an init segment unless it already was; the bytes fetched.
@@ -136,6 +185,15 @@ impl HttpTransport {
             return Ok(());
         }
         let offset = live.offset_s;
+        let lang = live.lang.clone();
+        if let Some(audio_url) = live.hls_audio.clone() {
+            let m = super::hls::fetch_media(&mut self.net, &audio_url).await?;
+            if let Some(audio) = &mut self.title.audio {
+                let fresh = super::hls::media_rung(&audio.id, 0, &audio_url, &m, true)?;
+                audio.media = fresh.media;
+                audio.parts = fresh.parts;
+            }
+        }
         if let Some(variants) = live.hls_variants.clone() {
             for (i, u) in variants.iter().enumerate() {
                 let m = super::hls::fetch_media(&mut self.net, u).await?;
@@ -155,9 +213,14 @@ impl HttpTransport {
         let mpd = Mpd::parse(&String::from_utf8_lossy(&text))
             .map_err(|e| anyhow!("{}: {e}", self.url))?;
         let at = live::at_epoch(self.server_now_s(offset))?;
-        let title = Title::from_mpd(&mpd, &self.url, SegmentsAt::Live(at))?;
+        let title = Title::from_mpd_lang(&mpd, &self.url, SegmentsAt::Live(at), lang.as_deref())?;
         if title.rungs.len() == self.title.rungs.len() {
             self.title.rungs = title.rungs;
+        }
+        if let (Some(fresh), Some(audio)) = (title.audio, &mut self.title.audio) {
+            if fresh.id == audio.id {
+                *audio = fresh;
+            }
         }
         if let Some(live) = &mut self.live {
             live.update_every_s = live::update_period_s(&mpd);
@@ -172,23 +235,8 @@ impl Transport for HttpTransport {
         if self.live.is_some() {
             self.refresh(false).await?;
         }
-        let rung = req.rung;
-        let init = self
-            .title
-            .rungs
-            .get(rung)
-            .ok_or_else(|| anyhow!("no rung {rung}"))?
-            .init_for(req.segment)
-            .cloned();
+        let (url, range, init) = self.locate(req.segment, Track::Video(req.rung)).await?;
         let extra = self.init(init).await?;
-        let (url, range) = match self.media_url(req.segment, rung) {
-            Ok(u) => u,
-            Err(_) if self.live.is_some() => {
-                self.refresh(true).await?;
-                self.late_segment(req.segment, rung).await?
-            }
-            Err(e) => return Err(e),
-        };
         let b = self
             .net
             .get(
@@ -207,10 +255,16 @@ impl Transport for HttpTransport {
     }
 
     fn companion(&self) -> Option<Companion> {
-        if self.live.is_some() {
-            return None;
-        }
         let a = self.title.audio.as_ref()?;
+        if let Some(live) = &self.live {
+            // Live: as many segments as the audio's schedule may fetch, of its median duration.
+            let schedule = live.audio.as_ref()?;
+            return Some(Companion {
+                id: a.id.clone(),
+                bandwidth_bps: a.bandwidth_bps,
+                durations_s: vec![schedule.segment_s; schedule.count],
+            });
+        }
         // The audio that plays with the video segments played (all, or the first ones when
         // the session is cut to a duration).
         let video = &self.title.rungs.first()?.media;
@@ -229,17 +283,10 @@ impl Transport for HttpTransport {
     }
 
     async fn fetch_companion(&mut self, index: usize) -> Result<Fetched> {
-        let audio = self
-            .title
-            .audio
-            .as_ref()
-            .ok_or_else(|| anyhow!("no audio track"))?;
-        let init = audio.init_for(index).cloned();
-        let s = audio
-            .media
-            .get(index)
-            .ok_or_else(|| anyhow!("audio segment {index} is not in the MPD"))?;
-        let (url, range) = (s.url.clone(), s.range.as_ref().map(|r| r.to_header()));
+        if self.live.is_some() {
+            self.refresh(false).await?;
+        }
+        let (url, range, init) = self.locate(index, Track::Audio).await?;
         let extra = self.init(init).await?;
         let b = self.net.get(&url, range.as_deref(), false, None, 0).await?;
         Ok(Fetched {
@@ -247,6 +294,13 @@ impl Transport for HttpTransport {
             complete: b.complete,
             edge: Some(b.edge.to_string()),
         })
+    }
+
+    fn companion_available_at(&self, index: usize) -> Option<f64> {
+        let live = self.live.as_ref()?;
+        let server_now = self.server_now_s(live.offset_s);
+        let schedule = live.audio.as_ref()?;
+        Some(self.clock.now() + schedule.available_in(index, server_now))
     }
 
     fn available_at(&self, segment: usize) -> Option<f64> {
@@ -295,6 +349,9 @@ mod tests {
             update_every_s: None,
             fetched_at_s: 0.0,
             hls_variants: None,
+            audio: None,
+            hls_audio: None,
+            lang: None,
         };
         let vod = HttpTransport::new(
             Net::new(&cfg, clock.clone()).await.unwrap(),
