@@ -68,7 +68,8 @@ wait_port() {
 }
 
 # One sample's value from /metrics (names carry the constant label edge="NAME").
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { print $2; exit }'; }
+# (awk reads to the end: an early exit could kill curl with SIGPIPE and, under pipefail, the run.)
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '!found && ($1 == m || index($1, m "{") == 1) { print $2; found = 1 }'; }
 
 taskset -c 0 "$CDN" origin --root "$WORK/content" --listen 127.0.0.1:$P_ORIGIN >"$WORK/origin.log" 2>&1 &
 PIDS+=($!)

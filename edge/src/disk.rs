@@ -23,14 +23,36 @@
 //! Atomic publish: a file is written whole under `tmp/`, then renamed into `objects/`; the index
 //! learns of it only after the rename. A killed process leaves at most a file in `tmp/`, removed
 //! at the next start. Files are not fsynced: after a power loss a renamed file may be short or
-//! hold garbage, which the checks below find. Every read verifies: the preamble's checksum, the
-//! file length against the lengths it announces, the meta checksum, the stored key, the block
-//! table's checksum, and each body block's checksum before any byte of that block is served. A
-//! file failing a check is deleted and its key dropped from the index, so the next request is a
-//! miss and is fetched again.
+//! hold garbage, which the checks below find. Every read checks the preamble's checksum, the
+//! file length against the lengths it announces, the meta checksum and the stored key; a short
+//! read (a file cut after the length check) fails too. The body is checked block by block (the
+//! block table's checksum, then each body block's before any byte of it is served) until every
+//! block of the file has passed once: the index then marks that version *verified* and later
+//! reads skip the body checksums (CRC-32 over each byte served was a tenth of a disk hit's
+//! time). The mark lives only in memory and only for that file: a new version of the key is a
+//! new, unverified file, and after a restart every file is unverified again. So what is
+//! detected: any torn, short or garbled file as written (a failed or partial write, a crash, a
+//! power loss, a file cut or changed while the edge was stopped) on the first read after it was
+//! written or after the edge started, and at any read a length that no longer matches or a
+//! damaged preamble or meta block. What is not: body bytes changed in place, with the length
+//! kept, after that first read and while the edge keeps running (another process writing into
+//! the cache directory, or the disk silently returning different bytes for pages the kernel
+//! dropped from its cache); those are served until the next restart. A file failing a check is
+//! deleted and its key dropped from the index, so the next request is a miss and is fetched
+//! again.
 //!
-//! Index: in memory, key -> (sequence, bytes on disk, LRU tick, disk hits), plus the LRU order.
-//! Its cost per object is [`INDEX_BYTES_PER_OBJECT`] plus the key's length (measured by
+//! Buffers: a body read whole goes into a recycled buffer (an idle pool of at most
+//! [`POOL_BYTES`]), not a fresh allocation that must be zeroed and faulted in on each hit.
+//!
+//! Threads: file reads run on tokio's blocking pool, except the read of a file used within
+//! [`READ_INLINE_WITHIN`] before (a popular object: its pages were read moments ago and are in
+//! the page cache), which runs on the async worker: the hop to the pool and back cost more than
+//! the read itself (15% of req/s for 1 MiB hits). The risk taken: if the kernel dropped those
+//! pages meanwhile (memory pressure), that one read stalls the worker for a disk access, as
+//! every read does in nginx without `aio threads`.
+//!
+//! Index: in memory, key -> (sequence, bytes on disk, LRU tick, disk hits, verified mark), plus
+//! the LRU order (the mark fits in the slot's padding). Its cost per object is [`INDEX_BYTES_PER_OBJECT`] plus the key's length (measured by
 //! `tests/weigh.rs`). It is rebuilt at start by a background task that reads each file's
 //! preamble and meta (two reads, no body); requests are served meanwhile: a key not yet indexed
 //! is a miss, and the fetched copy (a newer sequence number) wins over the file found later.
@@ -41,6 +63,13 @@
 //! blocks the file system reports, whichever is larger). LRU suits video here for the reason it
 //! does in memory: a new live segment is always admitted and old segments of a moving window
 //! age out first; a VOD tail object read once ages out behind everything read since.
+//!
+//! Promotion: a disk hit tells the caller to put the body in the memory tier on the object's
+//! second disk hit since it was written, loaded or last promoted (the count restarts at each
+//! promotion). A live channel's segment is requested by every viewer within seconds and gets
+//! in at once; a VOD tail object evicted from memory must earn its place again with two more
+//! disk hits instead of being put back (evicting something else) on every one. A promoted body
+//! is the one the hit read anyway: no second read, no copy.
 //!
 //! Errors: a failed write (disk full, I/O error, unwritable directory) is logged, counted, and
 //! suspends writes for [`SUSPEND`]: the edge goes on serving from memory and the origin. A
@@ -80,6 +109,9 @@ pub const BLOCK: u64 = 256 << 10;
 const MAX_META: u32 = 4 << 20;
 /// Bodies up to this size are read whole (and verified) on a disk hit; larger ones stream.
 pub const READ_WHOLE: u64 = 2 << 20;
+/// A file used again within this long is read on the async worker rather than on the blocking
+/// pool (see the module doc).
+pub const READ_INLINE_WITHIN: Duration = Duration::from_secs(2);
 /// How long writes stay off after a write error.
 pub const SUSPEND: Duration = Duration::from_secs(10);
 /// Allocation unit charged per file.
@@ -101,8 +133,11 @@ struct Slot {
     /// Bytes the file occupies.
     size: u64,
     tick: u64,
-    /// Disk hits since it was written or loaded (saturating).
+    /// Disk hits since it was written, loaded or last promoted (saturating).
     hits: u8,
+    /// Every body block of this file has passed its checksum since it was written or since the
+    /// process started (see the module doc): later reads skip the body checksums.
+    verified: bool,
 }
 
 #[derive(Default)]
@@ -120,8 +155,9 @@ impl Index {
         self.clock
     }
 
-    /// Marks `key` used; returns its slot after the hit is counted.
-    fn touch(&mut self, key: &CacheKey) -> Option<Slot> {
+    /// Marks `key` used; returns its slot after the hit is counted, and the tick of its
+    /// previous use.
+    fn touch(&mut self, key: &CacheKey) -> Option<(Slot, u64)> {
         let tick = self.next_tick();
         let (k, slot) = self.map.get_key_value(key)?;
         let k = k.clone();
@@ -132,7 +168,21 @@ impl Index {
         let s = *slot;
         self.lru.remove(&old);
         self.lru.insert((s.tick, s.seq), k);
-        Some(s)
+        Some((s, old.0))
+    }
+
+    /// Notes that version `seq` of `key` passed every body check.
+    fn mark_verified(&mut self, key: &CacheKey, seq: u64) {
+        if let Some(slot) = self.map.get_mut(key).filter(|s| s.seq == seq) {
+            slot.verified = true;
+        }
+    }
+
+    /// Restarts the hit count of version `seq` of `key` (it was just promoted to memory).
+    fn promoted(&mut self, key: &CacheKey, seq: u64) {
+        if let Some(slot) = self.map.get_mut(key).filter(|s| s.seq == seq) {
+            slot.hits = 0;
+        }
     }
 
     /// Adds or replaces `key`; of two versions the higher sequence wins. Returns the sequence
@@ -344,20 +394,30 @@ impl DiskStore {
     }
 
     /// The stored response for `key`, verified, with whether the memory tier should take it
-    /// (its second disk hit, and small enough: `memory_limit`). Bodies up to [`READ_WHOLE`], or
-    /// promoted, are read whole; larger ones are served block by block. A file that fails a
-    /// check is deleted and `None` returned.
+    /// (its second disk hit since it was written, loaded or last promoted, and small enough:
+    /// `memory_limit`). Bodies up to [`READ_WHOLE`], or promoted, are read whole (into a
+    /// recycled buffer unless promoted); larger ones are served block by block. A file that
+    /// fails a check is deleted and `None` returned.
     pub async fn get(&self, key: &CacheKey, memory_limit: u64) -> Option<(Arc<Stored>, bool)> {
-        let slot = lock(&self.inner.index).touch(key)?;
+        let (slot, previous) = lock(&self.inner.index).touch(key)?;
         let promote = slot.hits >= 2;
         let inner = self.inner.clone();
         let k = key.clone();
-        let read =
-            tokio::task::spawn_blocking(move || inner.read(&k, slot.seq, promote, memory_limit))
-                .await;
+        let read = if slot.tick.saturating_sub(previous) <= nanos(READ_INLINE_WITHIN) / 1000 {
+            // Used moments ago: its pages are in the page cache, and the read is a copy that
+            // costs less than the hop to the blocking pool and back.
+            Ok(inner.read(&k, slot, promote, memory_limit))
+        } else {
+            tokio::task::spawn_blocking(move || inner.read(&k, slot, promote, memory_limit)).await
+        };
         match read {
             Ok(Ok((stored, whole))) => {
                 let promote = promote && whole && stored.body.len() <= memory_limit;
+                if promote {
+                    // Evicted from memory later, it earns its way back with two more disk hits
+                    // rather than being read into memory again on every one.
+                    lock(&self.inner.index).promoted(key, slot.seq);
+                }
                 Some((Arc::new(stored), promote))
             }
             Ok(Err(e)) => {
@@ -416,6 +476,7 @@ impl DiskStore {
                 size,
                 tick,
                 hits: 0,
+                verified: false,
             };
             let stale = index.insert(Arc::new(key.clone()), slot);
             let victims = index.evict_to(self.inner.capacity);
@@ -596,14 +657,21 @@ impl Inner {
         Ok(occupied(&md))
     }
 
-    /// Reads and verifies a file's head; with `whole` (or a small body) its body too.
+    /// Marks version `seq` of `key` verified (every body block passed its checksum).
+    fn mark_verified(&self, key: &CacheKey, seq: u64) {
+        lock(&self.index).mark_verified(key, seq);
+    }
+
+    /// Reads and checks a file's head (and, unless the file is verified, its block table);
+    /// with `promote` (or a small body) its body too.
     fn read(
         self: &Arc<Self>,
         key: &CacheKey,
-        seq: u64,
+        slot: Slot,
         promote: bool,
         memory_limit: u64,
     ) -> io::Result<(Stored, bool)> {
+        let seq = slot.seq;
         let path = self.object_path(seq);
         let file = File::open(&path)?;
         let head = read_head(&file)?;
@@ -611,32 +679,40 @@ impl Inner {
             return Err(corrupt("the file holds another key"));
         }
         let p = &head.preamble;
-        let n = blocks(p.body_len) as usize;
-        let mut raw = vec![0u8; n * 4];
-        file.read_exact_at(&mut raw, PREAMBLE + p.meta_len as u64 + p.body_len)?;
-        if crc32fast::hash(&raw) != p.table_crc {
-            return Err(corrupt("block table checksum"));
-        }
-        let table: Vec<u32> = raw
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        // A verified file's blocks are not checked again: its table is not needed.
+        let table: Vec<u32> = if slot.verified {
+            Vec::new()
+        } else {
+            let n = blocks(p.body_len) as usize;
+            let mut raw = vec![0u8; n * 4];
+            file.read_exact_at(&mut raw, PREAMBLE + p.meta_len as u64 + p.body_len)?;
+            if crc32fast::hash(&raw) != p.table_crc {
+                return Err(corrupt("block table checksum"));
+            }
+            raw.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
         self.metrics
             .read_bytes
-            .inc_by(PREAMBLE + p.meta_len as u64 + raw.len() as u64);
+            .inc_by(PREAMBLE + p.meta_len as u64 + 4 * table.len() as u64);
         let body = DiskBody {
             file,
             offset: PREAMBLE + p.meta_len as u64,
             len: p.body_len,
             block: p.block as u64,
             table,
+            verified: AtomicBool::new(slot.verified),
             key: key.clone(),
             seq,
             store: self.clone(),
         };
-        let whole = p.body_len <= READ_WHOLE || (promote && p.body_len <= memory_limit);
+        let promote = promote && p.body_len <= memory_limit;
+        let whole = p.body_len <= READ_WHOLE || promote;
         let payload = if whole {
-            let bytes = body.read_range(0, p.body_len)?;
+            // A promoted body goes to the memory tier, which weighs it by its length: a buffer
+            // of exactly that size. Any other is served and dropped: a recycled buffer.
+            let bytes = body.read_range(0, p.body_len, !promote)?;
             self.metrics.read_bytes.inc_by(bytes.len() as u64);
             Payload::Memory(bytes)
         } else {
@@ -731,6 +807,7 @@ impl Inner {
             size: occupied(&md),
             tick,
             hits: 0,
+            verified: false,
         };
         let stale = {
             let mut index = lock(&self.index);
@@ -760,8 +837,10 @@ pub struct DiskBody {
     offset: u64,
     len: u64,
     block: u64,
-    /// CRC-32 of each block.
+    /// CRC-32 of each block (empty when the file was verified before this view was made).
     table: Vec<u32>,
+    /// Every block passed its check once: no more checks (see the module doc).
+    verified: AtomicBool,
     key: CacheKey,
     seq: u64,
     store: Arc<Inner>,
@@ -794,8 +873,15 @@ impl DiskBody {
             + 64
     }
 
-    /// Reads bytes `start..end` of the body, verifying every block they touch (blocking).
-    fn read_range(&self, start: u64, end: u64) -> io::Result<Bytes> {
+    fn is_verified(&self) -> bool {
+        self.verified.load(Ordering::Relaxed)
+    }
+
+    /// Reads bytes `start..end` of the body, verifying every block they touch unless the file
+    /// is verified (blocking). Without `pooled` (a body the memory tier may keep, and weighs by
+    /// its length) the buffer holds exactly the bytes read; with it (a body served and dropped)
+    /// it may be up to an eighth larger. Reading the whole body marks the file verified.
+    fn read_range(&self, start: u64, end: u64, pooled: bool) -> io::Result<Bytes> {
         let end = end.min(self.len);
         if start >= end {
             return Ok(Bytes::new());
@@ -804,26 +890,44 @@ impl DiskBody {
         let last = (end - 1) / self.block;
         let from = first * self.block;
         let to = ((last + 1) * self.block).min(self.len);
-        let mut buf = vec![0u8; (to - from) as usize];
+        let n = (to - from) as usize;
+        let mut buf = Pooled::take(n, !pooled);
         self.file
-            .read_exact_at(&mut buf, self.offset + from)
+            .read_exact_at(buf.as_mut(), self.offset + from)
             .map_err(eof_is_corrupt)?;
-        for (i, chunk) in buf.chunks(self.block as usize).enumerate() {
-            let want = self.table.get(first as usize + i).copied();
-            if want != Some(crc32fast::hash(chunk)) {
-                return Err(corrupt(format!(
-                    "body block {} checksum",
-                    first as usize + i
-                )));
+        if !self.is_verified() {
+            for (i, chunk) in buf.as_ref().chunks(self.block as usize).enumerate() {
+                let want = self.table.get(first as usize + i).copied();
+                if want != Some(crc32fast::hash(chunk)) {
+                    return Err(corrupt(format!(
+                        "body block {} checksum",
+                        first as usize + i
+                    )));
+                }
+            }
+            if from == 0 && to == self.len {
+                self.verified.store(true, Ordering::Relaxed);
+                self.store.mark_verified(&self.key, self.seq);
             }
         }
-        Ok(Bytes::from(buf).slice((start - from) as usize..(end - from) as usize))
+        Ok(buf
+            .into_bytes()
+            .slice((start - from) as usize..(end - from) as usize))
     }
 
     /// Bytes `start..end`, read on a blocking thread; a failed check drops the entry.
     async fn read_async(self: &Arc<Self>, start: u64, end: u64) -> io::Result<Bytes> {
+        self.read_async_in(start, end, true).await
+    }
+
+    async fn read_async_in(
+        self: &Arc<Self>,
+        start: u64,
+        end: u64,
+        pooled: bool,
+    ) -> io::Result<Bytes> {
         let me = self.clone();
-        let read = tokio::task::spawn_blocking(move || me.read_range(start, end))
+        let read = tokio::task::spawn_blocking(move || me.read_range(start, end, pooled))
             .await
             .map_err(|e| io::Error::other(e.to_string()))?;
         match read {
@@ -840,7 +944,8 @@ impl DiskBody {
 
     /// The whole body in memory, verified (for a revalidation, whose 304 serves it).
     pub async fn read_all(self: &Arc<Self>) -> io::Result<Bytes> {
-        self.read_async(0, self.len).await
+        // Kept in an entry the memory tier may take: a buffer of exactly its size.
+        self.read_async_in(0, self.len, false).await
     }
 
     /// A client body streaming bytes `start..end` a block at a time, at the client's pace:
@@ -849,24 +954,101 @@ impl DiskBody {
     /// wrong one) and drops the entry.
     pub fn stream(self: Arc<Self>, start: u64, end: u64, tally: ByteTally) -> Body {
         let state = (self, start, end, tally);
-        let stream = futures_util::stream::unfold(state, |(body, pos, end, tally)| async move {
-            let end = end.min(body.len);
-            if pos >= end {
-                return None;
-            }
-            let next = ((pos / body.block + 1) * body.block).min(end);
-            match body.read_async(pos, next).await {
-                Ok(bytes) => {
-                    tally.add(bytes.len() as u64);
-                    Some((Ok::<_, BoxError>(bytes), (body, next, end, tally)))
+        let stream =
+            futures_util::stream::unfold(state, move |(body, pos, end, tally)| async move {
+                let end = end.min(body.len);
+                if pos >= end {
+                    // Every block of the body was read and checked, one read at a time.
+                    if start == 0 && pos == body.len && !body.is_verified() {
+                        body.verified.store(true, Ordering::Relaxed);
+                        body.store.mark_verified(&body.key, body.seq);
+                    }
+                    return None;
                 }
-                Err(e) => {
-                    let err: BoxError = format!("disk cache read failed: {e}").into();
-                    Some((Err(err), (body, end, end, tally)))
+                let next = ((pos / body.block + 1) * body.block).min(end);
+                match body.read_async(pos, next).await {
+                    Ok(bytes) => {
+                        tally.add(bytes.len() as u64);
+                        Some((Ok::<_, BoxError>(bytes), (body, next, end, tally)))
+                    }
+                    Err(e) => {
+                        let err: BoxError = format!("disk cache read failed: {e}").into();
+                        Some((Err(err), (body, end, end, tally)))
+                    }
                 }
-            }
-        });
+            });
         StreamBody::new(stream.map(|r| r.map(Frame::data))).boxed_unsync()
+    }
+}
+
+/// Idle body buffers kept for reuse, most recently freed last. A disk hit read whole into a
+/// fresh allocation pays for zeroing it and for faulting its pages in (and glibc returns such
+/// buffers to the system when they are freed); a recycled one is already mapped and often
+/// still in the CPU's caches.
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Most bytes of idle buffers [`POOL`] keeps; buffers in use (being sent) are not counted.
+pub const POOL_BYTES: usize = 16 << 20;
+/// Buffers smaller than this are plain allocations.
+const POOL_MIN: usize = 64 << 10;
+
+/// A body buffer, returned to [`POOL`] when the last `Bytes` of it is dropped (a promoted
+/// body's when the memory tier drops it).
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Pooled {
+    /// A buffer of `len` bytes: a recycled one (of exactly `len` bytes with `exact`, else at
+    /// most an eighth larger), or a new one of exactly `len` bytes.
+    fn take(len: usize, exact: bool) -> Pooled {
+        let found = if len < POOL_MIN {
+            None
+        } else {
+            let mut pool = lock(&POOL);
+            let fits = |c: usize| c == len || (!exact && c > len && c - len <= len / 8);
+            let at = pool.iter().rposition(|b| fits(b.capacity()));
+            at.map(|i| pool.swap_remove(i))
+        };
+        // A recycled buffer keeps its length (its bytes are initialized): nothing is zeroed.
+        let buf = found.unwrap_or_else(|| vec![0u8; len]);
+        Pooled { buf, len }
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+
+    fn into_bytes(self) -> Bytes {
+        if self.buf.capacity() < POOL_MIN {
+            let mut me = self;
+            let mut buf = std::mem::take(&mut me.buf);
+            buf.truncate(me.len);
+            Bytes::from(buf)
+        } else {
+            Bytes::from_owner(self)
+        }
+    }
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if self.buf.capacity() < POOL_MIN {
+            return;
+        }
+        let mut pool = lock(&POOL);
+        pool.push(std::mem::take(&mut self.buf));
+        // Over the bound: the oldest go (the newest are the likeliest still in the caches).
+        let mut idle: usize = pool.iter().map(|b| b.capacity()).sum();
+        while idle > POOL_BYTES {
+            idle -= pool.remove(0).capacity();
+        }
     }
 }
 
@@ -1471,6 +1653,111 @@ mod tests {
         assert!(store.get(&key("/large"), 0).await.is_none(), "dropped");
         assert_eq!(fx.corrupt_count(), 2);
         assert_eq!(store.objects(), 0);
+    }
+
+    fn verified(store: &DiskStore, k: &CacheKey) -> bool {
+        lock(&store.inner.index)
+            .map
+            .get(k)
+            .is_some_and(|s| s.verified)
+    }
+
+    fn flip_body_byte(path: &Path, body_len: u64, at: u64) {
+        let mut bytes = fs::read(path).unwrap();
+        let body_start = bytes.len() as u64 - body_len - 4 * blocks(body_len);
+        bytes[(body_start + at) as usize] ^= 0x40;
+        fs::write(path, bytes).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_first_read_after_a_write_or_a_start_verifies_the_body() {
+        let fx = Fixture::new();
+        let store = fx.open(64 << 20).await;
+        let b = body(600_000, 5);
+        assert!(put(&store, &key("/v"), &b).await);
+        assert!(!verified(&store, &key("/v")), "written is not verified");
+        let (e, _) = store.get(&key("/v"), 0).await.unwrap();
+        assert_eq!(e.body.bytes().unwrap().as_ref(), &b[..]);
+        assert!(
+            verified(&store, &key("/v")),
+            "a whole checked read verifies"
+        );
+        let (e, _) = store.get(&key("/v"), 0).await.unwrap();
+        assert_eq!(e.body.bytes().unwrap().as_ref(), &b[..]);
+        // A verified file cut while the edge runs: the length check still finds it.
+        assert!(put(&store, &key("/cut"), &b).await);
+        assert!(store.get(&key("/cut"), 0).await.is_some());
+        let cut = store.file_of(&key("/cut")).unwrap();
+        let f = OpenOptions::new().write(true).open(&cut).unwrap();
+        f.set_len(f.metadata().unwrap().len() - 100).unwrap();
+        drop(f);
+        assert!(store.get(&key("/cut"), 0).await.is_none());
+        assert_eq!(fx.corrupt_count(), 1);
+        // Changed while the edge was stopped: the mark is gone and the first read finds it.
+        let path = store.file_of(&key("/v")).unwrap();
+        drop(store);
+        flip_body_byte(&path, b.len() as u64, 400_000);
+        let store = fx.open(64 << 20).await;
+        assert!(!verified(&store, &key("/v")));
+        assert!(store.get(&key("/v"), 0).await.is_none(), "never served");
+        assert_eq!(fx.corrupt_count(), 2);
+        assert!(!path.exists());
+        // A new version of a verified key starts unverified.
+        assert!(put(&store, &key("/n"), b"one").await);
+        store.get(&key("/n"), 0).await.unwrap();
+        assert!(verified(&store, &key("/n")));
+        assert!(put(&store, &key("/n"), b"two").await);
+        assert!(!verified(&store, &key("/n")));
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_is_verified_only_once_read_to_its_end() {
+        let fx = Fixture::new();
+        let store = fx.open(64 << 20).await;
+        let large = body(9 * BLOCK as usize + 7, 6);
+        assert!(put(&store, &key("/l"), &large).await);
+        let (e, _) = store.get(&key("/l"), 0).await.unwrap();
+        let Payload::Disk(d) = &e.body else {
+            panic!("a large body streams from disk");
+        };
+        let part = collect(d.clone().stream(0, BLOCK * 3, tally(&fx.metrics)))
+            .await
+            .unwrap();
+        assert_eq!(part, &large[..3 * BLOCK as usize]);
+        assert!(!verified(&store, &key("/l")), "a part does not verify");
+        let all = collect(d.clone().stream(0, d.len(), tally(&fx.metrics)))
+            .await
+            .unwrap();
+        assert_eq!(all, large);
+        assert!(verified(&store, &key("/l")));
+        let (e, _) = store.get(&key("/l"), 0).await.unwrap();
+        let Payload::Disk(d) = &e.body else {
+            panic!("a large body streams from disk");
+        };
+        let ranged = collect(d.clone().stream(BLOCK - 3, BLOCK + 3, tally(&fx.metrics)))
+            .await
+            .unwrap();
+        assert_eq!(ranged, &large[BLOCK as usize - 3..BLOCK as usize + 3]);
+    }
+
+    #[test]
+    fn buffers_are_recycled_and_exact_when_asked() {
+        let len = 3 * POOL_MIN + 5;
+        let first = Pooled::take(len, true);
+        assert_eq!(first.buf.capacity(), len);
+        let at = first.buf.as_ptr();
+        drop(first.into_bytes());
+        // Other tests share the pool: look for the buffer among what it holds.
+        assert!(lock(&POOL).iter().any(|b| b.as_ptr() == at));
+        let again = Pooled::take(len - 10, false);
+        assert!(again.buf.capacity() >= len - 10);
+        assert_eq!(again.as_ref().len(), len - 10);
+        let exact = Pooled::take(len - 10, true);
+        assert_eq!(exact.buf.capacity(), len - 10, "exact: no slack");
+        let small = Pooled::take(100, false).into_bytes();
+        assert_eq!(small.len(), 100);
+        let idle: usize = lock(&POOL).iter().map(|b| b.capacity()).sum();
+        assert!(idle <= POOL_BYTES);
     }
 
     #[tokio::test]
