@@ -187,7 +187,7 @@ async fn route(
         }
         return common::metrics::response(&ctx.metrics.registry);
     }
-    if let Some(refused) = front.admit(&mut parts, info.peer.ip(), ctx.clock.now()) {
+    if let Some(refused) = front.admit(&mut parts, info.peer.ip(), ctx.clock.as_ref()) {
         return refused;
     }
     if !ctx.config.access_log {
@@ -270,7 +270,7 @@ impl Front {
         &self,
         parts: &mut http::request::Parts,
         peer: std::net::IpAddr,
-        now: std::time::SystemTime,
+        clock: &dyn Clock,
     ) -> Option<Response<Body>> {
         if let Some(limiter) = &self.limiter {
             if let Verdict::Limit(wait) = limiter.check(peer, Instant::now()) {
@@ -287,7 +287,8 @@ impl Front {
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path(), |p| p.as_str());
-        match verifier.check(target, now) {
+        // The wall clock is read only for a signed URL: the cache reads it once more, in `key`.
+        match verifier.check(target, clock.now()) {
             Check::Open => None,
             Check::Valid(stripped) => {
                 let mut uri = std::mem::take(&mut parts.uri).into_parts();
