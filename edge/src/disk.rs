@@ -33,8 +33,8 @@
 //! new, unverified file, and after a restart every file is unverified again. So what is
 //! detected: any torn, short or garbled file as written (a failed or partial write, a crash, a
 //! power loss, a file cut or changed while the edge was stopped) on the first read after it was
-//! written or after the edge started, and at any read a length that no longer matches or a
-//! damaged preamble or meta block. What is not: body bytes changed in place, with the length
+//! written or after the edge started, and at any read of a file not mapped (below) a length
+//! that no longer matches or a damaged preamble or meta block. What is not: body bytes changed in place, with the length
 //! kept, after that first read and while the edge keeps running (another process writing into
 //! the cache directory, or the disk silently returning different bytes for pages the kernel
 //! dropped from its cache); those are served until the next restart. A file failing a check is
@@ -43,6 +43,17 @@
 //!
 //! Buffers: a body read whole goes into a recycled buffer (an idle pool of at most
 //! [`POOL_BYTES`]), not a fresh allocation that must be zeroed and faulted in on each hit.
+//!
+//! Mappings: once a file is verified, its next read maps its body (read-only, pages populated
+//! from the page cache) and keeps the mapping with the decoded head, up to [`MAP_BYTES`] of
+//! bodies, least recently used dropped first. A hit on a mapped file reads nothing, decodes
+//! nothing and copies nothing: the socket write takes the bytes from the page cache, as
+//! Varnish's file storage does. Removing a file (eviction, purge, a new version) drops its
+//! mapping; a body being sent keeps the mapping, and so the file's blocks, until it is sent.
+//! Mapped pages count in the process's RSS as file pages the kernel may drop. The rule that
+//! comes with mapping: nothing but this edge writes into the cache directory while it runs (a
+//! mapped file truncated by another program would fault the process). The directory is
+//! locked (`flock` on the marker file) so that a second edge refuses it.
 //!
 //! Threads: file reads run on tokio's blocking pool, except the read of a file used within
 //! [`READ_INLINE_WITHIN`] before (a popular object: its pages were read moments ago and are in
@@ -112,6 +123,10 @@ pub const READ_WHOLE: u64 = 2 << 20;
 /// A file used again within this long is read on the async worker rather than on the blocking
 /// pool (see the module doc).
 pub const READ_INLINE_WITHIN: Duration = Duration::from_secs(2);
+/// Most bytes of bodies kept mapped (see the module doc).
+pub const MAP_BYTES: u64 = 256 << 20;
+/// How long opening a directory waits for a lock held by a store shutting down.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// How long writes stay off after a write error.
 pub const SUSPEND: Duration = Duration::from_secs(10);
 /// Allocation unit charged per file.
@@ -305,6 +320,66 @@ struct Inner {
     loaded: tokio::sync::watch::Sender<bool>,
     policy: PolicyConfig,
     clock: Arc<dyn Clock>,
+    /// Bodies of verified files mapped into memory (see the module doc).
+    maps: Mutex<Maps>,
+    /// Held (an exclusive `flock` on the marker file) while the store is open: one process
+    /// per cache directory.
+    _lock: File,
+}
+
+/// The body of a verified file mapped into memory, with its decoded response head: a hit on
+/// it reads nothing and copies nothing.
+struct Mapped {
+    status: StatusCode,
+    fields: Box<[(HeaderName, HeaderValue)]>,
+    freshness: Freshness,
+    vary: Vec<(HeaderName, Option<String>)>,
+    /// A slice of the mapping, which is unmapped when the last clone is dropped.
+    body: Bytes,
+}
+
+/// The mapped files, least recently used first, up to [`MAP_BYTES`] of bodies.
+#[derive(Default)]
+struct Maps {
+    by_seq: HashMap<u64, (Arc<Mapped>, u64)>,
+    order: BTreeMap<u64, u64>,
+    bytes: u64,
+    tick: u64,
+}
+
+impl Maps {
+    fn get(&mut self, seq: u64) -> Option<Arc<Mapped>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (mapped, at) = self.by_seq.get_mut(&seq)?;
+        self.order.remove(at);
+        *at = tick;
+        self.order.insert(tick, seq);
+        Some(mapped.clone())
+    }
+
+    fn insert(&mut self, seq: u64, mapped: Arc<Mapped>) {
+        self.remove(seq);
+        self.tick += 1;
+        self.bytes += mapped.body.len() as u64;
+        self.by_seq.insert(seq, (mapped, self.tick));
+        self.order.insert(self.tick, seq);
+        while self.bytes > MAP_BYTES {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((m, _)) = self.by_seq.remove(&oldest) {
+                self.bytes -= m.body.len() as u64;
+            }
+        }
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Some((m, at)) = self.by_seq.remove(&seq) {
+            self.order.remove(&at);
+            self.bytes -= m.body.len() as u64;
+        }
+    }
 }
 
 /// The disk tier; cheap to clone.
@@ -338,8 +413,10 @@ impl DiskStore {
     /// written, or it is a non-empty directory that is not an edge cache.
     pub fn open(opts: DiskOptions) -> Result<DiskStore> {
         let dir = opts.dir;
-        prepare(&dir)?;
+        let lock = prepare(&dir, LOCK_WAIT)?;
         let inner = Arc::new(Inner {
+            maps: Mutex::new(Maps::default()),
+            _lock: lock,
             capacity: opts.capacity,
             index: Mutex::new(Index::default()),
             next_seq: AtomicU64::new(micros(SystemTime::now()).max(1)),
@@ -401,6 +478,30 @@ impl DiskStore {
     pub async fn get(&self, key: &CacheKey, memory_limit: u64) -> Option<(Arc<Stored>, bool)> {
         let (slot, previous) = lock(&self.inner.index).touch(key)?;
         let promote = slot.hits >= 2;
+        if slot.verified {
+            let mapped = lock(&self.inner.maps).get(slot.seq);
+            if let Some(m) = mapped {
+                let promote = promote && m.body.len() as u64 <= memory_limit;
+                // The memory tier keeps a copy, never the mapping: a file evicted from disk
+                // must not stay mapped (its blocks would not be freed).
+                let body = if promote {
+                    lock(&self.inner.index).promoted(key, slot.seq);
+                    Bytes::copy_from_slice(&m.body)
+                } else {
+                    m.body.clone()
+                };
+                self.inner.metrics.read_bytes.inc_by(body.len() as u64);
+                let stored = Stored::restored(
+                    &self.inner.policy,
+                    m.status,
+                    m.fields.clone(),
+                    Payload::Memory(body),
+                    m.freshness.clone(),
+                    m.vary.clone(),
+                );
+                return Some((Arc::new(stored), promote));
+            }
+        }
         let inner = self.inner.clone();
         let k = key.clone();
         let read = if slot.tick.saturating_sub(previous) <= nanos(READ_INLINE_WITHIN) / 1000 {
@@ -607,6 +708,12 @@ impl Inner {
         if seqs.is_empty() {
             return;
         }
+        {
+            let mut maps = lock(&self.maps);
+            for seq in &seqs {
+                maps.remove(*seq);
+            }
+        }
         let inner = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for seq in seqs {
@@ -708,6 +815,40 @@ impl Inner {
             store: self.clone(),
         };
         let promote = promote && p.body_len <= memory_limit;
+        let mapped = if slot.verified && !promote && p.body_len > 0 {
+            match map_body(&body.file, body.offset, p) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(e),
+                Err(e) => {
+                    // Out of address space or mappings: read it instead.
+                    tracing::debug!(key = %key, error = %e, "cannot map a disk cache file");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(mapped_body) = mapped {
+            let m = head.meta;
+            let mapped = Arc::new(Mapped {
+                body: mapped_body,
+                status: m.status,
+                fields: m.fields,
+                freshness: m.freshness,
+                vary: m.vary,
+            });
+            lock(&self.maps).insert(seq, mapped.clone());
+            self.metrics.read_bytes.inc_by(p.body_len);
+            let stored = Stored::restored(
+                &self.policy,
+                mapped.status,
+                mapped.fields.clone(),
+                Payload::Memory(mapped.body.clone()),
+                mapped.freshness.clone(),
+                mapped.vary.clone(),
+            );
+            return Ok((stored, true));
+        }
         let whole = p.body_len <= READ_WHOLE || promote;
         let payload = if whole {
             // A promoted body goes to the memory tier, which weighs it by its length: a buffer
@@ -1052,6 +1193,28 @@ impl Drop for Pooled {
     }
 }
 
+/// Maps the body of a verified file (its pages are in the page cache: it was read moments
+/// ago). The length is checked against the preamble first: a mapping never reaches past the
+/// end of the file.
+fn map_body(file: &File, offset: u64, p: &Preamble) -> io::Result<Bytes> {
+    if file.metadata()?.len() != p.file_len() {
+        return Err(corrupt("file length differs from its preamble"));
+    }
+    // SAFETY: the mapping is read-only and the file is one of this store's published files,
+    // which are never written again or truncated: a new version is a new file, an old one is
+    // unlinked (the mapping keeps its blocks until it is dropped). The directory is locked
+    // against other edge processes (see `prepare`); another program truncating a mapped file
+    // would make reading it fault, which the module doc states as the directory's rule.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(p.body_len as usize)
+            .populate()
+            .map(file)?
+    };
+    Ok(Bytes::from_owner(map))
+}
+
 fn eof_is_corrupt(e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         corrupt("file shorter than announced")
@@ -1371,7 +1534,10 @@ fn decode_meta(buf: &[u8]) -> io::Result<Meta> {
 }
 
 /// Creates the directory layout, or checks an existing one, and empties `tmp/`.
-fn prepare(dir: &Path) -> Result<()> {
+/// Makes `dir` ready and locks it (an exclusive lock on its marker file, held by the returned
+/// file). A lock still held (e.g. by a store of this process that is shutting down) is
+/// waited for up to `wait`.
+fn prepare(dir: &Path, wait: Duration) -> Result<File> {
     let d = dir.display();
     fs::create_dir_all(dir).with_context(|| format!("cannot create the cache directory {d}"))?;
     let marker = dir.join(MARKER);
@@ -1395,6 +1561,22 @@ fn prepare(dir: &Path) -> Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", marker.display())),
     }
+    let lock = File::open(&marker).with_context(|| format!("cannot open {}", marker.display()))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "the cache directory {d} is in use by another edge (its {MARKER} file is locked)"
+            ),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", marker.display()))
+            }
+        }
+    }
     let tmp = dir.join("tmp");
     fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     for entry in fs::read_dir(&tmp)
@@ -1408,7 +1590,7 @@ fn prepare(dir: &Path) -> Result<()> {
         let p = dir.join("objects").join(format!("{shard:02x}"));
         fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
     }
-    Ok(())
+    Ok(lock)
 }
 
 #[cfg(test)]
@@ -1710,6 +1892,90 @@ mod tests {
         assert!(!verified(&store, &key("/n")));
     }
 
+    fn mapped(store: &DiskStore) -> (usize, u64) {
+        let maps = lock(&store.inner.maps);
+        (maps.by_seq.len(), maps.bytes)
+    }
+
+    #[tokio::test]
+    async fn verified_files_are_mapped_and_unmapped_when_removed() {
+        let fx = Fixture::new();
+        let store = fx.open(64 << 20).await;
+        let b = body(3 << 20, 9);
+        assert!(put(&store, &key("/m"), &b).await);
+        // The first read verifies (block by block: larger than READ_WHOLE), the second maps.
+        let (e, _) = store.get(&key("/m"), 0).await.unwrap();
+        let Payload::Disk(d) = &e.body else {
+            panic!("an unverified large body streams from disk");
+        };
+        let all = collect(d.clone().stream(0, d.len(), tally(&fx.metrics)));
+        assert_eq!(all.await.unwrap(), b);
+        assert!(verified(&store, &key("/m")));
+        assert_eq!(mapped(&store), (0, 0));
+        for _ in 0..3 {
+            let (e, promote) = store.get(&key("/m"), 0).await.unwrap();
+            assert!(!promote);
+            assert_eq!(e.body.bytes().unwrap().as_ref(), &b[..]);
+            assert_eq!(e.status, StatusCode::OK);
+            assert_eq!(mapped(&store), (1, b.len() as u64));
+        }
+        // A promotion copies: the memory tier never holds a mapping.
+        let (e, promote) = store.get(&key("/m"), 16 << 20).await.unwrap();
+        assert!(promote);
+        let copy = e.body.bytes().unwrap();
+        assert_eq!(copy.as_ref(), &b[..]);
+        let (m, _) = store.get(&key("/m"), 0).await.unwrap();
+        assert_ne!(
+            copy.as_ptr(),
+            m.body.bytes().unwrap().as_ptr(),
+            "the promoted body is a copy"
+        );
+        // A new version and a purge both drop the mapping of the file they remove.
+        assert!(put(&store, &key("/m"), b"new").await);
+        assert_eq!(mapped(&store), (0, 0));
+        for _ in 0..2 {
+            store.get(&key("/m"), 0).await.unwrap();
+        }
+        assert_eq!(mapped(&store), (1, 3));
+        assert_eq!(store.purge("/m", false).await, 1);
+        assert_eq!(mapped(&store), (0, 0));
+        assert!(store.get(&key("/m"), 0).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn mappings_stay_within_their_byte_bound() {
+        let fx = Fixture::new();
+        let store = fx.open(1 << 30).await;
+        let n = (MAP_BYTES / (1 << 20)) as usize + 8;
+        let b = body(1 << 20, 3);
+        for i in 0..n {
+            let k = key(&format!("/b/{i}"));
+            assert!(put(&store, &k, &b).await);
+            for _ in 0..2 {
+                store.get(&k, 0).await.unwrap();
+            }
+        }
+        let (files, bytes) = mapped(&store);
+        assert_eq!(bytes, MAP_BYTES);
+        assert_eq!(files as u64, MAP_BYTES >> 20);
+        // The oldest went first.
+        assert!(!lock(&store.inner.maps)
+            .by_seq
+            .contains_key(&lock(&store.inner.index).map.get(&key("/b/0")).unwrap().seq));
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = prepare(dir.path(), LOCK_WAIT).unwrap();
+        let err = prepare(dir.path(), Duration::from_millis(100))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in use by another edge"), "{err}");
+        drop(held);
+        prepare(dir.path(), Duration::ZERO).expect("free once the holder is gone");
+    }
+
     #[tokio::test]
     async fn a_streamed_body_is_verified_only_once_read_to_its_end() {
         let fx = Fixture::new();
@@ -1730,14 +1996,13 @@ mod tests {
             .unwrap();
         assert_eq!(all, large);
         assert!(verified(&store, &key("/l")));
+        // Verified: the next read maps it, and a range is a slice of the mapping.
         let (e, _) = store.get(&key("/l"), 0).await.unwrap();
-        let Payload::Disk(d) = &e.body else {
-            panic!("a large body streams from disk");
+        let Payload::Memory(m) = &e.body else {
+            panic!("a verified body is mapped");
         };
-        let ranged = collect(d.clone().stream(BLOCK - 3, BLOCK + 3, tally(&fx.metrics)))
-            .await
-            .unwrap();
-        assert_eq!(ranged, &large[BLOCK as usize - 3..BLOCK as usize + 3]);
+        let (from, to) = (BLOCK as usize - 3, BLOCK as usize + 3);
+        assert_eq!(m.slice(from..to), &large[from..to]);
     }
 
     #[test]
@@ -1854,7 +2119,7 @@ mod tests {
     fn a_foreign_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("precious.txt"), b"data").unwrap();
-        let err = prepare(dir.path()).unwrap_err().to_string();
+        let err = prepare(dir.path(), LOCK_WAIT).unwrap_err().to_string();
         assert!(err.contains("not empty"), "{err}");
         assert!(dir.path().join("precious.txt").exists());
     }

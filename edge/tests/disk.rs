@@ -443,9 +443,67 @@ async fn write_failures_degrade_to_memory_only() {
     e.shutdown().await;
 }
 
-/// Not a test of its own: the edge process that `killed_during_misses_then_restarted` starts
-/// (this test binary run again, with `EDGE_DISK_CHILD` set) and kills with SIGKILL. Without the
-/// variable it returns at once.
+/// A full disk, made real with a file-size limit on an edge process (writing past it fails
+/// with EFBIG, as a full file system fails with ENOSPC; SIGXFSZ is ignored so that the write
+/// returns the error instead of killing the process): hits and misses are still served, from
+/// memory and the origin, and the write errors are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_degrades_to_memory_only() {
+    let origin = Upstream::start(origin_reply).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache: PathBuf = dir.path().join("cache");
+    // Files of at most 256 KiB: the small objects fit, a 600 KB one does not.
+    let (mut child, a) = child_edge(&origin.url(), &cache, "trap '' XFSZ\nulimit -f 256").await;
+    let small: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("/obj/{i}/5000"), body_of(i, 5000)))
+        .collect();
+    fetch_all(a, &small, 3).await;
+    settle(a).await;
+    let m = metrics(a).await;
+    assert_eq!(metric(&m, "edge_disk_objects"), 3.0, "{m}");
+    assert_eq!(metric(&m, r#"edge_disk_errors_total{op="write"}"#), 0.0);
+
+    let big = vec![("/obj/10/600000".to_string(), body_of(10, 600_000))];
+    fetch_all(a, &big, 1).await;
+    settle(a).await;
+    let m = metrics(a).await;
+    assert_eq!(
+        metric(&m, r#"edge_disk_errors_total{op="write"}"#),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "edge_disk_writes_suspended"), 1.0);
+    // Writes are off for a while: new misses are served and kept in memory only.
+    let more: Vec<(String, Vec<u8>)> = (20..23)
+        .map(|i| (format!("/obj/{i}/5000"), body_of(i, 5000)))
+        .collect();
+    fetch_all(a, &more, 3).await;
+    settle(a).await;
+    // Everything again: hits, from memory or from disk, never the origin.
+    let all: Vec<(String, Vec<u8>)> = small.iter().chain(&big).chain(&more).cloned().collect();
+    fetch_all(a, &all, 4).await;
+    for (p, _) in &all {
+        assert_eq!(count_of(&origin, p), 1, "{p} was fetched again");
+    }
+    let m = metrics(a).await;
+    assert_eq!(
+        metric(&m, "edge_disk_objects"),
+        3.0,
+        "nothing new on disk: {m}"
+    );
+    assert!(
+        metric(&m, r#"edge_tier_hits_total{tier="memory"}"#) >= 4.0,
+        "{m}"
+    );
+    let left = std::fs::read_dir(cache.join("tmp")).unwrap().count();
+    assert_eq!(left, 0, "the failed write left no partial file");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Not a test of its own: the edge process that `killed_during_misses_then_restarted` and
+/// `a_full_disk_degrades_to_memory_only` start (this test binary run again, with
+/// `EDGE_DISK_CHILD` set) and kill with SIGKILL. Without the variable it returns at once.
 #[test]
 fn child_edge_process() {
     let Ok(spec) = std::env::var("EDGE_DISK_CHILD") else {
@@ -462,12 +520,19 @@ fn child_edge_process() {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killed_during_misses_then_restarted() {
-    let origin = Upstream::start(origin_reply).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cache: PathBuf = dir.path().join("cache");
-    let mut child = Command::new(std::env::current_exe().unwrap())
+/// Starts `child_edge_process` (this test binary run again) on `cache`, through `bash` with
+/// `limits` run first (e.g. `ulimit -f 256`), and returns it with its listening address.
+async fn child_edge(
+    origin: &str,
+    cache: &Path,
+    limits: &str,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let bash = common::tools::require("bash");
+    let script = format!("{limits}\nexec \"$0\" \"$@\"");
+    let mut child = Command::new(bash)
+        .arg("-c")
+        .arg(script)
+        .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "child_edge_process",
@@ -475,10 +540,7 @@ async fn killed_during_misses_then_restarted() {
             "--test-threads",
             "1",
         ])
-        .env(
-            "EDGE_DISK_CHILD",
-            format!("{}|{}", origin.url(), cache.display()),
-        )
+        .env("EDGE_DISK_CHILD", format!("{origin}|{}", cache.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -498,6 +560,15 @@ async fn killed_during_misses_then_restarted() {
         .expect("the child edge did not start in 30 s")
         .unwrap()
         .expect("the child edge printed no address");
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_during_misses_then_restarted() {
+    let origin = Upstream::start(origin_reply).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache: PathBuf = dir.path().join("cache");
+    let (mut child, addr) = child_edge(&origin.url(), &cache, "").await;
 
     // Complete objects first, then a burst of slow misses (each body takes 1.2 s).
     let done: Vec<(String, Vec<u8>)> = (0..20)
