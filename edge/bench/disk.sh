@@ -205,6 +205,8 @@ PY
 sleep 1
 objects=$(metric $P_EDGE edge_disk_objects)
 rss=$(awk '/VmRSS/ { print $2 }' "/proc/$EDGE_PID/status")
+rss_anon=$(awk '/RssAnon/ { print $2 }' "/proc/$EDGE_PID/status")
+rss_file=$(awk '/RssFile/ { print $2 }' "/proc/$EDGE_PID/status")
 kill -TERM "$EDGE_PID"; wait "$EDGE_PID" 2>/dev/null || true
 start_edge
 for _ in $(seq 1 600); do
@@ -214,8 +216,9 @@ done
 echo
 echo "## The edge with $objects objects on disk"
 echo
-echo "RSS includes the 64 MiB memory tier, full of segments from the rounds above."
+echo "RSS includes the 64 MiB memory tier, full of segments from the rounds above (anonymous"
+echo "memory), and the disk-tier bodies mapped by the rounds (file pages, at most 256 MiB)."
 echo
-echo "| RSS | index rebuild after restart | objects found |"
-echo "| ---: | ---: | ---: |"
-echo "| $((rss / 1024)) MiB | $(metric $P_EDGE edge_disk_index_load_seconds) s | $(metric $P_EDGE edge_disk_objects) |"
+echo "| RSS | of which anonymous | of which file pages | index rebuild after restart | objects found |"
+echo "| ---: | ---: | ---: | ---: | ---: |"
+echo "| $((rss / 1024)) MiB | $((rss_anon / 1024)) MiB | $((rss_file / 1024)) MiB | $(metric $P_EDGE edge_disk_index_load_seconds) s | $(metric $P_EDGE edge_disk_objects) |"

@@ -77,10 +77,12 @@
 //!
 //! Promotion: a disk hit tells the caller to put the body in the memory tier on the object's
 //! second disk hit since it was written, loaded or last promoted (the count restarts at each
-//! promotion). A live channel's segment is requested by every viewer within seconds and gets
-//! in at once; a VOD tail object evicted from memory must earn its place again with two more
-//! disk hits instead of being put back (evicting something else) on every one. A promoted body
-//! is the one the hit read anyway: no second read, no copy.
+//! promotion), when that hit read the body into a buffer (a file not yet verified, or one that
+//! could not be mapped). A mapped body is never promoted: serving it costs what a memory hit
+//! costs, and a copy would take room from bodies that are not mapped. So the memory tier holds
+//! what was fetched lately (a live channel's segments, requested by every viewer within seconds
+//! of their miss), and a VOD tail read again is served from its mapping. A promoted body is the
+//! one the hit read anyway: no second read, no copy.
 //!
 //! Errors: a failed write (disk full, I/O error, unwritable directory) is logged, counted, and
 //! suspends writes for [`SUSPEND`]: the edge goes on serving from memory and the origin. A
@@ -481,15 +483,9 @@ impl DiskStore {
         if slot.verified {
             let mapped = lock(&self.inner.maps).get(slot.seq);
             if let Some(m) = mapped {
-                let promote = promote && m.body.len() as u64 <= memory_limit;
-                // The memory tier keeps a copy, never the mapping: a file evicted from disk
-                // must not stay mapped (its blocks would not be freed).
-                let body = if promote {
-                    lock(&self.inner.index).promoted(key, slot.seq);
-                    Bytes::copy_from_slice(&m.body)
-                } else {
-                    m.body.clone()
-                };
+                // Not promoted: a mapped body is served as a memory hit is (no read, no copy),
+                // and a copy would take memory-tier room from bodies that are not mapped.
+                let body = m.body.clone();
                 self.inner.metrics.read_bytes.inc_by(body.len() as u64);
                 let stored = Stored::restored(
                     &self.inner.policy,
@@ -499,7 +495,7 @@ impl DiskStore {
                     m.freshness.clone(),
                     m.vary.clone(),
                 );
-                return Some((Arc::new(stored), promote));
+                return Some((Arc::new(stored), false));
             }
         }
         let inner = self.inner.clone();
@@ -512,8 +508,8 @@ impl DiskStore {
             tokio::task::spawn_blocking(move || inner.read(&k, slot, promote, memory_limit)).await
         };
         match read {
-            Ok(Ok((stored, whole))) => {
-                let promote = promote && whole && stored.body.len() <= memory_limit;
+            Ok(Ok((stored, copied))) => {
+                let promote = promote && copied && stored.body.len() <= memory_limit;
                 if promote {
                     // Evicted from memory later, it earns its way back with two more disk hits
                     // rather than being read into memory again on every one.
@@ -770,7 +766,8 @@ impl Inner {
     }
 
     /// Reads and checks a file's head (and, unless the file is verified, its block table);
-    /// with `promote` (or a small body) its body too.
+    /// maps a verified file's body, or reads it with `promote` (or when small). The flag
+    /// returned: the body was read into a buffer of its own (the memory tier may take it).
     fn read(
         self: &Arc<Self>,
         key: &CacheKey,
@@ -815,7 +812,7 @@ impl Inner {
             store: self.clone(),
         };
         let promote = promote && p.body_len <= memory_limit;
-        let mapped = if slot.verified && !promote && p.body_len > 0 {
+        let mapped = if slot.verified && p.body_len > 0 {
             match map_body(&body.file, body.offset, p) {
                 Ok(b) => Some(b),
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(e),
@@ -847,7 +844,7 @@ impl Inner {
                 mapped.freshness.clone(),
                 mapped.vary.clone(),
             );
-            return Ok((stored, true));
+            return Ok((stored, false));
         }
         let whole = p.body_len <= READ_WHOLE || promote;
         let payload = if whole {
@@ -1709,15 +1706,38 @@ mod tests {
         );
         assert_eq!(store.used_bytes() % ALLOCATION_UNIT, 0);
         assert_eq!(store.objects(), 1);
-        // The second disk hit promotes (a small body, read whole).
+        // The first hit verified it: the second is served from a mapping, not promoted.
         let (_, promote) = store.get(&key("/a"), 1 << 30).await.unwrap();
-        assert!(promote);
-        let (_, promote) = store.get(&key("/a"), 1000).await.unwrap();
+        assert!(!promote);
+        assert_eq!(mapped(&store).0, 1);
+        assert!(store.get(&key("/other"), 1 << 30).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_read_into_a_buffer_is_promoted_at_its_second_disk_hit() {
+        let fx = Fixture::new();
+        let store = fx.open(64 << 20).await;
+        let b = body(3 << 20, 4);
+        assert!(put(&store, &key("/r"), &b).await);
+        // The first hit reads a part only (a Range): the file stays unverified, not mapped.
+        let (e, promote) = store.get(&key("/r"), 1 << 30).await.unwrap();
+        assert!(!promote);
+        let Payload::Disk(d) = &e.body else {
+            panic!("a large unverified body streams from disk");
+        };
+        let part = collect(d.clone().stream(0, 1000, tally(&fx.metrics)));
+        assert_eq!(part.await.unwrap(), &b[..1000]);
+        // Its second hit: read whole into a buffer of its own, which the memory tier may take
+        // (unless larger than the memory tier's object limit).
+        let (_, promote) = store.get(&key("/r"), 1000).await.unwrap();
         assert!(
             !promote,
             "not when larger than the memory tier's object limit"
         );
-        assert!(store.get(&key("/other"), 1 << 30).await.is_none());
+        let (e, promote) = store.get(&key("/r"), 1 << 30).await.unwrap();
+        assert!(promote);
+        assert_eq!(e.body.bytes().unwrap().as_ref(), &b[..]);
+        assert_eq!(mapped(&store).0, 0);
     }
 
     #[tokio::test]
@@ -1919,17 +1939,12 @@ mod tests {
             assert_eq!(e.status, StatusCode::OK);
             assert_eq!(mapped(&store), (1, b.len() as u64));
         }
-        // A promotion copies: the memory tier never holds a mapping.
-        let (e, promote) = store.get(&key("/m"), 16 << 20).await.unwrap();
-        assert!(promote);
-        let copy = e.body.bytes().unwrap();
-        assert_eq!(copy.as_ref(), &b[..]);
-        let (m, _) = store.get(&key("/m"), 0).await.unwrap();
-        assert_ne!(
-            copy.as_ptr(),
-            m.body.bytes().unwrap().as_ptr(),
-            "the promoted body is a copy"
-        );
+        // Never promoted, however often it is hit: the memory tier never holds a mapping.
+        for _ in 0..3 {
+            let (e, promote) = store.get(&key("/m"), 16 << 20).await.unwrap();
+            assert!(!promote, "a mapped body is not promoted");
+            assert_eq!(e.body.bytes().unwrap().as_ref(), &b[..]);
+        }
         // A new version and a purge both drop the mapping of the file they remove.
         assert!(put(&store, &key("/m"), b"new").await);
         assert_eq!(mapped(&store), (0, 0));
