@@ -2,6 +2,8 @@
 //! and reused, and the stack started on loopback addresses no other test (and no `cdn up` the
 //! user has running) uses.
 
+pub mod av;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

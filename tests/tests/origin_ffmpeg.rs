@@ -2,6 +2,9 @@
 //! MPD and decode every frame, and ffmpeg plays the live channel in real time (`-re`) for
 //! longer than three minimumUpdatePeriods, across a loop of the title, with continuous
 //! timestamps. The title is packaged by the packager (a 6 s test pattern, two renditions).
+//! Through an edge of a whole stack: ffprobe sees the video rungs and the audio from the MPD and
+//! from the HLS playlists, ffmpeg decodes them all without an error, and the beeps and marker
+//! frames of the decoded output agree in time for DASH and HLS, VOD and live.
 
 #[path = "../../origin/tests/support/mod.rs"]
 mod support;
@@ -277,4 +280,145 @@ async fn ffmpeg_plays_the_live_channel_past_three_mpd_updates() {
     );
     assert_eq!(server_errors(a).await, 0.0);
     o.shutdown().await;
+}
+
+/// ffprobe sees every video rung and the audio stream of the demo title through an edge, from
+/// the MPD and from the HLS multivariant playlist, decoding every frame of each, and ffmpeg
+/// decodes all of them without an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn ffprobe_and_ffmpeg_read_video_and_audio_from_mpd_and_hls_through_an_edge() {
+    let t = cdn_tests::TestStack::start().await.expect("stack starts");
+    let edge = t.stack.edge_addrs()[1].1;
+    let frames = (cdn_tests::TITLE_SECONDS * 30.0) as u64;
+    // AAC frames of 1024 samples at 48 kHz: the title's 562.5 frames end inside the last one,
+    // which ffmpeg's DASH demuxer drops (it ends at the Period's end) and its HLS one keeps.
+    let audio_frames = cdn_tests::TITLE_SECONDS * 48_000.0 / 1024.0;
+    let audio_frames = [audio_frames.floor() as u64, audio_frames.ceil() as u64];
+    for path in ["/vod/demo/manifest.mpd", "/vod/demo/master.m3u8"] {
+        let url = format!("http://{edge}{path}");
+        let (ok, out, err) = run(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_entries",
+                "stream=codec_type,codec_name,width,height,channels,sample_rate,nb_read_frames",
+                "-of",
+                "csv=p=0",
+                &url,
+            ],
+            Duration::from_secs(120),
+        )
+        .await;
+        assert!(ok, "ffprobe {url}: {err}");
+        let mut lines: Vec<&str> = out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        // Demuxers list a stream again under each program or variant that uses it.
+        lines.sort();
+        lines.dedup();
+        let video: Vec<String> = lines
+            .iter()
+            .filter(|l| l.starts_with("h264,video"))
+            .map(|l| l.to_string())
+            .collect();
+        let want: Vec<String> = ["320,180", "426,240", "640,360"]
+            .iter()
+            .map(|size| format!("h264,video,{size},{frames}"))
+            .collect();
+        assert_eq!(video, want, "{url}: {out}");
+        let audio = audio_frames.map(|n| format!("aac,audio,48000,2,{n}"));
+        assert!(
+            lines.iter().any(|l| audio.iter().any(|a| a == l)),
+            "{url}: no {audio:?} in {out}"
+        );
+
+        // Every stream decoded by ffmpeg: no decoding or demuxing error. At the end of a
+        // `$Number$` template ffmpeg 5.1's DASH demuxer asks for the segment after the last
+        // one, gets its 404 and says so (it does with MPDs ffmpeg writes too): those lines are
+        // the only ones allowed, and only for the MPD.
+        let (ok, _, err) = run(
+            "ffmpeg",
+            &[
+                "-nostdin", "-v", "error", "-i", &url, "-map", "0", "-f", "null", "-",
+            ],
+            Duration::from_secs(120),
+        )
+        .await;
+        let end_of_list = [
+            "Error when loading first fragment of playlist",
+            "Last message repeated",
+            "Invalid data found when processing input",
+        ];
+        let errors: Vec<&str> = err
+            .lines()
+            .filter(|l| !(path.ends_with(".mpd") && end_of_list.iter().any(|m| l.contains(m))))
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(ok && errors.is_empty(), "ffmpeg decoding {url}: {err}");
+    }
+    t.stack.shutdown().await;
+}
+
+/// A/V sync through an edge, from ffmpeg's decoded output: each whole second's marker frame and
+/// beep onset agree within a frame on average and never by more than two, for DASH and HLS,
+/// VOD and live (the live channel loops the title, so the loop's seam is crossed too).
+#[tokio::test(flavor = "multi_thread")]
+async fn beeps_and_marker_frames_agree_through_an_edge_dash_and_hls_vod_and_live() {
+    let t = cdn_tests::TestStack::start().await.expect("stack starts");
+    let edge = t.stack.edge_addrs()[1].1;
+    let scratch = tempfile::tempdir().unwrap();
+    let frame = 1.0 / 30.0;
+    // (what, path, seconds of media, -re, least markers paired)
+    let vod_pairs = cdn_tests::TITLE_SECONDS as usize - 1;
+    let cases = [
+        ("DASH VOD", "/vod/demo/manifest.mpd", None, false, vod_pairs),
+        ("HLS VOD", "/vod/demo/master.m3u8", None, false, vod_pairs),
+        // ffmpeg reads a live MPD in real time only with -re.
+        ("DASH live", "/live/demo/manifest.mpd", Some(14.0), true, 11),
+        ("HLS live", "/live/demo/master.m3u8", Some(14.0), false, 11),
+    ];
+    let mut runs = Vec::new();
+    for (what, path, secs, realtime, least) in cases {
+        let url = format!("http://{edge}{path}");
+        let dir = scratch.path().to_path_buf();
+        runs.push(tokio::task::spawn_blocking(move || {
+            let sync = cdn_tests::av::measure(&url, secs, realtime, &dir, Duration::from_secs(90));
+            (what, least, sync)
+        }));
+    }
+    for r in runs {
+        let (what, least, sync) = r.await.unwrap();
+        eprintln!(
+            "{what}: A/V offsets (audio minus video), ms: {:?}; mean {:.2} ms, worst {:.2} ms",
+            sync.offsets_ms(),
+            sync.mean() * 1e3,
+            sync.worst() * 1e3
+        );
+        assert!(
+            sync.unmatched.is_empty(),
+            "{what}: marker frames without a beep: {:?} (onsets {:?})",
+            sync.unmatched,
+            sync.onsets
+        );
+        assert!(
+            sync.offsets.len() >= least,
+            "{what}: {} markers paired with a beep, want {least}: {sync:?}",
+            sync.offsets.len()
+        );
+        assert!(
+            sync.mean().abs() <= frame,
+            "{what}: mean offset {:.4} s",
+            sync.mean()
+        );
+        assert!(
+            sync.worst() <= 2.0 * frame,
+            "{what}: worst offset {:.4} s",
+            sync.worst()
+        );
+    }
+    t.stack.shutdown().await;
 }

@@ -2,7 +2,7 @@
 //! schema (xmllint), ffmpeg/ffprobe read it over HTTP and decode every representation and the
 //! audio with the expected frame counts, every media segment starts with an IDR picture, the
 //! manifest agrees with the files (our own MPD parser, init segments' avcC and esds, tfdt
-//! timing), and the beeps of the sound and the marker frames of the picture agree in time.
+//! timing). A/V sync is measured through the whole stack (`tests/tests/origin_ffmpeg.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -702,112 +702,6 @@ fn audio_set_matches_its_init_and_segments() {
     }
     assert_eq!(frames, [94, 94, 93]);
     assert_eq!(frames.iter().sum::<u64>(), AUDIO_FRAMES);
-}
-
-/// `(pts_time, value)` of every frame from the log of ffmpeg's `metadata=print` filter.
-fn metadata_values(text: &str, key: &str) -> Vec<(f64, f64)> {
-    let mut out = Vec::new();
-    let mut pts = None;
-    for line in text.lines() {
-        if let Some(i) = line.find("pts_time:") {
-            pts = line[i + 9..]
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<f64>().ok());
-        } else if let (Some(v), Some(t)) = (line.strip_prefix(&format!("{key}=")), pts) {
-            out.push((t, v.trim().parse::<f64>().unwrap()));
-        }
-    }
-    out
-}
-
-#[test]
-fn beeps_and_marker_frames_agree_over_http() {
-    let f = fixture();
-    let ffmpeg = require("ffmpeg");
-    let server = FileServer::start(&f.root);
-    let mpd_url = server.url("/vod/demo/manifest.mpd");
-
-    // The picture: mean luma of the marker box (shrunk by a few pixels), per frame, of the
-    // lowest rung; the frames where it is white are the marker frames.
-    let (w, h) = (320, 180);
-    let (x0, y0, x1, y1) = packager::pattern::marker_rect(w, h);
-    let log = f.root.join("marker-yavg.txt");
-    let filter = format!(
-        "crop={}:{}:{}:{},signalstats,metadata=print:key=lavfi.signalstats.YAVG:file={}",
-        x1 - x0 - 8,
-        y1 - y0 - 8,
-        x0 + 4,
-        y0 + 4,
-        log.display()
-    );
-    let (ok, _, err) = run(
-        Command::new(&ffmpeg)
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(&mpd_url)
-            .args(["-map", "0:v:0", "-vf", &filter, "-f", "null", "-"]),
-        Duration::from_secs(120),
-    );
-    assert!(ok, "ffmpeg (video): {err}");
-    let yavg = metadata_values(
-        &std::fs::read_to_string(&log).unwrap(),
-        "lavfi.signalstats.YAVG",
-    );
-    assert_eq!(yavg.len() as u64, FRAMES, "one YAVG per frame");
-    let markers: Vec<f64> = yavg
-        .iter()
-        .filter(|(_, y)| *y > 200.0)
-        .map(|(t, _)| *t)
-        .collect();
-    assert_eq!(markers, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "marker frames");
-
-    // The sound: high-passed twice (the 220 Hz tone drops below -50 dBFS, the 1 kHz beep stays
-    // near -7 dBFS); the end of each silence is a beep onset.
-    let (ok, _, err) = run(
-        Command::new(&ffmpeg)
-            .args(["-nostdin", "-v", "info", "-i"])
-            .arg(&mpd_url)
-            .args(["-map", "0:a:0", "-af"])
-            .arg("highpass=f=600,highpass=f=600,silencedetect=n=-30dB:d=0.3")
-            .args(["-f", "null", "-"]),
-        Duration::from_secs(120),
-    );
-    assert!(ok, "ffmpeg (audio): {err}");
-    let onsets: Vec<f64> = err
-        .lines()
-        .filter_map(|l| {
-            let i = l.find("silence_end:")?;
-            l[i + 12..].split('|').next()?.trim().parse::<f64>().ok()
-        })
-        // The end of the stream also ends a silence (reported at the last sample, within a
-        // frame of 6 s); no beep starts in the last second.
-        .filter(|&t| t < SECONDS - 0.5)
-        .collect();
-    // Every marker after the first (the beep at 0 has no silence before it) has its beep.
-    let frame = 1.0 / f64::from(FPS);
-    let mut offsets = Vec::new();
-    for &m in &markers[1..] {
-        let nearest = onsets
-            .iter()
-            .copied()
-            .min_by(|a, b| (a - m).abs().total_cmp(&(b - m).abs()))
-            .unwrap_or_else(|| panic!("no beep onset at all: {err}"));
-        offsets.push(nearest - m);
-    }
-    assert_eq!(onsets.len(), markers.len() - 1, "onsets {onsets:?}");
-    let mean = offsets.iter().sum::<f64>() / offsets.len() as f64;
-    let worst = offsets.iter().fold(0.0f64, |a, o| a.max(o.abs()));
-    eprintln!(
-        "A/V offsets (audio minus video), ms: {:?}; mean {:.2} ms, worst {:.2} ms",
-        offsets
-            .iter()
-            .map(|o| (o * 1e5).round() / 100.0)
-            .collect::<Vec<_>>(),
-        mean * 1e3,
-        worst * 1e3
-    );
-    assert!(mean.abs() <= frame, "mean A/V offset {mean} s");
-    assert!(worst <= 2.0 * frame, "worst A/V offset {worst} s");
 }
 
 #[test]
