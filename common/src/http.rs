@@ -41,6 +41,55 @@ pub fn empty() -> Body {
         .boxed_unsync()
 }
 
+/// The request body every handler gets: hyper's for HTTP/1.1 and HTTP/2, a buffer read whole
+/// for HTTP/3 (see [`crate::h3`]).
+#[derive(Debug)]
+pub enum RequestBody {
+    Stream(Incoming),
+    Full(Option<Bytes>),
+}
+
+impl RequestBody {
+    pub fn full(bytes: Bytes) -> RequestBody {
+        RequestBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Stream(b) => std::pin::Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(Into::into))),
+            RequestBody::Full(b) => {
+                std::task::Poll::Ready(b.take().map(|b| Ok(hyper::body::Frame::data(b))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Stream(b) => b.is_end_stream(),
+            RequestBody::Full(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            RequestBody::Stream(b) => b.size_hint(),
+            RequestBody::Full(b) => {
+                hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
 /// Limits that protect a server from bad or slow clients.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
@@ -80,6 +129,47 @@ pub struct ConnInfo {
 pub struct ConnHooks {
     /// Incremented while a connection is open.
     pub open_connections: Option<prometheus::IntGauge>,
+    /// Requests by protocol (`protocol` label: http/1.0, http/1.1, h2, h3); see
+    /// [`requests_by_protocol`].
+    pub requests_by_protocol: Option<prometheus::IntCounterVec>,
+}
+
+/// A counter of requests by protocol, `<prefix>_requests_by_protocol_total{protocol}`,
+/// registered in `registry`, with every protocol's series present from the start.
+pub fn requests_by_protocol(
+    prefix: &str,
+    registry: &prometheus::Registry,
+) -> Result<prometheus::IntCounterVec> {
+    let c = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            format!("{prefix}_requests_by_protocol_total"),
+            "Requests received, by HTTP protocol (http/1.1, h2 or h3)",
+        ),
+        &["protocol"],
+    )?;
+    for p in ["http/1.0", "http/1.1", "h2", "h3"] {
+        c.with_label_values(&[p]);
+    }
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+/// The label of a request's HTTP version.
+pub fn protocol_label(v: hyper::Version) -> &'static str {
+    match v {
+        hyper::Version::HTTP_2 => "h2",
+        hyper::Version::HTTP_3 => "h3",
+        hyper::Version::HTTP_10 | hyper::Version::HTTP_09 => "http/1.0",
+        _ => "http/1.1",
+    }
+}
+
+impl ConnHooks {
+    pub(crate) fn count(&self, v: hyper::Version) {
+        if let Some(c) = &self.requests_by_protocol {
+            c.with_label_values(&[protocol_label(v)]).inc();
+        }
+    }
 }
 
 /// Holds a connection's slot and its open-connections count for exactly as long as the
@@ -149,7 +239,7 @@ pub fn serve<H, F>(
     handler: H,
 ) -> Result<ServerHandle>
 where
-    H: Fn(Request<Incoming>, ConnInfo) -> F + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, ConnInfo) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     serve_tls(listener, limits, hooks, None, handler)
@@ -158,7 +248,9 @@ where
 /// Like [`serve`], over TLS when `tls` is given: each accepted connection does its handshake in
 /// its own task, bounded by the header read timeout (a stalled TLS client cannot hold a
 /// connection slot), and then speaks the protocol ALPN chose (h2 or http/1.1; http/1.1 when the
-/// client offered no ALPN).
+/// client offered no ALPN). With TLS, HTTP/3 is served too, over QUIC on the same port number
+/// (UDP), and every TCP response advertises it with `Alt-Svc`; if that UDP port cannot be had,
+/// the server says so and serves TCP alone.
 pub fn serve_tls<H, F>(
     listener: TcpListener,
     limits: ServerLimits,
@@ -167,16 +259,31 @@ pub fn serve_tls<H, F>(
     handler: H,
 ) -> Result<ServerHandle>
 where
-    H: Fn(Request<Incoming>, ConnInfo) -> F + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, ConnInfo) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let handshake_timeout = limits.header_read_timeout;
     let local_addr = listener
         .local_addr()
         .context("listener has no local address")?;
     let (stop, mut stopped) = watch::channel(false);
     let handler = Arc::new(handler);
+    let quic = tls.as_ref().and_then(|tls| {
+        crate::h3::server_endpoint(local_addr, tls)
+            .inspect_err(|e| tracing::warn!(error = %e, "serving without HTTP/3"))
+            .ok()
+    });
+    let alt_svc = quic.as_ref().map(|_| crate::h3::alt_svc(local_addr.port()));
+    let h3_task = quic.map(|endpoint| {
+        tokio::spawn(crate::h3::serve(
+            endpoint,
+            limits.clone(),
+            hooks.clone(),
+            handler.clone(),
+            stopped.clone(),
+        ))
+    });
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let handshake_timeout = limits.header_read_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -219,9 +326,19 @@ where
                 local: local_addr,
             };
             let handler = handler.clone();
+            let alt_svc = alt_svc.clone();
+            let counted = hooks.clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let fut = handler(req, info);
-                async move { Ok::<_, Infallible>(fut.await) }
+                counted.count(req.version());
+                let fut = handler(req.map(RequestBody::Stream), info);
+                let alt_svc = alt_svc.clone();
+                async move {
+                    let mut resp = fut.await;
+                    if let Some(v) = alt_svc {
+                        resp.headers_mut().insert(hyper::header::ALT_SVC, v);
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let guard = ConnGuard::new(hooks.open_connections.clone(), permit);
             let watcher = graceful.watcher();
@@ -278,6 +395,9 @@ where
             .is_err()
         {
             tracing::warn!("graceful shutdown timed out; closing remaining connections");
+        }
+        if let Some(h3) = h3_task {
+            let _ = h3.await;
         }
     });
     Ok(ServerHandle {

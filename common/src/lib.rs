@@ -2,6 +2,7 @@
 //!
 //! - [`http`]: the HTTP/1.1 + HTTP/2 server loop with limits and graceful shutdown (optionally
 //!   over TLS), response body helpers, and a small GET client ([`http::Fetcher`]).
+//! - [`h3`]: HTTP/3 over QUIC beside every TLS server, and an HTTP/3 client.
 //! - [`tls`]: rustls server and client configurations, trust roots, rcgen self-signed
 //!   certificates.
 //! - [`precondition`], [`etag`], [`range`], [`list`]: RFC 9110 conditional requests, entity tags,
@@ -18,6 +19,7 @@
 pub mod access_log;
 pub mod clock;
 pub mod etag;
+pub mod h3;
 pub mod hash;
 pub mod http;
 pub mod list;

@@ -33,7 +33,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use common::clock::Clock;
-use common::http::{empty, full, Body};
+use common::http::{empty, full, Body, RequestBody};
 use common::precondition::{self, Decision};
 
 use crate::cache_status::{Fwd, Outcome, StaleWhy};
@@ -113,7 +113,12 @@ enum Lookup {
 }
 
 /// Entry point for every proxied request.
-pub async fn handle(ctx: Arc<Ctx>, parts: Parts, body: Incoming, peer: IpAddr) -> Response<Body> {
+pub async fn handle(
+    ctx: Arc<Ctx>,
+    parts: Parts,
+    body: RequestBody,
+    peer: IpAddr,
+) -> Response<Body> {
     let started = Instant::now();
     if upstream::via_names(&parts.headers, &ctx.name) {
         return error(
@@ -731,7 +736,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 async fn pass(
     ctx: &Arc<Ctx>,
     parts: Parts,
-    body: Incoming,
+    body: RequestBody,
     peer: IpAddr,
     started: Instant,
 ) -> Response<Body> {

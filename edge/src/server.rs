@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use tokio::task::JoinHandle;
 
 use common::clock::{Clock, SystemClock};
-use common::http::{full, Body, ConnHooks, ConnInfo, ServerHandle, ServerLimits};
+use common::http::{full, Body, ConnHooks, ConnInfo, RequestBody, ServerHandle, ServerLimits};
 
 use crate::cache_status::sanitize_name;
 use crate::config::Config;
@@ -77,6 +76,10 @@ pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<E
     let listener = common::http::bind(config.listen).await?;
     let hooks = ConnHooks {
         open_connections: Some(metrics.open_connections.clone()),
+        requests_by_protocol: Some(common::http::requests_by_protocol(
+            "edge",
+            &metrics.registry,
+        )?),
     };
     let ctx = Arc::new(proxy::context(
         config, policy, name, metrics, upstream, clock,
@@ -159,7 +162,7 @@ async fn route(
     ctx: Arc<Ctx>,
     rate: Arc<Rate>,
     front: Arc<Front>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     info: ConnInfo,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();

@@ -94,6 +94,10 @@ pub async fn spawn_with_storage(
     let limits = config.server_limits();
     let hooks = common::http::ConnHooks {
         open_connections: Some(metrics.open_connections.clone()),
+        requests_by_protocol: Some(common::http::requests_by_protocol(
+            "origin",
+            &metrics.registry,
+        )?),
     };
     let live = live::Live::new(&config)?;
     let state = Arc::new(server::State {

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use common::http::{empty, full, Body, ConnInfo};
+use common::http::{empty, full, Body, ConnInfo, RequestBody};
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ALLOW,
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::answer::{not_found_with, object_response, status_text, Answer, Req};
 use crate::body;
@@ -44,7 +43,11 @@ pub struct State {
 }
 
 /// Handles one request end to end.
-pub async fn handle(state: Arc<State>, req: Request<Incoming>, info: ConnInfo) -> Response<Body> {
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<RequestBody>,
+    info: ConnInfo,
+) -> Response<Body> {
     let started = Instant::now();
     let (parts, _body) = req.into_parts();
     let version = parts.version;

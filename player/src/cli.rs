@@ -223,6 +223,9 @@ pub struct PlayArgs {
     /// Speak HTTP/2 with prior knowledge (h2c).
     #[arg(long)]
     pub http2: bool,
+    /// Speak HTTP/3 over QUIC (https:// URLs; UDP to the same port number).
+    #[arg(long, conflicts_with = "http2")]
+    pub http3: bool,
     /// Skip DNS: use these comma-separated addresses for the URL's host, in failover order.
     #[arg(long, value_delimiter = ',')]
     pub resolve: Option<Vec<std::net::IpAddr>>,
@@ -273,6 +276,7 @@ impl PlayArgs {
         cfg.timeout = std::time::Duration::from_secs_f64(self.timeout);
         cfg.session.buffer.max_s = self.buffer_max;
         cfg.http2 = self.http2;
+        cfg.http3 = self.http3;
         cfg.resolve = self.resolve.clone();
         cfg.ca = self.ca.clone();
         cfg.system_roots = !self.no_system_roots;

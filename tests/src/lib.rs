@@ -296,7 +296,7 @@ impl Interposer {
 impl InterposerState {
     async fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<common::http::RequestBody>,
         client: hyper_util::client::legacy::Client<
             hyper_util::client::legacy::connect::HttpConnector,
             http_body_util::Full<bytes::Bytes>,
@@ -358,7 +358,7 @@ fn serve_interposer(
         listener,
         Default::default(),
         Default::default(),
-        move |req: http::Request<hyper::body::Incoming>, _| {
+        move |req: http::Request<common::http::RequestBody>, _| {
             let st = state.clone();
             let client = client.clone();
             async move { st.handle(req, client).await }

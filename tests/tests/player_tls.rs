@@ -1,6 +1,7 @@
 //! Playback over HTTPS: the player verifies the server's certificate against the URL's host name,
 //! refuses a certificate signed by a root it does not know (with or without the system roots),
-//! and plays once that root is given with `--ca`, over HTTP/1.1 or HTTP/2 (ALPN).
+//! and plays once that root is given with `--ca`, over HTTP/1.1 or HTTP/2 (ALPN), or over
+//! HTTP/3 (QUIC, on the same port number over UDP).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,19 +88,54 @@ async fn player_verifies_the_certificate_against_its_ca() {
         "{err:#}"
     );
 
-    // --ca with the right root: plays, over HTTP/1.1 and over HTTP/2.
-    for http2 in [false, true] {
+    // --ca with the right root: plays, over HTTP/1.1, HTTP/2 and HTTP/3.
+    let roots = common::tls::Roots {
+        ca_files: vec![cert.clone()],
+        system: false,
+    };
+    let tls = common::tls::client_config(&roots, &[]).unwrap();
+    let probe = common::h3::Client::new(
+        &tls,
+        "127.0.0.1:0".parse().unwrap(),
+        addr,
+        "video.example.test",
+    )
+    .unwrap();
+    let h3_requests = || async {
+        let (_, body) = probe.get("/metrics", 1 << 20).await.expect("metrics over h3");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        text.lines()
+            .find(|l| l.starts_with("origin_requests_by_protocol_total{protocol=\"h3\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no h3 request count in {text}"))
+    };
+    for (http2, http3) in [(false, false), (true, false), (false, true)] {
         let mut cfg = config(&url, addr.ip());
         cfg.ca = vec![cert.clone()];
         cfg.system_roots = false;
         cfg.http2 = http2;
+        cfg.http3 = http3;
+        let before = h3_requests().await;
         let report = tokio::time::timeout(Duration::from_secs(60), play(&cfg))
             .await
             .expect("playback ends")
             .expect("playback over TLS works");
         let s = &report.session;
-        assert_eq!(s.segments.len(), 6, "http2={http2}: {}", report.table());
+        assert_eq!(
+            s.segments.len(),
+            6,
+            "http2={http2} http3={http3}: {}",
+            report.table()
+        );
         assert_eq!(s.summary.missing_segments, 0);
+        // The metrics request itself is one h3 request; the player's MPD, init and six
+        // segments are the rest when it speaks HTTP/3.
+        let played_h3 = h3_requests().await - before - 1.0;
+        if http3 {
+            assert!(played_h3 >= 8.0, "{played_h3} requests over HTTP/3");
+        } else {
+            assert_eq!(played_h3, 0.0);
+        }
     }
 
     origin.shutdown().await;

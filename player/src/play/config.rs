@@ -27,6 +27,8 @@ pub struct PlayConfig {
     pub timeout: Duration,
     /// Talk HTTP/2 with prior knowledge (cleartext h2c).
     pub http2: bool,
+    /// Talk HTTP/3 over QUIC (https:// URLs only).
+    pub http3: bool,
     /// Skip DNS and use these addresses for the URL's host, in order (like curl's --resolve).
     pub resolve: Option<Vec<IpAddr>>,
     /// PEM files of roots trusted for https:// URLs (not read for http:// URLs).
@@ -49,6 +51,7 @@ impl PlayConfig {
             duration_s: None,
             timeout: Duration::from_secs(5),
             http2: false,
+            http3: false,
             resolve: None,
             ca: Vec::new(),
             system_roots: true,

@@ -34,10 +34,76 @@ enum FetchFailure {
 }
 
 /// The pooled client: cleartext for an http:// URL (no TLS configuration, no trust roots read),
-/// TLS for an https:// one. Failover edges share the URL's scheme.
+/// TLS for an https:// one, HTTP/3 when asked (one QUIC connection per edge address, opened on
+/// first use). Failover edges share the URL's scheme.
 enum HttpClient {
     Plain(Client<HttpConnector, Empty<Bytes>>),
     Tls(Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>),
+    H3(H3Clients),
+}
+
+struct H3Clients {
+    tls: rustls::ClientConfig,
+    bind: SocketAddr,
+    host: String,
+    by_edge: std::collections::HashMap<SocketAddr, Arc<common::h3::Client>>,
+}
+
+impl H3Clients {
+    fn client(&mut self, edge: SocketAddr) -> Result<Arc<common::h3::Client>> {
+        if let Some(c) = self.by_edge.get(&edge) {
+            return Ok(c.clone());
+        }
+        let bind = match (self.bind.ip(), edge) {
+            (ip, SocketAddr::V4(_)) if ip.is_ipv4() => self.bind,
+            (ip, SocketAddr::V6(_)) if ip.is_ipv6() => self.bind,
+            (_, SocketAddr::V4(_)) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            (_, SocketAddr::V6(_)) => SocketAddr::from(([0u16; 8], 0)),
+        };
+        let c = Arc::new(common::h3::Client::new(&self.tls, bind, edge, &self.host)?);
+        self.by_edge.insert(edge, c.clone());
+        Ok(c)
+    }
+}
+
+/// A response's head and body, over either stack.
+enum Resp {
+    Hyper(http::Response<hyper::body::Incoming>),
+    H3(common::h3::ClientResponse),
+}
+
+impl Resp {
+    fn status(&self) -> http::StatusCode {
+        match self {
+            Resp::Hyper(r) => r.status(),
+            Resp::H3(r) => r.head.status(),
+        }
+    }
+
+    fn headers(&self) -> &http::HeaderMap {
+        match self {
+            Resp::Hyper(r) => r.headers(),
+            Resp::H3(r) => r.head.headers(),
+        }
+    }
+
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        match self {
+            Resp::Hyper(r) => loop {
+                match r.body_mut().frame().await {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(anyhow!("{e}")),
+                    Some(Ok(f)) => {
+                        if let Ok(data) = f.into_data() {
+                            return Ok(Some(data));
+                        }
+                    }
+                }
+            },
+            Resp::H3(r) => r.recv().await,
+        }
+    }
 }
 
 impl HttpClient {
@@ -54,6 +120,24 @@ impl HttpClient {
             .pool_max_idle_per_host(4);
         if cfg.http2 {
             builder.http2_only(true);
+        }
+        if cfg.http3 {
+            if cfg.url.scheme() != "https" {
+                bail!("{}: HTTP/3 needs an https:// URL", cfg.url);
+            }
+            let roots = common::tls::Roots {
+                ca_files: cfg.ca.clone(),
+                system: cfg.system_roots,
+            };
+            return Ok(HttpClient::H3(H3Clients {
+                tls: common::tls::client_config(&roots, &[])?,
+                bind: SocketAddr::new(
+                    cfg.bind.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                    0,
+                ),
+                host: host.to_string(),
+                by_edge: Default::default(),
+            }));
         }
         match cfg.url.scheme() {
             "http" => Ok(HttpClient::Plain(builder.build(connector))),
@@ -73,16 +157,45 @@ impl HttpClient {
     fn scheme(&self) -> &'static str {
         match self {
             HttpClient::Plain(_) => "http",
-            HttpClient::Tls(_) => "https",
+            HttpClient::Tls(_) | HttpClient::H3(_) => "https",
         }
     }
 
-    fn request(&self, req: http::Request<Empty<Bytes>>) -> ResponseFuture {
+    /// Sends `req` (whose URI names the edge dialled, its Host header the site) to `edge`.
+    async fn request(
+        &mut self,
+        edge: SocketAddr,
+        req: http::Request<Empty<Bytes>>,
+    ) -> Result<Resp, String> {
         match self {
-            HttpClient::Plain(c) => c.request(req),
-            HttpClient::Tls(c) => c.request(req),
+            HttpClient::Plain(c) => send(c.request(req)).await,
+            HttpClient::Tls(c) => send(c.request(req)).await,
+            HttpClient::H3(clients) => {
+                let client = clients.client(edge).map_err(|e| format!("{e:#}"))?;
+                // HTTP/3 names the site in :authority, taken from the URI.
+                let (mut parts, _) = req.into_parts();
+                let authority = parts
+                    .headers
+                    .remove(http::header::HOST)
+                    .and_then(|h| h.to_str().ok().map(str::to_string))
+                    .unwrap_or_else(|| clients.host.clone());
+                let path = parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string();
+                parts.uri = format!("https://{authority}{path}")
+                    .parse()
+                    .map_err(|e| format!("{e}"))?;
+                let req = http::Request::from_parts(parts, ());
+                client.send(req).await.map(Resp::H3).map_err(|e| format!("{e:#}"))
+            }
         }
     }
+}
+
+async fn send(f: ResponseFuture) -> Result<Resp, String> {
+    f.await.map(Resp::Hyper).map_err(|e| error_chain(&e))
 }
 
 /// HTTP with failover across the addresses DNS gave.
@@ -185,18 +298,14 @@ impl Net {
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: {e}")))?;
         let t0 = self.clock.now();
-        let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        let mut resp = match tokio::time::timeout(self.timeout, self.client.request(edge, req)).await
+        {
             Err(_) => {
                 return Err(FetchFailure::Retryable(anyhow!(
                     "{url} via {edge}: timeout"
                 )))
             }
-            Ok(Err(e)) => {
-                return Err(FetchFailure::Retryable(anyhow!(
-                    "{url} via {edge}: {}",
-                    error_chain(&e)
-                )))
-            }
+            Ok(Err(e)) => return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: {e}"))),
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
@@ -222,24 +331,20 @@ impl Net {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(expected);
-        let mut body = resp.into_body();
         let mut data = keep.then(Vec::new);
         let mut done = 0u64;
         loop {
-            let frame = match tokio::time::timeout(self.timeout, body.frame()).await {
+            let chunk = match tokio::time::timeout(self.timeout, resp.chunk()).await {
                 Err(_) => {
                     return Err(FetchFailure::Retryable(anyhow!(
                         "{url} via {edge}: body stalled"
                     )))
                 }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: {e}")))
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
+                    return Err(FetchFailure::Retryable(anyhow!("{url} via {edge}: {e:#}")))
                 }
-                Ok(Some(Ok(f))) => f,
-            };
-            let Ok(chunk) = frame.into_data() else {
-                continue;
+                Ok(Ok(Some(c))) => c,
             };
             done += chunk.len() as u64;
             if keep && done > MAX_KEPT_BODY {
