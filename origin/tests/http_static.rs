@@ -51,6 +51,7 @@ async fn headers_by_kind() {
         );
         assert_eq!(r.h("accept-ranges"), "bytes");
         assert_eq!(r.h("access-control-allow-origin"), "*");
+        assert_eq!(r.h("timing-allow-origin"), "*");
         assert!(r
             .h("access-control-expose-headers")
             .contains("Content-Range"));
