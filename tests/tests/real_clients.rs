@@ -1,9 +1,10 @@
 //! Third-party clients against the whole stack, over real sockets: ffprobe and ffmpeg read the
-//! MPDs through an edge, dash.js plays VOD and live in headless Chromium from a page on another
-//! origin (so CORS is exercised), and a real Prometheus server scrapes every service.
+//! MPDs through an edge; dash.js, hls.js and Shaka Player play DASH and HLS, VOD and live, with
+//! sound in headless Chromium from a page on another origin (so CORS is exercised); GStreamer's
+//! playbin plays the HLS title to its end; and a real Prometheus server scrapes every service.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cdn_tests::{fetch, metric_sum, run_tool, scrape, TestStack, TITLE_SECONDS};
@@ -97,65 +98,363 @@ async fn ffprobe_and_ffmpeg_read_vod_and_live_through_an_edge() {
     t.stack.shutdown().await;
 }
 
-/// Runs tests/js/play.mjs (dash.js in Chromium) and returns its JSON report.
-fn dashjs(mpd: &str, seconds: u32, throttle: Option<(u32, u32)>) -> serde_json::Value {
+/// One playback of tests/js/play.mjs: a player (`dashjs`, `hlsjs` or `shaka`), the stream's URL,
+/// the most seconds it may play, and an optional throttle (kb/s for the first seconds).
+struct Session {
+    player: &'static str,
+    url: String,
+    seconds: u32,
+    throttle: Option<(u32, u32)>,
+}
+
+impl Session {
+    fn new(player: &'static str, url: String, seconds: u32) -> Session {
+        Session {
+            player,
+            url,
+            seconds,
+            throttle: None,
+        }
+    }
+}
+
+/// Runs `cmd` in its own process group and returns its output; fails the test, after killing the
+/// whole group (a browser included), when it has not exited within `limit`.
+fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let stdout = collect(Box::new(child.stdout.take().unwrap()));
+    let stderr = collect(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let Some(status) = status else {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .status();
+        let _ = child.wait();
+        let err = stderr
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default();
+        panic!(
+            "{what} did not finish within {limit:?}: {}",
+            String::from_utf8_lossy(&err)
+        );
+    };
+    let grace = Duration::from_secs(10);
+    std::process::Output {
+        status,
+        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
+        stderr: stderr.recv_timeout(grace).unwrap_or_default(),
+    }
+}
+
+/// Runs tests/js/play.mjs with these sessions at once (one headless Chromium, a page each, served
+/// from another origin than the streams) and returns one JSON report per session, in order.
+fn play_in_chromium(sessions: &[Session]) -> Vec<serde_json::Value> {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-    assert!(
-        js.join("node_modules/dashjs").is_dir() && js.join("node_modules/playwright-core").is_dir(),
-        "tests/js/node_modules is missing: run `npm ci` in tests/js (scripts/test.sh does)"
-    );
+    for module in ["dashjs", "hls.js", "shaka-player", "playwright-core"] {
+        assert!(
+            js.join("node_modules").join(module).is_dir(),
+            "tests/js/node_modules/{module} is missing: run `npm ci` in tests/js (scripts/test.sh does)"
+        );
+    }
     common::tools::require("chromium");
     let node = common::tools::require("node");
     let mut cmd = Command::new(node);
-    cmd.current_dir(&js)
-        .arg("play.mjs")
-        .arg(mpd)
-        .arg(seconds.to_string());
-    if let Some((kbps, secs)) = throttle {
-        cmd.arg(kbps.to_string()).arg(secs.to_string());
+    cmd.current_dir(&js).arg("play.mjs");
+    for (i, s) in sessions.iter().enumerate() {
+        if i > 0 {
+            cmd.arg("--");
+        }
+        cmd.args([s.player, &s.url, &s.seconds.to_string()]);
+        if let Some((kbps, secs)) = s.throttle {
+            cmd.args([kbps.to_string(), secs.to_string()]);
+        }
     }
-    let out = cmd.output().expect("running node play.mjs");
+    // The longest session, plus the browser's start and stop and the page loads.
+    let longest = sessions.iter().map(|s| s.seconds).max().unwrap_or(0);
+    let out = output_within(cmd, Duration::from_secs(u64::from(longest) + 90));
     assert!(
         out.status.success(),
-        "play.mjs failed: {}",
+        "play.mjs failed ({}): {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("play.mjs printed no JSON ({e}): {stdout}"))
+    let reports: Vec<serde_json::Value> = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("play.mjs printed no JSON ({e}): {stdout}"));
+    assert_eq!(reports.len(), sessions.len(), "{stdout}");
+    reports
+}
+
+/// Recoverable player warnings that only say the local buffer ran low (expected while throttled or
+/// on a busy machine); any other warning is a defect the player worked around.
+const BUFFERING_WARNINGS: [&str; 2] = ["bufferStalledError", "bufferNudgeOnStall"];
+
+/// What every session must show: no player error nor unexpected warning, video frames decoded,
+/// and sound: an audio SourceBuffer that held media and audio bytes through the decoder.
+fn assert_played_with_sound(r: &serde_json::Value) {
+    let what = format!("{} {}", r["player"], r["url"]);
+    assert_eq!(
+        r["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{what}: player errors: {r}"
+    );
+    let warnings: Vec<&str> = r["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| !BUFFERING_WARNINGS.iter().any(|b| w.contains(b)))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "{what}: player warnings: {warnings:?}\n{r}"
+    );
+    assert!(
+        r["decoded_frames"].as_u64().unwrap_or(0) > 0,
+        "{what}: no video frame decoded: {r}"
+    );
+    let audio_buffers: Vec<&serde_json::Value> = r["source_buffers"]
+        .as_array()
+        .expect("source_buffers")
+        .iter()
+        .filter(|b| b["mime"].as_str().unwrap_or("").contains("mp4a.40.2"))
+        .collect();
+    assert!(
+        audio_buffers
+            .iter()
+            .any(|b| b["max_seconds"].as_f64().unwrap_or(0.0) > 1.0),
+        "{what}: no AAC SourceBuffer held audio: {r}"
+    );
+    assert!(
+        r["audio_decoded_bytes"].as_u64().unwrap_or(0) > 0,
+        "{what}: no audio decoded: {r}"
+    );
+}
+
+/// A VOD session: the whole title played with sound, to its end.
+fn assert_played_vod_to_the_end(r: &serde_json::Value) {
+    assert_played_with_sound(r);
+    let what = format!("{} {}", r["player"], r["url"]);
+    assert_eq!(
+        r["ended"], true,
+        "{what}: playback did not reach the end: {r}"
+    );
+    let at = r["current_time"].as_f64().unwrap_or(0.0);
+    assert!(
+        at >= TITLE_SECONDS - 0.5,
+        "{what}: ended at {at} s of a {TITLE_SECONDS} s title: {r}"
+    );
+    let played = r["played"].as_f64().unwrap_or(0.0);
+    assert!(
+        played >= TITLE_SECONDS - 1.0,
+        "{what}: played {played} s of a {TITLE_SECONDS} s title: {r}"
+    );
+}
+
+/// Seconds of a live session, and the least of them the playhead must advance by.
+const LIVE_SECONDS: u32 = 20;
+const LIVE_MIN_PLAYED: f64 = 12.0;
+
+/// A live session: the playhead followed the wall clock with sound and never stopped.
+fn assert_played_live(r: &serde_json::Value) {
+    assert_played_with_sound(r);
+    let what = format!("{} {}", r["player"], r["url"]);
+    let played = r["played"].as_f64().unwrap_or(0.0);
+    assert!(
+        played >= LIVE_MIN_PLAYED,
+        "{what}: live playback advanced {played} s in {LIVE_SECONDS} s: {r}"
+    );
+    assert_eq!(r["ended"], false, "{what}: a live stream ended: {r}");
+    assert_eq!(r["paused"], false, "{what}: live playback paused: {r}");
+}
+
+/// The test title's HLS playlists are in the content root the stack serves.
+fn assert_title_has_hls(t: &TestStack) {
+    let master = t.content.path().join("vod/demo/master.m3u8");
+    assert!(
+        master.is_file(),
+        "{} is missing: the packaged test title has no HLS playlists (a stale copy under \
+         target/test-content/?)",
+        master.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dashjs_plays_vod_and_live_through_an_edge_cross_origin() {
+async fn dashjs_plays_vod_and_live_with_sound_through_an_edge_cross_origin() {
     let t = TestStack::start().await.expect("stack starts");
     let edge = t.stack.edge_addrs()[0].1;
 
     // VOD, throttled to 350 kb/s for 8 s and then released: dash.js must use two qualities.
-    let vod = format!("http://{edge}/vod/demo/manifest.mpd");
-    let report = tokio::task::block_in_place(|| dashjs(&vod, 22, Some((350, 8))));
-    let advanced = report["advanced"].as_f64().unwrap_or(0.0);
-    assert!(advanced >= 5.0, "VOD playback did not advance: {report}");
-    let qualities = report["bandwidths"].as_array().map(Vec::len).unwrap_or(0);
+    let vod = Session {
+        throttle: Some((350, 8)),
+        ..Session::new("dashjs", format!("http://{edge}/vod/demo/manifest.mpd"), 40)
+    };
+    // Live: the playhead follows the wall clock.
+    let live = Session::new(
+        "dashjs",
+        format!("http://{edge}/live/demo/manifest.mpd"),
+        LIVE_SECONDS,
+    );
+    let reports = tokio::task::block_in_place(|| play_in_chromium(&[vod, live]));
+
+    assert_played_vod_to_the_end(&reports[0]);
+    let qualities = reports[0]["bandwidths"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
     assert!(
         qualities >= 2,
-        "dash.js used fewer than two qualities under throttling: {report}"
+        "dash.js used fewer than two qualities under throttling: {}",
+        reports[0]
     );
-    assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
+    assert_played_live(&reports[1]);
+
+    t.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hlsjs_plays_hls_vod_and_live_with_sound_through_an_edge_cross_origin() {
+    let t = TestStack::start().await.expect("stack starts");
+    assert_title_has_hls(&t);
+    let edge = t.stack.edge_addrs()[1].1;
+    let sessions = [
+        Session::new("hlsjs", format!("http://{edge}/vod/demo/master.m3u8"), 40),
+        Session::new(
+            "hlsjs",
+            format!("http://{edge}/live/demo/master.m3u8"),
+            LIVE_SECONDS,
+        ),
+    ];
+    let reports = tokio::task::block_in_place(|| play_in_chromium(&sessions));
+    assert_played_vod_to_the_end(&reports[0]);
+    assert_played_live(&reports[1]);
+    t.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shaka_plays_hls_and_dash_vod_and_live_with_sound_through_an_edge_cross_origin() {
+    let t = TestStack::start().await.expect("stack starts");
+    assert_title_has_hls(&t);
+    let edge = t.stack.edge_addrs()[2].1;
+    let sessions = [
+        Session::new("shaka", format!("http://{edge}/vod/demo/master.m3u8"), 40),
+        Session::new("shaka", format!("http://{edge}/vod/demo/manifest.mpd"), 40),
+        Session::new(
+            "shaka",
+            format!("http://{edge}/live/demo/master.m3u8"),
+            LIVE_SECONDS,
+        ),
+        Session::new(
+            "shaka",
+            format!("http://{edge}/live/demo/manifest.mpd"),
+            LIVE_SECONDS,
+        ),
+    ];
+    let reports = tokio::task::block_in_place(|| play_in_chromium(&sessions));
+    assert_played_vod_to_the_end(&reports[0]);
+    assert_played_vod_to_the_end(&reports[1]);
+    assert_played_live(&reports[2]);
+    assert_played_live(&reports[3]);
+    t.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gstreamer_plays_hls_vod_with_sound_to_the_end_through_an_edge() {
+    let t = TestStack::start().await.expect("stack starts");
+    assert_title_has_hls(&t);
+    let edge = t.stack.edge_addrs()[0].1;
+    let uri = format!("http://{edge}/vod/demo/master.m3u8");
+    let gst = common::tools::find("gst-launch-1.0").unwrap_or_else(|| {
+        panic!(
+            "gst-launch-1.0 is not on PATH: install the Debian packages gstreamer1.0-tools, \
+             gstreamer1.0-plugins-base, -good, -bad and gstreamer1.0-libav \
+             (scripts/apt-packages.txt; scripts/test.sh installs them)"
+        )
+    });
+    // Decoded frames, scaled down to 32x18 I420 (864 bytes each), and decoded sound as 48 kHz
+    // stereo S16 (192,000 bytes a second) go to files as fast as they come (file sinks don't sync
+    // to the clock), so their sizes count what playbin decoded.
+    let out_dir = tempfile::tempdir().unwrap();
+    let video_file = out_dir.path().join("video.i420");
+    let audio_file = out_dir.path().join("audio.s16");
+    let mut cmd = Command::new(gst);
+    cmd.args([
+        "playbin".to_string(),
+        format!("uri={uri}"),
+        format!(
+            "video-sink=videoscale ! video/x-raw,format=I420,width=32,height=18 ! filesink location={}",
+            video_file.display()
+        ),
+        format!(
+            "audio-sink=audioconvert ! audioresample ! audio/x-raw,format=S16LE,channels=2,rate=48000 \
+             ! filesink location={}",
+            audio_file.display()
+        ),
+    ]);
+    let started = Instant::now();
+    let out = tokio::task::block_in_place(|| output_within(cmd, Duration::from_secs(120)));
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "gst-launch-1.0 failed ({}): {stderr}\n{stdout}",
+        out.status
+    );
+    assert!(
+        !stdout.contains("ERROR") && !stderr.contains("ERROR"),
+        "GStreamer reported an error: {stderr}\n{stdout}"
+    );
+    assert!(
+        stdout.contains("Got EOS from element \"playbin"),
+        "playbin never reached the end of the stream: {stderr}\n{stdout}"
     );
 
-    // Live: the playhead follows the wall clock.
-    let live = format!("http://{edge}/live/demo/manifest.mpd");
-    let report = tokio::task::block_in_place(|| dashjs(&live, 15, None));
-    let advanced = report["advanced"].as_f64().unwrap_or(0.0);
-    assert!(advanced >= 4.0, "live playback did not advance: {report}");
+    // Every frame of the title, and its sound from start to end.
+    let video_bytes = std::fs::metadata(&video_file).map(|m| m.len()).unwrap_or(0);
+    let want = (TITLE_SECONDS * 30.0) as u64;
     assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
+        (video_bytes / 864, video_bytes % 864),
+        (want, 0),
+        "video frames decoded by playbin (want {want}): {stdout}"
+    );
+    let audio_bytes = std::fs::metadata(&audio_file).map(|m| m.len()).unwrap_or(0);
+    let audio_seconds = audio_bytes as f64 / 192_000.0;
+    assert!(
+        (TITLE_SECONDS - 0.05..=TITLE_SECONDS + 0.1).contains(&audio_seconds),
+        "playbin decoded {audio_seconds} s of sound from a {TITLE_SECONDS} s title: {stdout}"
+    );
+    eprintln!(
+        "playbin: {want} frames and {audio_seconds:.3} s of sound in {:.1} s",
+        took.as_secs_f64()
     );
 
     t.stack.shutdown().await;
@@ -431,15 +730,10 @@ async fn signed_urls_play_in_ffprobe_dashjs_and_cdn_play_and_nothing_plays_witho
         .len();
     assert_eq!(s.segments.len(), listed, "{}", report.table());
 
-    // dash.js in Chromium, cross-origin.
-    let report = tokio::task::block_in_place(|| dashjs(&signed, 10, None));
-    let advanced = report["advanced"].as_f64().unwrap_or(0.0);
-    assert!(advanced >= 5.0, "signed playback did not advance: {report}");
-    assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
-    );
+    // dash.js in Chromium, cross-origin, with sound.
+    let session = Session::new("dashjs", signed.clone(), 40);
+    let reports = tokio::task::block_in_place(|| play_in_chromium(&[session]));
+    assert_played_vod_to_the_end(&reports[0]);
 
     edge.shutdown().await;
     origin.shutdown().await;
