@@ -55,6 +55,12 @@ pub struct StackConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// The watch page's server (plain HTTP; see [`crate::watch`]).
+    pub watch: SocketAddr,
+    /// A directory holding `dash.all.min.js` and `hls.min.js` (or a `node_modules` with the
+    /// `dashjs` and `hls.js` packages) that the watch page loads its players from; without it,
+    /// from their public CDN.
+    pub watch_players_dir: Option<PathBuf>,
 }
 
 /// Certificate and key files a TLS stack serves with.
@@ -108,6 +114,8 @@ impl Default for StackConfig {
             tls: false,
             tls_cert: None,
             tls_key: None,
+            watch: SocketAddr::from(([127, 0, 0, 1], 8088)),
+            watch_players_dir: None,
         }
     }
 }
@@ -143,6 +151,7 @@ impl StackConfig {
         cfg.origin = SocketAddr::new(others, 0);
         cfg.dns = SocketAddr::new(dns_ip, free_port_on(&[dns_ip])?);
         cfg.dns_metrics = SocketAddr::new(others, 0);
+        cfg.watch = SocketAddr::new(others, 0);
         Ok(cfg)
     }
 
@@ -375,6 +384,8 @@ pub struct Stack {
     /// One per configured edge; `None` once stopped with [`Stack::stop_edge`].
     pub edges: Vec<Option<edge::Edge>>,
     pub dns: dns_router::DnsRouter,
+    /// The watch page's server.
+    pub watch: crate::watch::Watch,
     /// The certificate and key the origin and the edges serve with (restarted edges too).
     tls: Option<TlsFiles>,
 }
@@ -407,6 +418,7 @@ impl Stack {
             config.live_channel.clone(),
             origin::config::ChannelConfig::Title(config.title.clone()),
         );
+        let channels: Vec<String> = origin_cfg.channels.keys().cloned().collect();
         let origin = origin::spawn(origin_cfg)
             .await
             .context("starting the origin")?;
@@ -423,11 +435,29 @@ impl Stack {
 
         let dns = dns_router::spawn(config.dns_config(origin.local_addr()))
             .context("starting the DNS router")?;
+        let watch = crate::watch::spawn(crate::watch::WatchConfig {
+            listen: config.watch,
+            data: config.data.clone(),
+            channels,
+            edges: config
+                .edges
+                .iter()
+                .zip(&edges)
+                .filter_map(|(spec, e)| {
+                    let url = format!("{}://{}", config.scheme(), e.as_ref()?.local_addr());
+                    Some((spec.name.clone(), url))
+                })
+                .collect(),
+            players_dir: config.watch_players_dir.clone(),
+        })
+        .await
+        .context("starting the watch page's server")?;
         Ok(Stack {
             config,
             origin,
             edges,
             dns,
+            watch,
             tls,
         })
     }
@@ -497,6 +527,7 @@ impl Stack {
             origin,
             edges,
             dns,
+            watch,
             tls,
         } = self;
         let listen = dns.dns_addr();
@@ -510,6 +541,7 @@ impl Stack {
             origin,
             edges,
             dns,
+            watch,
             tls,
         })
     }
@@ -570,9 +602,13 @@ impl Stack {
             s.push_str(&format!("   edge       {scheme}://{addr}  ({name})\n"));
         }
         s.push_str(&format!(
-            "   dns-router {} udp+tcp, metrics http://{}/metrics",
+            "   dns-router {} udp+tcp, metrics http://{}/metrics\n",
             self.dns.dns_addr(),
             self.dns.metrics_addr()
+        ));
+        s.push_str(&format!(
+            "   watch      {}  (titles and live channels, played in the browser through an edge)",
+            self.watch.url()
         ));
         s
     }
@@ -602,8 +638,12 @@ impl Stack {
             }
         }
         s.push_str(&format!(
-            "  dns-router  {dns} udp+tcp, metrics http://{}/metrics\n\n",
+            "  dns-router  {dns} udp+tcp, metrics http://{}/metrics\n",
             self.dns.metrics_addr()
+        ));
+        s.push_str(&format!(
+            "  watch       {}  the watch page: titles and live channels, played in the browser through an edge\n\n",
+            self.watch.url()
         ));
         let client = |i: usize| -> String {
             c.edges
@@ -665,8 +705,10 @@ impl Stack {
         s
     }
 
-    /// Stops everything: the router first (no new clients steered), then edges, then the origin.
+    /// Stops everything: the watch page and the router first (no new clients steered), then
+    /// edges, then the origin.
     pub async fn shutdown(self) {
+        self.watch.shutdown().await;
         self.dns.shutdown().await;
         for e in self.edges.into_iter().flatten() {
             e.shutdown().await;

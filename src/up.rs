@@ -44,6 +44,13 @@ pub struct StackArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Address of the watch page (default 127.0.0.1:8088).
+    #[arg(long)]
+    pub watch: Option<SocketAddr>,
+    /// Serve the watch page's players from DIR (dash.all.min.js and hls.min.js, or a
+    /// node_modules with dashjs and hls.js) instead of loading them from their public CDN.
+    #[arg(long, value_name = "DIR")]
+    pub watch_players_dir: Option<PathBuf>,
 }
 
 impl StackArgs {
@@ -79,6 +86,12 @@ impl StackArgs {
         }
         if let Some(k) = &self.tls_key {
             cfg.tls_key = Some(k.clone());
+        }
+        if let Some(a) = self.watch {
+            cfg.watch = a;
+        }
+        if let Some(d) = &self.watch_players_dir {
+            cfg.watch_players_dir = Some(d.clone());
         }
         if let Some(p) = self.edge_port {
             for e in &mut cfg.edges {
