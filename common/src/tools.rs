@@ -21,6 +21,8 @@ fn package_of(tool: &str) -> String {
         "chromium" => "chromium",
         "prometheus" => "prometheus",
         "node" | "npm" => "nodejs",
+        "gst-launch-1.0" | "gst-inspect-1.0" => "gstreamer1.0-tools",
+        "openssl" => "openssl",
         other => other,
     };
     format!("Debian package `{debian}`")

@@ -377,6 +377,12 @@ fn build_plan(title: &str, vod: &Mpd, ch: &Channel) -> Result<Plan> {
                             .or(set.max_frame_rate)
                             .map(|f| f.as_f64()),
                         lang: set.lang.clone(),
+                        channels: rep
+                            .audio_channel_configurations
+                            .iter()
+                            .chain(&set.audio_channel_configurations)
+                            .find(|d| d.scheme_id_uri.contains("23003:3"))
+                            .and_then(|d| d.value.as_deref()?.trim().parse().ok()),
                         order: (si, rep_index),
                     },
                     init_key,
@@ -561,6 +567,8 @@ struct HlsRep {
     height: Option<u32>,
     frame_rate: Option<f64>,
     lang: Option<String>,
+    /// Audio channels (the MPD's AudioChannelConfiguration of scheme 23003-3).
+    channels: Option<u32>,
     /// (AdaptationSet, Representation) index in the VOD MPD: the playlists' order.
     order: (usize, usize),
 }
@@ -618,6 +626,7 @@ fn hls_master<'a>(ch: &Channel, plan: &Plan) -> Answer<'a> {
             uri: Some(format!("{id}.m3u8")),
             group_id: AUDIO_GROUP.into(),
             language: r.hls.lang.clone(),
+            channels: r.hls.channels.map(|c| c.to_string()),
             name: id.to_string(),
             default: i == 0,
             autoselect: true,

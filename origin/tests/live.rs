@@ -401,6 +401,7 @@ async fn broken_vod_title_is_a_clear_error() {
 fn live_content_with_audio() -> Content {
     let c = live_content();
     let audio_set = r#"    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="en" segmentAlignment="true" startWithSAP="1">
+      <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>
       <SegmentTemplate timescale="48000" duration="96000" startNumber="1"
           initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/seg-$Number%05d$.m4s"/>
       <Representation id="audio" bandwidth="130000" codecs="mp4a.40.2" audioSamplingRate="48000"/>
@@ -468,6 +469,7 @@ async fn hls_live_matches_the_mpd_timeline() {
     assert_eq!(m.alternatives[0].uri.as_deref(), Some("audio.m3u8"));
     assert!(m.alternatives[0].default && m.alternatives[0].autoselect);
     assert_eq!(m.alternatives[0].language.as_deref(), Some("en"));
+    assert_eq!(m.alternatives[0].channels.as_deref(), Some("2"), "{text}");
 
     let mpd_resp = get(a, "/live/news/manifest.mpd", &[]).await;
     let mpd = Mpd::parse(&mpd_resp.text()).unwrap();

@@ -45,7 +45,7 @@ pub fn packaged_title() -> &'static Path {
 
 fn package_once() -> Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-content");
-    let done = root.join(format!("demo-{TITLE_SECONDS}s-v2"));
+    let done = root.join(format!("demo-{TITLE_SECONDS}s-v3"));
     if done.join("manifest.mpd").is_file() {
         return Ok(done);
     }

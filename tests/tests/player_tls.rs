@@ -102,7 +102,10 @@ async fn player_verifies_the_certificate_against_its_ca() {
     )
     .unwrap();
     let h3_requests = || async {
-        let (_, body) = probe.get("/metrics", 1 << 20).await.expect("metrics over h3");
+        let (_, body) = probe
+            .get("/metrics", 1 << 20)
+            .await
+            .expect("metrics over h3");
         let text = String::from_utf8_lossy(&body).into_owned();
         text.lines()
             .find(|l| l.starts_with("origin_requests_by_protocol_total{protocol=\"h3\"}"))
