@@ -5,7 +5,7 @@
 # output; blocks of benchmarks not run are kept, as is the hand-written analysis above.
 #
 #   scripts/bench.sh            all benchmarks (about 35 minutes)
-#   scripts/bench.sh edge dns   only those (package, origin, edge, edge-disk, dns, abr, fuzz, soak)
+#   scripts/bench.sh edge dns   only those (package, origin, edge, edge-tls, edge-disk, dns, abr, fuzz, soak)
 #
 # The test suite (scripts/test.sh) does not need the peers; this script installs them.
 #
@@ -24,9 +24,10 @@ if [ "${#need[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 cargo build --release --quiet
+cargo build --release --quiet -p edge --example h3load
 
 which=("$@")
-[ "${#which[@]}" -gt 0 ] || which=(package origin edge edge-disk dns abr fuzz soak)
+[ "${#which[@]}" -gt 0 ] || which=(package origin edge edge-tls edge-disk dns abr fuzz soak)
 
 traces=../shared/traces
 [ -d "$traces" ] || traces=player/tests/fixtures
@@ -56,6 +57,7 @@ for w in "${which[@]}"; do
     package) block=(package "Packaging (cdn package vs ffmpeg libx264 + dash muxer)" "scripts/bench-package.sh 2 30") ;;
     origin) block=(origin "Origin (vs nginx)" "ROUNDS=3 DURATION=6 origin/bench/bench.sh") ;;
     edge) block=(edge "Edge (vs nginx proxy_cache and Varnish)" "ROUNDS=3 DURATION=6 STORMS=3 edge/bench/bench.sh") ;;
+    edge-tls) block=(edge-tls "Edge over HTTPS (vs nginx, TLS 1.3) and HTTP/3 beside HTTP/2" "SKIP_BUILD=1 ROUNDS=3 DURATION=6 edge/bench/tls.sh") ;;
     edge-disk) block=(edge-disk "Edge disk tier (vs nginx proxy_cache, same disk budget)" "SKIP_BUILD=1 ROUNDS=5 edge/bench/disk.sh") ;;
     dns) block=(dns "DNS router (vs Knot DNS, dnsperf)" "dns-router/bench/bench.sh 8 3") ;;
     abr) block=(abr "ABR simulation (Pensieve traces and video)" \
@@ -63,7 +65,7 @@ for w in "${which[@]}"; do
     fuzz) block=(fuzz "Fuzzing (cargo fuzz, 60 s per target, from the committed corpora)" "fuzz/run.sh 60") ;;
     soak) block=(soak "Soak (50 players for 10 minutes through the router and edges, edge 1 restarted halfway)" \
       "scripts/soak.sh --players 50 --minutes 10") ;;
-    *) echo "unknown benchmark $w (package, origin, edge, edge-disk, dns, abr, fuzz, soak)" >&2; exit 2 ;;
+    *) echo "unknown benchmark $w (package, origin, edge, edge-tls, edge-disk, dns, abr, fuzz, soak)" >&2; exit 2 ;;
   esac
   echo "bench.sh: running $w" >&2
   out=$(mktemp)
