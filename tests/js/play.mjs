@@ -15,7 +15,14 @@
 // whether the stream ended, the decoder counters of the video element (audio and video bytes,
 // frames), every SourceBuffer the player made with its MIME type and the most seconds it ever
 // held (`source_buffers`), the video bandwidths played, what the player says about audio, and
-// the player's errors (fatal) and warnings (recoverable).
+// the player's errors (fatal) and warnings (recoverable), and how many of the page's fetches
+// went over each protocol (Resource Timing's nextHopProtocol: `h3`, `h2`, `http/1.1`).
+//
+// HTTP/3: with QUIC_ORIGINS=HOST:PORT[,...] and TRUST_CERT=PEM in the environment, Chromium
+// speaks QUIC to those origins from the first request (--origin-to-force-quic-on) and accepts the
+// certificate by its public key (--ignore-certificate-errors-spki-list), as it does for a server
+// whose certificate chains to a public root.
+import crypto from 'node:crypto';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -250,6 +257,13 @@ async function play(browser, session) {
         decoded_frames: v.webkitDecodedFrameCount,
         dropped_frames: quality.droppedVideoFrames,
         source_buffers: window.__sourceBuffers.map((b) => ({ mime: b.mime, max_seconds: b.max_seconds })),
+        protocols: performance.getEntriesByType('resource')
+          .filter((e) => !e.name.startsWith(location.origin))
+          .reduce((n, e) => {
+            const p = e.nextHopProtocol || 'unknown';
+            n[p] = (n[p] || 0) + 1;
+            return n;
+          }, {}),
       };
     });
     const r = got.report;
@@ -280,6 +294,7 @@ async function play(browser, session) {
       decoded_frames: got.decoded_frames,
       dropped_frames: got.dropped_frames,
       source_buffers: got.source_buffers,
+      protocols: got.protocols,
       player_audio: r.audio,
       player_audio_buffer: r.audio_buffer,
       bandwidths: r.bandwidths,
@@ -291,10 +306,20 @@ async function play(browser, session) {
   }
 }
 
+const quic = [];
+if (process.env.QUIC_ORIGINS) {
+  const pem = fs.readFileSync(process.env.TRUST_CERT);
+  const spki = new crypto.X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  const pin = crypto.createHash('sha256').update(spki).digest('base64');
+  quic.push('--enable-quic', `--origin-to-force-quic-on=${process.env.QUIC_ORIGINS}`,
+    `--ignore-certificate-errors-spki-list=${pin}`);
+} else {
+  quic.push('--disable-quic');
+}
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+    '--disable-component-update', '--disable-sync', '--no-first-run', ...quic,
     '--autoplay-policy=no-user-gesture-required', '--disable-background-timer-throttling',
     '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
 });

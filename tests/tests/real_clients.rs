@@ -176,6 +176,11 @@ fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
 /// Runs tests/js/play.mjs with these sessions at once (one headless Chromium, a page each, served
 /// from another origin than the streams) and returns one JSON report per session, in order.
 fn play_in_chromium(sessions: &[Session]) -> Vec<serde_json::Value> {
+    play_in_chromium_with(sessions, &[])
+}
+
+/// [`play_in_chromium`] with `env` set for play.mjs (e.g. QUIC_ORIGINS and TRUST_CERT).
+fn play_in_chromium_with(sessions: &[Session], env: &[(&str, String)]) -> Vec<serde_json::Value> {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     for module in ["dashjs", "hls.js", "shaka-player", "playwright-core"] {
         assert!(
@@ -187,6 +192,9 @@ fn play_in_chromium(sessions: &[Session]) -> Vec<serde_json::Value> {
     let node = common::tools::require("node");
     let mut cmd = Command::new(node);
     cmd.current_dir(&js).arg("play.mjs");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     for (i, s) in sessions.iter().enumerate() {
         if i > 0 {
             cmd.arg("--");
@@ -737,4 +745,81 @@ async fn signed_urls_play_in_ffprobe_dashjs_and_cdn_play_and_nothing_plays_witho
 
     edge.shutdown().await;
     origin.shutdown().await;
+}
+
+/// HTTP/3 from a browser: Chromium, told to speak QUIC to an edge of a stack with TLS, plays the
+/// title with dash.js over HTTP/3 (Resource Timing says `h3` for every fetch from the edge), and
+/// the edge counts those requests as h3; `cdn play --http3` plays it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashjs_in_chromium_and_the_player_play_over_http3_through_an_edge() {
+    let t = TestStack::start_with(|c| c.tls = true)
+        .await
+        .expect("TLS stack starts");
+    let root = t.stack.config.tls_root().expect("a TLS stack has a root");
+    let edge = t.stack.edge_addrs()[1].1;
+    let url = format!("https://{edge}/vod/demo/manifest.mpd");
+    let env = [
+        ("QUIC_ORIGINS", edge.to_string()),
+        ("TRUST_CERT", root.display().to_string()),
+    ];
+    let reports = tokio::task::block_in_place(|| {
+        play_in_chromium_with(&[Session::new("dashjs", url.clone(), 20)], &env)
+    });
+    let r = &reports[0];
+    assert!(
+        r["errors"].as_array().is_some_and(|e| e.is_empty()),
+        "dash.js errors over HTTP/3: {r}"
+    );
+    assert!(r["ended"] == true, "the title did not play to its end: {r}");
+    let protocols = r["protocols"].as_object().expect("protocols in the report");
+    let h3 = protocols.get("h3").and_then(|n| n.as_u64()).unwrap_or(0);
+    assert!(
+        h3 >= 8 && protocols.keys().all(|p| p == "h3"),
+        "fetches by protocol: {protocols:?}"
+    );
+
+    // The edge saw them as HTTP/3, and `cdn play --http3` plays through it too.
+    let fetcher = common::http::Fetcher::new(&common::tls::Roots {
+        ca_files: vec![root.clone()],
+        system: false,
+    })
+    .unwrap();
+    let h3_count = |text: &str| -> f64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with("edge_requests_by_protocol_total") && l.contains("protocol=\"h3\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let metrics_url = format!("https://{edge}/metrics");
+    let before = h3_count(&String::from_utf8_lossy(
+        &fetcher.get(&metrics_url).await.unwrap(),
+    ));
+    assert!(before >= h3 as f64, "the edge counted {before} h3 requests");
+    let mut cfg = player::play::PlayConfig::new(url.parse().unwrap());
+    cfg.resolve = Some(vec![edge.ip()]);
+    cfg.ca = vec![root.clone()];
+    cfg.system_roots = false;
+    cfg.http3 = true;
+    cfg.session.play_out = false;
+    let report = tokio::time::timeout(Duration::from_secs(60), player::play::play(&cfg))
+        .await
+        .expect("playback ends")
+        .expect("playback over HTTP/3 works");
+    assert_eq!(
+        report.session.summary.missing_segments,
+        0,
+        "{}",
+        report.table()
+    );
+    let after = h3_count(&String::from_utf8_lossy(
+        &fetcher.get(&metrics_url).await.unwrap(),
+    ));
+    assert!(
+        after - before >= report.session.segments.len() as f64,
+        "{after} - {before} h3 requests for {} segments",
+        report.session.segments.len()
+    );
+    t.stack.shutdown().await;
 }
