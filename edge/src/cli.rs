@@ -55,6 +55,31 @@ pub struct Args {
     /// PEM roots trusted for an https:// upstream (default: the system roots).
     #[arg(long, value_name = "PEM")]
     pub upstream_ca: Option<PathBuf>,
+    /// Requests per second per client (IPv4 address, IPv6 /56); 0 turns the limit off.
+    #[arg(long, value_name = "N")]
+    pub requests_per_sec: Option<f64>,
+    /// Requests a client may make at once after being idle.
+    #[arg(long, value_name = "N")]
+    pub request_burst: Option<f64>,
+    /// Upstream fetches per second a client may cause (misses; hits are free); 0: off.
+    #[arg(long, value_name = "N")]
+    pub misses_per_sec: Option<f64>,
+    /// Upstream fetches a client may cause at once after being idle.
+    #[arg(long, value_name = "N")]
+    pub miss_burst: Option<f64>,
+    /// A network (CIDR) exempt from the per-client limits, replacing the default loopback
+    /// (repeatable; `none` for no exemption).
+    #[arg(long = "limit-exempt", value_name = "CIDR")]
+    pub limit_exempt: Vec<String>,
+    /// Exchanges with the upstream at once (0: no cap).
+    #[arg(long, value_name = "N")]
+    pub max_upstream_fetches: Option<usize>,
+    /// Exchanges that may wait for an upstream slot; beyond it, 503.
+    #[arg(long, value_name = "N")]
+    pub upstream_queue: Option<usize>,
+    /// Longest wait for an upstream slot, in seconds, before a 503.
+    #[arg(long, value_name = "SECS")]
+    pub upstream_queue_wait: Option<f64>,
 }
 
 impl Args {
@@ -113,6 +138,35 @@ impl Args {
         }
         if let Some(p) = &self.upstream_ca {
             c.upstream_ca = Some(p.clone());
+        }
+        let limits = &mut c.rate_limit;
+        let numbers = [
+            (self.requests_per_sec, &mut limits.requests_per_sec),
+            (self.request_burst, &mut limits.burst),
+            (self.misses_per_sec, &mut limits.misses_per_sec),
+            (self.miss_burst, &mut limits.miss_burst),
+        ];
+        for (given, field) in numbers {
+            if let Some(v) = given {
+                *field = v;
+            }
+        }
+        if !self.limit_exempt.is_empty() {
+            limits.exempt = self
+                .limit_exempt
+                .iter()
+                .filter(|n| !n.eq_ignore_ascii_case("none"))
+                .cloned()
+                .collect();
+        }
+        if let Some(n) = self.max_upstream_fetches {
+            c.max_upstream_fetches = n;
+        }
+        if let Some(n) = self.upstream_queue {
+            c.upstream_queue = n;
+        }
+        if let Some(s) = self.upstream_queue_wait {
+            c.upstream_queue_wait_secs = s;
         }
         c.validate()?;
         Ok(c)
@@ -191,5 +245,50 @@ mod tests {
         );
         assert_eq!(c.disk_size, ByteSize(20 << 30));
         assert!(Cli::try_parse_from(["edge", "--disk-size", "1GiB"]).is_err());
+    }
+
+    #[test]
+    fn limit_flags_override_defaults() {
+        let c = Cli::try_parse_from(["edge"])
+            .unwrap()
+            .args
+            .to_config()
+            .unwrap();
+        assert_eq!(c.rate_limit, crate::limits::RateLimitConfig::default());
+        let cli = Cli::try_parse_from([
+            "edge",
+            "--requests-per-sec",
+            "50",
+            "--request-burst",
+            "100",
+            "--misses-per-sec",
+            "4",
+            "--miss-burst",
+            "30",
+            "--limit-exempt",
+            "10.0.0.0/8",
+            "--limit-exempt",
+            "::1",
+            "--max-upstream-fetches",
+            "32",
+            "--upstream-queue",
+            "8",
+            "--upstream-queue-wait",
+            "0.5",
+        ])
+        .unwrap();
+        let c = cli.args.to_config().unwrap();
+        let l = &c.rate_limit;
+        assert_eq!(
+            (l.requests_per_sec, l.burst, l.misses_per_sec, l.miss_burst),
+            (50.0, 100.0, 4.0, 30.0)
+        );
+        assert_eq!(l.exempt, vec!["10.0.0.0/8".to_string(), "::1".to_string()]);
+        assert_eq!((c.max_upstream_fetches, c.upstream_queue), (32, 8));
+        assert_eq!(c.upstream_queue_wait_secs, 0.5);
+        let none = Cli::try_parse_from(["edge", "--limit-exempt", "none"]).unwrap();
+        assert!(none.args.to_config().unwrap().rate_limit.exempt.is_empty());
+        let bad = Cli::try_parse_from(["edge", "--misses-per-sec=-3"]).unwrap();
+        assert!(bad.args.to_config().is_err());
     }
 }

@@ -95,8 +95,16 @@ pub struct Config {
     pub upstream_ca: Option<PathBuf>,
     /// Path prefixes served only with a valid signed-URL token, and the keys (see `signed`).
     pub signed_urls: Option<crate::signed::SignedUrlsConfig>,
-    /// Per-client request-rate limit (`requests_per_sec = 0` turns it off).
+    /// Per-client limits: requests, and misses (fetches a client makes the edge start
+    /// upstream); `requests_per_sec = 0` / `misses_per_sec = 0` turn them off.
     pub rate_limit: crate::limits::RateLimitConfig,
+    /// Exchanges with the upstream (parents and origin) running at once; 0: no cap. A fetch
+    /// shared by coalesced requests counts once.
+    pub max_upstream_fetches: usize,
+    /// Exchanges that may wait for one of those slots; beyond it, 503 with `Retry-After`.
+    pub upstream_queue: usize,
+    /// Longest wait for a slot before a 503.
+    pub upstream_queue_wait_secs: f64,
 }
 
 impl Default for Config {
@@ -136,6 +144,9 @@ impl Default for Config {
             upstream_ca: None,
             signed_urls: None,
             rate_limit: crate::limits::RateLimitConfig::default(),
+            max_upstream_fetches: 256,
+            upstream_queue: 1024,
+            upstream_queue_wait_secs: 5.0,
         }
     }
 }
@@ -199,6 +210,18 @@ impl Config {
             }
         }
         secs("stale_if_slow_secs", self.stale_if_slow_secs)?;
+        secs("upstream_queue_wait_secs", self.upstream_queue_wait_secs)?;
+        let limits = &self.rate_limit;
+        for (name, v) in [
+            ("rate_limit.requests_per_sec", limits.requests_per_sec),
+            ("rate_limit.burst", limits.burst),
+            ("rate_limit.misses_per_sec", limits.misses_per_sec),
+            ("rate_limit.miss_burst", limits.miss_burst),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                bail!("`{name}` must be a number of at least 0, got {v}");
+            }
+        }
         Ok(PolicyConfig {
             heuristic_fraction: self.heuristic_fraction,
             heuristic_max: secs("heuristic_max_secs", self.heuristic_max_secs)?,
@@ -275,6 +298,54 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("disk_size"));
+    }
+
+    #[test]
+    fn limits_parse_from_toml_with_defaults_far_above_a_player() {
+        let d = Config::default();
+        assert_eq!(d.rate_limit.misses_per_sec, 10.0);
+        assert_eq!(d.rate_limit.miss_burst, 60.0);
+        assert_eq!(d.max_upstream_fetches, 256);
+        assert_eq!(d.upstream_queue, 1024);
+        let c: Config = toml::from_str(
+            r#"
+            max_upstream_fetches = 64
+            upstream_queue = 16
+            upstream_queue_wait_secs = 1.5
+
+            [rate_limit]
+            requests_per_sec = 50
+            misses_per_sec = 5
+            miss_burst = 20
+            exempt = []
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.rate_limit.requests_per_sec, 50.0);
+        assert_eq!(c.rate_limit.burst, 300.0, "unset keys keep their default");
+        assert_eq!(c.rate_limit.misses_per_sec, 5.0);
+        assert_eq!(c.rate_limit.miss_burst, 20.0);
+        assert!(c.rate_limit.exempt.is_empty());
+        assert_eq!(
+            (c.max_upstream_fetches, c.upstream_queue),
+            (64, 16),
+            "upstream cap"
+        );
+        assert_eq!(c.upstream_queue_wait_secs, 1.5);
+        assert!(toml::from_str::<Config>("[rate_limit]\nmiss_rate = 1").is_err());
+        let mut bad = Config::default();
+        bad.rate_limit.misses_per_sec = -1.0;
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("misses_per_sec"));
+        let bad = Config {
+            upstream_queue_wait_secs: f64::NAN,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -353,13 +353,29 @@ impl Flights {
     /// Joins the flight for `key`, or creates it: `(flight, true)` means the caller created it
     /// and must start the fetch.
     pub fn join(&self, key: &CacheKey) -> (Arc<Flight>, bool) {
+        self.join_if(key, || true)
+            .expect("a flight is always created when allowed")
+    }
+
+    /// Like [`Flights::join`], asking `allow` (once, and only when no flight for `key` is
+    /// running) whether a new one may start: `None` when it may not. Joining a running flight
+    /// is always allowed, so a per-client miss budget charged in `allow` is never charged for a
+    /// request that costs the upstream nothing.
+    pub fn join_if(
+        &self,
+        key: &CacheKey,
+        allow: impl FnOnce() -> bool,
+    ) -> Option<(Arc<Flight>, bool)> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = map.get(key) {
-            return (f.clone(), false);
+            return Some((f.clone(), false));
+        }
+        if !allow() {
+            return None;
         }
         let f = Arc::new(Flight::new(self.budget.clone()));
         map.insert(key.clone(), f.clone());
-        (f, true)
+        Some((f, true))
     }
 
     /// True when a fetch for `key` is running.
@@ -455,6 +471,27 @@ mod tests {
         assert_eq!(f.body_chunks().unwrap().concat(), b"0123456789");
         flights.land(&key(), &f);
         assert!(!flights.contains(&key()));
+    }
+
+    #[test]
+    fn only_starting_a_flight_asks_for_permission() {
+        let flights = Flights::new(100);
+        let asked = std::cell::Cell::new(0);
+        let deny = || {
+            asked.set(asked.get() + 1);
+            false
+        };
+        assert!(flights.join_if(&key(), deny).is_none());
+        assert!(
+            !flights.contains(&key()),
+            "a refused flight is not registered"
+        );
+        let (f, created) = flights.join_if(&key(), || true).unwrap();
+        assert!(created);
+        // Joining the running flight never asks, and is never refused.
+        let (g, created) = flights.join_if(&key(), deny).unwrap();
+        assert!(!created && Arc::ptr_eq(&f, &g));
+        assert_eq!(asked.get(), 1);
     }
 
     #[tokio::test]

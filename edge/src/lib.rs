@@ -12,7 +12,9 @@
 //!   rename, an in-memory index rebuilt in the background at start, LRU within `disk_size`.
 //! - `flight`: request coalescing: one upstream fetch per key, streamed to every member.
 //! - `upstream`: the pooled client to parents (rendezvous-ranked) and the origin, proxy headers,
-//!   timeouts.
+//!   timeouts, and the cap on exchanges running at once (`Gate`: slots, a bounded queue, 503).
+//! - `limits`: per-client token buckets, one for requests and one for misses (requests that
+//!   start an upstream exchange), answered 429 with `Retry-After`.
 //! - `proxy`: the request path in phases (`key`, `lookup`, `hit`, `stale`, `miss`, `fetch`,
 //!   `store`/`refresh`, `respond`, `pass`), judged at one `now` per request from an injectable
 //!   [`Clock`].

@@ -1,25 +1,41 @@
-//! Per-client request-rate limits: a token bucket per client prefix, so one relentless client
-//! (a misbehaving player, a download tool asking for thousands of segments a second) gets `429`
-//! with `Retry-After` while every other client keeps being served at full speed.
+//! Per-client limits: token buckets per client prefix, so one relentless client (a misbehaving
+//! player, a download tool asking for thousands of segments a second) gets `429` with
+//! `Retry-After` while every other client keeps being served at full speed. Two buckets per
+//! client, with the same keying, exemptions and bounds:
+//!
+//! - requests: every proxied request takes a token (checked in front of the cache);
+//! - misses: only a request that would go upstream takes one (a miss or revalidation that starts
+//!   a fetch, a pass that is forwarded; not a hit, not a request joining a fetch already
+//!   running), so a client asking for objects that do not exist (yet) cannot turn the edge into
+//!   a request amplifier for the origin while its hits stay unlimited by it.
 //!
 //! A client is its IPv4 address (`/32` by default) or its IPv6 `/56` (what one subscriber is
 //! usually delegated: counting per IPv6 address would let one host rotate through 2^72 of them).
-//! The defaults are far above what a player needs (a low-latency player asks for a few parts and a
-//! playlist a second per rendition): 100 requests a second sustained with bursts of 300.
+//! The defaults are far above what a player needs: a low-latency player asks for a few parts and
+//! a playlist a second per rendition, all but a few of them hits on a shared edge; a VOD player
+//! filling its buffer from a cold edge fetches a few segments a second of video and audio. They
+//! are 100 requests a second with bursts of 300, and 10 misses a second with bursts of 60 (a
+//! minute of 2 s segments, video and audio, at once), so a client flooding an edge with
+//! distinct URLs reaches the upstream at most 60 + 10 times a second of flood.
 //!
 //! Loopback is exempt by default (health checkers, local tools and benchmarks run there); the
-//! `exempt` list is configuration.
+//! `exempt` list is configuration. An edge that is a parent counts each child edge as one
+//! client: list the children's networks in `exempt`.
 //!
-//! Memory is bounded: at most `max_clients` buckets are kept; when full, buckets that have
-//! refilled (idle clients) are dropped first, and if none has, the new client shares one overflow
-//! bucket rather than growing the map.
+//! Memory is bounded: at most `max_clients` buckets are kept per limit; when full, buckets that
+//! have refilled (idle clients) are dropped first, and if none has, the new client shares one
+//! overflow bucket rather than growing the map.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
 use serde::Deserialize;
+
+use common::http::{full, Body};
 
 /// The `[rate_limit]` section of an edge's configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -29,6 +45,11 @@ pub struct RateLimitConfig {
     pub requests_per_sec: f64,
     /// Requests a client may make at once after being idle.
     pub burst: f64,
+    /// Sustained upstream fetches per second a client may cause (misses, revalidations and
+    /// forwarded passes it starts; hits and joined fetches are free); 0 turns the limit off.
+    pub misses_per_sec: f64,
+    /// Upstream fetches a client may cause at once after being idle.
+    pub miss_burst: f64,
     /// Prefix length that makes one IPv4 client.
     pub ipv4_prefix: u8,
     /// Prefix length that makes one IPv6 client.
@@ -45,6 +66,8 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             requests_per_sec: 100.0,
             burst: 300.0,
+            misses_per_sec: 10.0,
+            miss_burst: 60.0,
             ipv4_prefix: 32,
             ipv6_prefix: 56,
             max_clients: 100_000,
@@ -67,9 +90,31 @@ struct Bucket {
     at: Instant,
 }
 
-/// The limiter of one edge.
+/// Which bucket a limiter fills: its `limit` label in `edge_rate_limited_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Requests,
+    Misses,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 2] = [Limit::Requests, Limit::Misses];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::Requests => "requests",
+            Limit::Misses => "misses",
+        }
+    }
+}
+
+/// One limit of one edge: a bucket per client.
 pub struct RateLimiter {
     cfg: RateLimitConfig,
+    limit: Limit,
+    /// Tokens per second and bucket size of this limit.
+    rate: f64,
+    burst: f64,
     exempt: Vec<(IpAddr, u8)>,
     shards: Vec<Mutex<HashMap<Client, Bucket>>>,
     overflow: Mutex<Bucket>,
@@ -78,19 +123,33 @@ pub struct RateLimiter {
 const SHARDS: usize = 16;
 
 impl RateLimiter {
-    /// `None` when the limit is off; an error names an exempt network that does not parse.
+    /// The request limit; `None` when it is off; an error names an exempt network that does
+    /// not parse.
     pub fn new(cfg: &RateLimitConfig) -> anyhow::Result<Option<RateLimiter>> {
-        let rate = cfg.requests_per_sec;
+        Self::with(cfg, Limit::Requests)
+    }
+
+    /// The miss limit (`misses_per_sec`, `miss_burst`), keyed and exempted like the request
+    /// limit; `None` when it is off.
+    pub fn for_misses(cfg: &RateLimitConfig) -> anyhow::Result<Option<RateLimiter>> {
+        Self::with(cfg, Limit::Misses)
+    }
+
+    fn with(cfg: &RateLimitConfig, limit: Limit) -> anyhow::Result<Option<RateLimiter>> {
+        let (rate, burst) = match limit {
+            Limit::Requests => (cfg.requests_per_sec, cfg.burst),
+            Limit::Misses => (cfg.misses_per_sec, cfg.miss_burst),
+        };
         if rate.is_nan() || rate <= 0.0 || rate.is_infinite() {
             return Ok(None);
         }
+        let burst = if burst.is_nan() { 1.0 } else { burst.max(1.0) };
         let exempt = cfg
             .exempt
             .iter()
             .map(|n| parse_cidr(n))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut cfg = cfg.clone();
-        cfg.burst = cfg.burst.max(1.0);
         cfg.ipv4_prefix = cfg.ipv4_prefix.min(32);
         cfg.ipv6_prefix = cfg.ipv6_prefix.min(128);
         cfg.max_clients = cfg.max_clients.max(SHARDS);
@@ -98,11 +157,19 @@ impl RateLimiter {
             exempt,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             overflow: Mutex::new(Bucket {
-                tokens: cfg.burst,
+                tokens: burst,
                 at: Instant::now(),
             }),
             cfg,
+            limit,
+            rate,
+            burst,
         }))
+    }
+
+    /// Which limit this is.
+    pub fn limit(&self) -> Limit {
+        self.limit
     }
 
     /// Takes a token for `client` at `now`.
@@ -123,7 +190,7 @@ impl RateLimiter {
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         let per_shard = self.cfg.max_clients / SHARDS;
         if !map.contains_key(&key) && map.len() >= per_shard {
-            let (rate, burst) = (self.cfg.requests_per_sec, self.cfg.burst);
+            let (rate, burst) = (self.rate, self.burst);
             map.retain(|_, b| b.tokens + rate * now.duration_since(b.at).as_secs_f64() < burst);
             if map.len() >= per_shard {
                 drop(map);
@@ -132,7 +199,7 @@ impl RateLimiter {
             }
         }
         let bucket = map.entry(key).or_insert(Bucket {
-            tokens: self.cfg.burst,
+            tokens: self.burst,
             at: now,
         });
         self.take(bucket, now)
@@ -148,15 +215,13 @@ impl RateLimiter {
 
     fn take(&self, b: &mut Bucket, now: Instant) -> Verdict {
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.cfg.requests_per_sec).min(self.cfg.burst);
+        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             Verdict::Allow
         } else {
-            Verdict::Limit(Duration::from_secs_f64(
-                (1.0 - b.tokens) / self.cfg.requests_per_sec,
-            ))
+            Verdict::Limit(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
         }
     }
 
@@ -169,6 +234,26 @@ impl RateLimiter {
             },
         }
     }
+}
+
+/// The `429` for a request over `limit`: `Retry-After` in whole seconds (at least 1) until a
+/// token is back, never stored.
+pub fn too_many(limit: Limit, wait: Duration) -> Response<Body> {
+    let text = match limit {
+        Limit::Requests => "too many requests\n",
+        Limit::Misses => "too many requests for objects not in the cache\n",
+    };
+    let mut resp = Response::new(full(text));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let secs = wait.as_secs_f64().ceil().clamp(1.0, 86_400.0) as u64;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
 }
 
 /// A client: its address masked to the configured prefix.
@@ -304,6 +389,81 @@ mod tests {
         }
         assert!(matches!(l.check(fresh, later), Verdict::Limit(_)));
         assert!(l.clients() <= 160, "{}", l.clients());
+    }
+
+    #[test]
+    fn the_miss_limit_has_its_own_rate_and_burst_and_shares_keying_and_exemptions() {
+        let cfg = RateLimitConfig {
+            requests_per_sec: 1000.0,
+            burst: 1000.0,
+            misses_per_sec: 10.0,
+            miss_burst: 60.0,
+            ..RateLimitConfig::default()
+        };
+        let misses = RateLimiter::for_misses(&cfg).unwrap().unwrap();
+        let requests = RateLimiter::new(&cfg).unwrap().unwrap();
+        assert_eq!(misses.limit(), Limit::Misses);
+        assert_eq!(requests.limit(), Limit::Requests);
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..60 {
+            assert_eq!(misses.check(a, t0), Verdict::Allow, "miss {i}");
+        }
+        match misses.check(a, t0) {
+            Verdict::Limit(d) => assert!((d.as_secs_f64() - 0.1).abs() < 1e-6, "{d:?}"),
+            v => panic!("{v:?}"),
+        }
+        // The request bucket is a different one: still full.
+        for _ in 0..100 {
+            assert_eq!(requests.check(a, t0), Verdict::Allow);
+        }
+        // 10 a second sustained: over 20 s a flooding client gets the burst plus 200.
+        let mut allowed = 0;
+        for ms in 0..20_000u64 {
+            if misses.check(a, t0 + Duration::from_millis(ms)) == Verdict::Allow {
+                allowed += 1;
+            }
+        }
+        assert!(
+            (198..=200).contains(&allowed),
+            "sustained rate: {allowed} in 20 s"
+        );
+        // Same /56 is the same client; loopback is exempt from this limit too.
+        let v6 = RateLimiter::for_misses(&RateLimitConfig {
+            misses_per_sec: 1.0,
+            miss_burst: 1.0,
+            ..RateLimitConfig::default()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            v6.check("2001:db8:0:100::1".parse().unwrap(), t0),
+            Verdict::Allow
+        );
+        assert!(matches!(
+            v6.check("2001:db8:0:1ff::2".parse().unwrap(), t0),
+            Verdict::Limit(_)
+        ));
+        for _ in 0..10 {
+            assert_eq!(v6.check("127.0.0.1".parse().unwrap(), t0), Verdict::Allow);
+        }
+        // Off independently of the request limit.
+        let off = RateLimitConfig {
+            misses_per_sec: 0.0,
+            ..RateLimitConfig::default()
+        };
+        assert!(RateLimiter::for_misses(&off).unwrap().is_none());
+        assert!(RateLimiter::new(&off).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_refusal_says_when_to_come_back_and_is_not_stored() {
+        let r = too_many(Limit::Misses, Duration::from_millis(100));
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        let r = too_many(Limit::Requests, Duration::from_millis(2500));
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
     }
 
     #[test]

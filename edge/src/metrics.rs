@@ -1,6 +1,7 @@
 //! The edge's Prometheus metrics, one registry per instance: requests by cache status, bytes
 //! served from cache and from upstream, upstream requests and latency by status, stored bytes
-//! and objects, evictions, latency histograms, purges; the disk tier (hits by tier, bytes used
+//! and objects, evictions, latency histograms, purges; the abuse limits (requests refused per
+//! client limit, upstream fetch slots in use, waiting and refused); the disk tier (hits by tier, bytes used
 //! and capacity, objects, reads, writes, errors, evictions, index reload time).
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,14 @@ pub struct Metrics {
     pub open_connections: IntGauge,
     pub purges: IntCounter,
     pub inflight_fetches: IntGauge,
+    /// Requests answered 429, by the per-client limit that refused them (`requests`, `misses`).
+    pub rate_limited: IntCounterVec,
+    /// Upstream exchanges holding one of the `max_upstream_fetches` slots now.
+    pub upstream_fetches_inflight: IntGauge,
+    /// Upstream exchanges waiting for a slot now.
+    pub upstream_queue_depth: IntGauge,
+    /// Upstream exchanges refused a slot (503), by reason (`queue_full`, `timeout`).
+    pub upstream_rejected: IntCounterVec,
     /// Stored responses used (fresh or stale), by the tier they came from.
     pub tier_hits: IntCounterVec,
     pub disk_capacity_bytes: IntGauge,
@@ -112,6 +121,35 @@ impl Metrics {
             "edge_inflight_fetches",
             "Upstream fetches shared by waiting requests, running now",
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "edge_rate_limited_total",
+                "Requests answered 429 by a per-client limit, by limit (requests, misses)",
+            ),
+            &["limit"],
+        )?;
+        for l in crate::limits::Limit::ALL {
+            rate_limited.with_label_values(&[l.label()]);
+        }
+        let upstream_fetches_inflight = IntGauge::new(
+            "edge_upstream_fetches_inflight",
+            "Upstream exchanges holding a fetch slot now (max_upstream_fetches)",
+        )?;
+        let upstream_queue_depth = IntGauge::new(
+            "edge_upstream_queue_depth",
+            "Upstream exchanges waiting for a fetch slot now",
+        )?;
+        let upstream_rejected = IntCounterVec::new(
+            Opts::new(
+                "edge_upstream_rejected_total",
+                "Upstream exchanges refused a fetch slot (answered 503), by reason \
+                 (queue_full, timeout)",
+            ),
+            &["reason"],
+        )?;
+        for r in ["queue_full", "timeout"] {
+            upstream_rejected.with_label_values(&[r]);
+        }
         let tier_hits = IntCounterVec::new(
             Opts::new(
                 "edge_tier_hits_total",
@@ -189,6 +227,10 @@ impl Metrics {
             Box::new(open_connections.clone()),
             Box::new(purges.clone()),
             Box::new(inflight_fetches.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(upstream_fetches_inflight.clone()),
+            Box::new(upstream_queue_depth.clone()),
+            Box::new(upstream_rejected.clone()),
         ] {
             registry.register(c)?;
         }
@@ -216,6 +258,10 @@ impl Metrics {
             open_connections,
             purges,
             inflight_fetches,
+            rate_limited,
+            upstream_fetches_inflight,
+            upstream_queue_depth,
+            upstream_rejected,
             tier_hits,
             disk_capacity_bytes,
             disk_used_bytes,

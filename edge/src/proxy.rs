@@ -13,6 +13,10 @@
 //!   stand in for a failed upstream; `finish` adds Via and Cache-Status and counts the request.
 //! - `pass` forwards what the cache must not answer (other methods, Authorization, `no-store`);
 //!   unsafe methods invalidate the stored response for their URL.
+//! - Limits: a request that would make the edge go upstream (starting a flight, fetching alone,
+//!   a pass) first takes a token from its client's miss budget ([`Ctx::misses`]), or is
+//!   answered 429; joining a running flight is free. Each exchange then holds one of the
+//!   upstream's fetch slots (`upstream::Gate`), or is answered 503 (or a stale copy stands in).
 //!
 //! Time: a request reads the edge's clock ([`Ctx::clock`], injectable) once, in `key`; its
 //! lookup verdict, Age, ttl and stale-if-error decisions all use that `now`. A fetch reads the
@@ -41,6 +45,7 @@ use crate::config::Config;
 use crate::disk::DiskStore;
 use crate::flight::{Flight, Flights, Head, SharedHead};
 use crate::key::CacheKey;
+use crate::limits::{Limit, RateLimiter, Verdict as LimitVerdict};
 use crate::metrics::Metrics;
 use crate::policy::{
     self, Cacheable, Freshness, PolicyConfig, RangeAnswer, RequestControls, Verdict,
@@ -75,6 +80,8 @@ pub struct Ctx {
     pub coalesce_wait: Duration,
     /// The wait for a revalidation when a stale copy may stand in (zero: no shorter wait).
     pub stale_if_slow: Duration,
+    /// The per-client miss budget (`rate_limit.misses_per_sec`), when on.
+    pub misses: Option<RateLimiter>,
 }
 
 /// What every response needs to know about its request, whichever path it took.
@@ -278,8 +285,9 @@ fn hit(ctx: &Ctx, ask: &Ask, entry: &Stored) -> Response<Body> {
 /// stale-while-revalidate a refresh starts in the background (or is already running).
 fn stale(ctx: &Arc<Ctx>, ask: &Ask, entry: Arc<Stored>, why: StaleWhy) -> Response<Body> {
     if why == StaleWhy::WhileRevalidate {
-        let (flight, created) = ctx.flights.join(&ask.key);
-        if created {
+        // A client out of miss budget still gets the stale copy, without starting a refresh.
+        let allow = || ctx.miss_allowed(ask.peer).is_ok();
+        if let Some((flight, true)) = ctx.flights.join_if(&ask.key, allow) {
             Fetch::start(ctx, ask, flight, Some(entry.clone()));
         }
     }
@@ -299,7 +307,17 @@ async fn miss(ctx: &Arc<Ctx>, ask: &Ask, stale: Option<Arc<Stored>>, fwd: Fwd) -
             "not in cache",
         );
     }
-    let (flight, created) = ctx.flights.join(&ask.key);
+    let mut refused = None;
+    let allow = || match ctx.miss_allowed(ask.peer) {
+        Ok(()) => true,
+        Err(wait) => {
+            refused = Some(wait);
+            false
+        }
+    };
+    let Some((flight, created)) = ctx.flights.join_if(&ask.key, allow) else {
+        return ctx.refuse_miss(refused.unwrap_or_default());
+    };
     if created {
         Fetch::start(ctx, ask, flight.clone(), stale.clone());
     }
@@ -380,7 +398,12 @@ impl Fetch {
         let (parts, body, response_time) = match self.fetch().await {
             Ok(fetched) => fetched,
             Err(e) => {
-                tracing::warn!(key = %self.key, error = %e, "upstream fetch failed");
+                if matches!(e, UpstreamError::Busy(_)) {
+                    // Counted in edge_upstream_rejected_total; a log line each would flood.
+                    tracing::debug!(key = %self.key, error = %e, "upstream fetch refused");
+                } else {
+                    tracing::warn!(key = %self.key, error = %e, "upstream fetch failed");
+                }
                 self.flight.set_head(Head::Failed(e));
                 return;
             }
@@ -410,7 +433,9 @@ impl Fetch {
     }
 
     /// Phase `fetch`: the upstream request (conditional when a stored copy is revalidated),
-    /// its head without hop-by-hop fields, and the edge's time when that head arrived.
+    /// its head without hop-by-hop fields, and the edge's time when that head arrived. The
+    /// head's extensions carry the fetch slot: it is given back when they are dropped, once the
+    /// body is stored or failed, or with the unshared response handed to the creator.
     async fn fetch(&mut self) -> Result<(response::Parts, Incoming, SystemTime), UpstreamError> {
         if let Some(s) = &self.stale {
             for (name, value) in policy::revalidation_headers(&s.headers()) {
@@ -693,7 +718,7 @@ fn stale_if_error(
     Some(respond_stored(ctx, ask, s, outcome))
 }
 
-/// The upstream failed: the stale copy when stale-if-error allows, else 502/504.
+/// The upstream failed: the stale copy when stale-if-error allows, else 502/503/504.
 fn upstream_failed(
     ctx: &Ctx,
     ask: &Ask,
@@ -701,15 +726,27 @@ fn upstream_failed(
     e: UpstreamError,
     fwd: Fwd,
 ) -> Response<Body> {
-    stale_if_error(ctx, ask, stale, fwd, None).unwrap_or_else(|| {
-        let outcome = Outcome::Error { fwd };
-        error(ctx, ask.client.started, outcome, e.status(), &e.to_string())
-    })
+    stale_if_error(ctx, ask, stale, fwd, None)
+        .unwrap_or_else(|| failed(ctx, ask.client.started, Outcome::Error { fwd }, &e))
+}
+
+/// The answer for an upstream error: its status, and `Retry-After` when the edge refused to
+/// start the exchange (503).
+fn failed(ctx: &Ctx, started: Instant, outcome: Outcome, e: &UpstreamError) -> Response<Body> {
+    let mut resp = error(ctx, started, outcome, e.status(), &e.to_string());
+    if let Some(secs) = e.retry_after() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// An uncoalesced fetch for a request that cannot share the flight's response (it was not to
 /// be shared, or is another Vary variant): the client's conditionals and Range go with it.
 async fn fetch_alone(ctx: &Arc<Ctx>, ask: &Ask, fwd: Fwd) -> Response<Body> {
+    if let Err(wait) = ctx.miss_allowed(ask.peer) {
+        return ctx.refuse_miss(wait);
+    }
     let mut out = outgoing(ctx, ask);
     out.method = ask.parts.method.clone();
     for h in client_conditionals() {
@@ -751,6 +788,11 @@ async fn pass(
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     );
     let fwd = if safe { Fwd::Bypass } else { Fwd::Method };
+    if safe {
+        if let Err(wait) = ctx.miss_allowed(peer) {
+            return ctx.refuse_miss(wait);
+        }
+    }
     let result = if safe {
         ctx.upstream
             .fetch(&key.to_string(), &out)
@@ -782,6 +824,10 @@ async fn pass(
                 return error(ctx, started, refused, status, "request body timed out");
             }
         };
+        // Charged once the body is read: only a request that reaches the upstream costs one.
+        if let Err(wait) = ctx.miss_allowed(peer) {
+            return ctx.refuse_miss(wait);
+        }
         ctx.upstream
             .forward(&key.to_string(), &out, full(bytes))
             .await
@@ -812,19 +858,21 @@ async fn pass(
                 fwd,
                 fwd_status: None,
             };
-            error(ctx, started, outcome, e.status(), &e.to_string())
+            failed(ctx, started, outcome, &e)
         }
     }
 }
 
-/// Streams an unshared upstream response to the client.
+/// Streams an unshared upstream response to the client; its fetch slot is held until the body
+/// has been relayed.
 fn relay(ctx: &Ctx, client: Client, resp: Response<Incoming>, outcome: Outcome) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     upstream::strip_hop_by_hop(&mut parts.headers);
+    let slot = upstream::take_slot_of(&mut parts);
     let body = if client.head {
         empty()
     } else {
-        upstream::relay_body(body, ctx.idle, ctx.metrics.relay_tally())
+        upstream::relay_body(body, ctx.idle, ctx.metrics.relay_tally(), slot)
     };
     finish(
         ctx,
@@ -1069,7 +1117,6 @@ fn error(
     finish(ctx, client, response(status, headers, body), outcome)
 }
 
-/// Builds the shared state of one edge.
 /// Builds the shared state of one edge; with `cache_dir`, opens the disk tier (its index is
 /// rebuilt in the background). Errors name the cache directory.
 pub fn context(
@@ -1099,6 +1146,7 @@ pub fn context(
         }
         None => None,
     };
+    let misses = RateLimiter::for_misses(&config.rate_limit)?;
     let via = HeaderValue::from_str(&format!("1.1 {name} {}", upstream::EDGE_VIA_COMMENT))
         .unwrap_or_else(|_| HeaderValue::from_static("1.1 edge (cdn-edge)"));
     Ok(Ctx {
@@ -1108,6 +1156,7 @@ pub fn context(
         idle: Config::duration(config.idle_timeout_secs),
         coalesce_wait: Config::duration(config.coalesce_wait_secs),
         stale_if_slow: Config::duration(config.stale_if_slow_secs),
+        misses,
         name,
         config,
         policy,
@@ -1119,6 +1168,28 @@ pub fn context(
 }
 
 impl Ctx {
+    /// Takes a token from `peer`'s miss budget: `Err` with the time until one is back when it
+    /// is empty.
+    fn miss_allowed(&self, peer: IpAddr) -> Result<(), Duration> {
+        match &self.misses {
+            Some(l) => match l.check(peer, Instant::now()) {
+                LimitVerdict::Allow => Ok(()),
+                LimitVerdict::Limit(wait) => Err(wait),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// The 429 for a request over its client's miss budget; it never reaches the upstream.
+    fn refuse_miss(&self, wait: Duration) -> Response<Body> {
+        let limit = Limit::Misses;
+        self.metrics
+            .rate_limited
+            .with_label_values(&[limit.label()])
+            .inc();
+        crate::limits::too_many(limit, wait)
+    }
+
     /// Largest body stored in any tier.
     pub fn max_object_size(&self) -> u64 {
         match &self.disk {

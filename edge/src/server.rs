@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use prometheus::{IntCounter, IntCounterVec, Opts};
+use prometheus::{IntCounterVec, Opts};
 use tokio::task::JoinHandle;
 
 use common::clock::{Clock, SystemClock};
@@ -17,7 +17,7 @@ use common::http::{full, Body, ConnHooks, ConnInfo, RequestBody, ServerHandle, S
 
 use crate::cache_status::sanitize_name;
 use crate::config::Config;
-use crate::limits::{RateLimiter, Verdict};
+use crate::limits::{Limit, RateLimiter, Verdict};
 use crate::metrics::Metrics;
 use crate::proxy::{self, Ctx};
 use crate::signed::{Check, Refusal, SignedUrls};
@@ -59,6 +59,9 @@ pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<E
             idle_timeout: Config::duration(config.idle_timeout_secs),
             connect_attempts: config.connect_attempts.max(1),
             upstream_ca: config.upstream_ca.clone(),
+            max_fetches: config.max_upstream_fetches,
+            queue: config.upstream_queue,
+            queue_wait: Config::duration(config.upstream_queue_wait_secs),
         },
         metrics.clone(),
     )?;
@@ -91,7 +94,7 @@ pub async fn spawn_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<E
     let front = Arc::new(Front::new(
         signed,
         RateLimiter::new(&ctx.config.rate_limit)?,
-        &ctx.metrics.registry,
+        &ctx.metrics,
     )?);
     let handler_ctx = ctx.clone();
     let is_tls = tls.is_some();
@@ -226,11 +229,12 @@ async fn route(
     resp
 }
 
-/// What runs before the cache for every proxied request: the per-client rate limit, then the
-/// signed-URL check. A request either of them refuses touches neither the cache nor the upstream.
+/// What runs before the cache for every proxied request: the per-client request limit, then
+/// the signed-URL check. A request either of them refuses touches neither the cache nor the
+/// upstream. (The per-client miss limit is in the cache path, where misses are known.)
 struct Front {
     limiter: Option<RateLimiter>,
-    limited: IntCounter,
+    metrics: Arc<Metrics>,
     signed: Option<SignedUrls>,
     refusals: IntCounterVec,
 }
@@ -239,13 +243,9 @@ impl Front {
     fn new(
         signed: Option<SignedUrls>,
         limiter: Option<RateLimiter>,
-        registry: &prometheus::Registry,
+        metrics: &Arc<Metrics>,
     ) -> Result<Front> {
-        let limited = IntCounter::new(
-            "edge_rate_limited_total",
-            "Requests answered 429 by the per-client rate limit",
-        )?;
-        registry.register(Box::new(limited.clone()))?;
+        let registry = &metrics.registry;
         let refusals = IntCounterVec::new(
             Opts::new(
                 "edge_signed_url_refusals_total",
@@ -261,7 +261,7 @@ impl Front {
         }
         Ok(Front {
             limiter,
-            limited,
+            metrics: metrics.clone(),
             signed,
             refusals,
         })
@@ -277,12 +277,12 @@ impl Front {
     ) -> Option<Response<Body>> {
         if let Some(limiter) = &self.limiter {
             if let Verdict::Limit(wait) = limiter.check(peer, Instant::now()) {
-                self.limited.inc();
-                let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
-                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                return Some(resp);
+                let limit = Limit::Requests;
+                self.metrics
+                    .rate_limited
+                    .with_label_values(&[limit.label()])
+                    .inc();
+                return Some(crate::limits::too_many(limit, wait));
             }
         }
         let verifier = self.signed.as_ref()?;

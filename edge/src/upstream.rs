@@ -2,8 +2,16 @@
 //! origin, over one pooled hyper-util client. Owns the proxy header rules (hop-by-hop removal,
 //! Via, X-Forwarded-For), the connect and first-byte timeouts, retries of idempotent requests
 //! after connection failures only, and failover from one target to the next.
+//!
+//! Every exchange with the upstream holds a slot of the edge's [`Gate`] from before its request
+//! is sent until its response body has been read or dropped: at most `max_upstream_fetches`
+//! at once, up to `upstream_queue` more waiting (first come, first served) for at most
+//! `upstream_queue_wait`; beyond that an exchange fails at once with [`UpstreamError::Busy`]
+//! (a 503 with `Retry-After`), so an overloaded origin sees a bounded number of requests and a
+//! client never waits without bound. A flight's fetch holds one slot for all its members.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +26,8 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use common::http::Body;
 
@@ -181,16 +191,123 @@ pub enum UpstreamError {
     Other(String, String),
     #[error("bad upstream request: {0}")]
     Request(String),
+    /// No upstream fetch slot: the queue was full, or the wait for a slot ran out.
+    #[error("the edge has too many upstream fetches running ({0}); try again shortly")]
+    Busy(&'static str),
 }
 
 impl UpstreamError {
-    /// 504 for timeouts, 502 otherwise.
+    /// 504 for timeouts, 503 when the edge refused to start the exchange, 502 otherwise.
     pub fn status(&self) -> http::StatusCode {
         match self {
             UpstreamError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::Busy(_) => http::StatusCode::SERVICE_UNAVAILABLE,
             _ => http::StatusCode::BAD_GATEWAY,
         }
     }
+
+    /// The `Retry-After` seconds for an answer made from this error (only a 503 has one).
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, UpstreamError::Busy(_)).then_some(1)
+    }
+}
+
+/// The slots for exchanges with the upstream (see the module documentation).
+pub struct Gate {
+    /// `None`: no cap (exchanges are still counted).
+    slots: Option<Arc<Semaphore>>,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    wait: Duration,
+    inflight: IntGauge,
+    queued: IntGauge,
+    rejected_full: IntCounter,
+    rejected_timeout: IntCounter,
+}
+
+/// One exchange's slot, given back when dropped.
+pub struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+    inflight: IntGauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.inflight.dec();
+    }
+}
+
+/// Counts one waiter for as long as it waits, however its wait ends (a client hanging up drops
+/// it).
+struct Waiting<'a>(&'a Gate);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.0.queued.dec();
+    }
+}
+
+impl Gate {
+    /// `max_fetches` slots (0: no cap), `max_waiting` waiters for at most `wait`.
+    pub fn new(max_fetches: usize, max_waiting: usize, wait: Duration, metrics: &Metrics) -> Gate {
+        let permits = max_fetches.min(Semaphore::MAX_PERMITS);
+        Gate {
+            slots: (permits > 0).then(|| Arc::new(Semaphore::new(permits))),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            wait,
+            inflight: metrics.upstream_fetches_inflight.clone(),
+            queued: metrics.upstream_queue_depth.clone(),
+            rejected_full: metrics.upstream_rejected.with_label_values(&["queue_full"]),
+            rejected_timeout: metrics.upstream_rejected.with_label_values(&["timeout"]),
+        }
+    }
+
+    /// A slot now, or after waiting in line; [`UpstreamError::Busy`] when the line is full or
+    /// the wait runs out.
+    pub async fn acquire(&self) -> Result<Slot, UpstreamError> {
+        let Some(slots) = &self.slots else {
+            return Ok(self.slot(None));
+        };
+        // A released permit goes to the longest waiter first, so this cannot jump the line.
+        if let Ok(p) = slots.clone().try_acquire_owned() {
+            return Ok(self.slot(Some(p)));
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.rejected_full.inc();
+            return Err(UpstreamError::Busy("queue full"));
+        }
+        self.queued.inc();
+        let _waiting = Waiting(self);
+        match tokio::time::timeout(self.wait, slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(self.slot(Some(p))),
+            _ => {
+                self.rejected_timeout.inc();
+                Err(UpstreamError::Busy("no slot in time"))
+            }
+        }
+    }
+
+    fn slot(&self, permit: Option<OwnedSemaphorePermit>) -> Slot {
+        self.inflight.inc();
+        Slot {
+            _permit: permit,
+            inflight: self.inflight.clone(),
+        }
+    }
+}
+
+/// Takes the fetch slot an upstream response carries (see [`Upstream::fetch`]): whoever holds
+/// it keeps the slot until dropping it.
+pub fn take_slot<B>(resp: &mut Response<B>) -> Option<Arc<Slot>> {
+    resp.extensions_mut().remove::<Arc<Slot>>()
+}
+
+/// The same, from a response's parts.
+pub fn take_slot_of(parts: &mut http::response::Parts) -> Option<Arc<Slot>> {
+    parts.extensions.remove::<Arc<Slot>>()
 }
 
 /// What to send upstream.
@@ -211,6 +328,12 @@ pub struct UpstreamConfig {
     pub connect_attempts: u32,
     /// PEM roots trusted for https:// upstreams; the system roots when `None`.
     pub upstream_ca: Option<std::path::PathBuf>,
+    /// Exchanges with the upstream at once (0: no cap).
+    pub max_fetches: usize,
+    /// Exchanges that may wait for a slot.
+    pub queue: usize,
+    /// Longest wait for a slot.
+    pub queue_wait: Duration,
 }
 
 /// The pooled client and the targets.
@@ -220,6 +343,7 @@ pub struct Upstream {
     parents: Vec<Target>,
     cfg: UpstreamConfig,
     metrics: Arc<Metrics>,
+    gate: Gate,
 }
 
 /// Orders `targets` for `key` by rendezvous (highest random weight) hashing: each key has a
@@ -264,12 +388,14 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(connector);
+        let gate = Gate::new(cfg.max_fetches, cfg.queue, cfg.queue_wait, &metrics);
         Ok(Upstream {
             client,
             origin,
             parents,
             cfg,
             metrics,
+            gate,
         })
     }
 
@@ -350,18 +476,23 @@ impl Upstream {
 
     /// Sends a GET or HEAD (no body) for `key`: each target in order, retrying a target after a
     /// connection failure up to the configured attempts, and failing over to the next target on
-    /// connection failure or first-byte timeout. Returns the response and the tier that gave it.
+    /// connection failure or first-byte timeout. Returns the response and the tier that gave it;
+    /// the response carries its fetch slot (see [`take_slot`]).
     pub async fn fetch(
         &self,
         key: &str,
         out: &Outgoing,
     ) -> Result<(Response<Incoming>, Tier), UpstreamError> {
+        let slot = Arc::new(self.gate.acquire().await?);
         let mut last = UpstreamError::Connect(self.origin.url.clone());
         for target in self.order(key) {
             for attempt in 0..self.cfg.connect_attempts.max(1) {
                 let req = self.request(target, out, common::http::empty())?;
                 match self.attempt(target, req).await {
-                    Ok(resp) => return Ok((resp, target.tier)),
+                    Ok(mut resp) => {
+                        resp.extensions_mut().insert(slot);
+                        return Ok((resp, target.tier));
+                    }
                     Err(e @ UpstreamError::Connect(_)) => {
                         tracing::debug!(target = %target.url, attempt, "upstream connect failed");
                         last = e;
@@ -377,33 +508,42 @@ impl Upstream {
         Err(last)
     }
 
-    /// Sends a request with a body (unsafe methods) once, to the first target for `key`.
+    /// Sends a request with a body (unsafe methods) once, to the first target for `key`; the
+    /// response carries its fetch slot.
     pub async fn forward(
         &self,
         key: &str,
         out: &Outgoing,
         body: Body,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let slot = Arc::new(self.gate.acquire().await?);
         let order = self.order(key);
         let target = order.first().copied().unwrap_or(&self.origin);
         let req = self.request(target, out, body)?;
-        self.attempt(target, req).await
+        let mut resp = self.attempt(target, req).await?;
+        resp.extensions_mut().insert(slot);
+        Ok(resp)
     }
 }
 
 /// Streams an upstream body to a client, failing the stream when no chunk arrives within
-/// `idle`, and counting the bytes.
-pub fn relay_body(body: Incoming, idle: Duration, tally: ByteTally) -> Body {
-    let stream = futures_util::stream::unfold(Some(body), move |state| {
+/// `idle`, and counting the bytes; `slot` is held until the body ends or is dropped.
+pub fn relay_body(
+    body: Incoming,
+    idle: Duration,
+    tally: ByteTally,
+    slot: Option<Arc<Slot>>,
+) -> Body {
+    let stream = futures_util::stream::unfold(Some((body, slot)), move |state| {
         let tally = tally.clone();
         async move {
-            let mut body = state?;
+            let (mut body, slot) = state?;
             match tokio::time::timeout(idle, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Some(d) = frame.data_ref() {
                         tally.add(d.len() as u64);
                     }
-                    Some((Ok(frame), Some(body)))
+                    Some((Ok(frame), Some((body, slot))))
                 }
                 Ok(Some(Err(e))) => Some((Err(common::http::BoxError::from(e)), None)),
                 Ok(None) => None,
@@ -465,6 +605,72 @@ mod tests {
         for c in counts {
             assert!((800..1200).contains(&c), "unbalanced: {counts:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_gate_caps_exchanges_queues_a_few_and_refuses_the_rest_in_bounded_time() {
+        let m = Metrics::new("t").unwrap();
+        let gate = Arc::new(Gate::new(2, 1, Duration::from_millis(300), &m));
+        let a = gate.acquire().await.unwrap();
+        let b = gate.acquire().await.unwrap();
+        assert_eq!(m.upstream_fetches_inflight.get(), 2);
+        // The third waits in line.
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.acquire().await.map(|_| ()) })
+        };
+        let t0 = Instant::now();
+        while m.upstream_queue_depth.get() != 1 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "the waiter queued");
+            tokio::task::yield_now().await;
+        }
+        // The line is full: refused at once.
+        let t = Instant::now();
+        let full = gate.acquire().await.err().expect("refused");
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(full.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(full.retry_after(), Some(1));
+        let rejected = |r: &str| m.upstream_rejected.with_label_values(&[r]).get();
+        assert_eq!(rejected("queue_full"), 1);
+        // A slot given back goes to the waiter.
+        drop(a);
+        waiter.await.unwrap().unwrap();
+        assert_eq!(m.upstream_queue_depth.get(), 0);
+        assert_eq!(m.upstream_fetches_inflight.get(), 1);
+        // A waiter that gets no slot in time is refused after the wait.
+        let _c = gate.acquire().await.unwrap();
+        let t = Instant::now();
+        assert!(matches!(gate.acquire().await, Err(UpstreamError::Busy(_))));
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(290) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        assert_eq!(rejected("timeout"), 1);
+        assert_eq!(m.upstream_queue_depth.get(), 0);
+        drop((b, _c));
+        assert_eq!(m.upstream_fetches_inflight.get(), 0);
+        // A cancelled wait leaves the line.
+        let x = gate.acquire().await.unwrap();
+        let y = gate.acquire().await.unwrap();
+        let cancelled = tokio::time::timeout(Duration::from_millis(20), gate.acquire()).await;
+        assert!(cancelled.is_err());
+        assert_eq!(m.upstream_queue_depth.get(), 0);
+        drop((x, y));
+        // No cap: every exchange gets a slot, and is still counted.
+        let open = Gate::new(0, 0, Duration::ZERO, &m);
+        let slots: Vec<Slot> = futures_util::future::join_all((0..10).map(|_| open.acquire()))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(m.upstream_fetches_inflight.get(), 10);
+        drop(slots);
+        assert_eq!(m.upstream_fetches_inflight.get(), 0);
     }
 
     #[test]

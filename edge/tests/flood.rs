@@ -2,7 +2,10 @@
 //! the real origin must keep the edge's stored bytes within capacity, the memory the process
 //! allocates within that capacity plus a fixed overhead (and flat once the cache is full), and
 //! the popular objects cached; responses carrying Set-Cookie, or answering an Authorization
-//! request, are not shared unless the origin says public.
+//! request, are not shared unless the origin says public. A miss flood (one client asking for
+//! 2,000 distinct objects that do not exist a second for 20 s) reaches the upstream only as
+//! often as the client's miss budget allows while another client is served as usual; misses
+//! beyond the upstream fetch slots and their queue get a prompt 503.
 //!
 //! Memory is measured by a counting global allocator: glibc's per-thread arenas keep freed
 //! memory resident and load on the machine moves RSS, while the allocator's count moves by
@@ -12,7 +15,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::counting::{live_bytes, Counting};
@@ -20,6 +23,10 @@ use support::*;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// The allocator's count is the whole process's: each test holds this while it runs, so that
+/// no other test's allocations land in its figures.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Edge cache capacity for the flood.
 const CAPACITY: u64 = 8 << 20;
@@ -159,6 +166,7 @@ async fn flood(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let root = content();
     let mut oc = origin::Config {
         root: root.0.clone(),
@@ -304,6 +312,7 @@ async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_cookie_and_authorization_are_not_shared_unless_public() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let upstream = Upstream::start(|seen| {
         let cc = if seen.path.contains("public") {
             "public, max-age=60"
@@ -375,4 +384,394 @@ async fn set_cookie_and_authorization_are_not_shared_unless_public() {
         );
     }
     edge.shutdown().await;
+}
+
+/// How long the miss flood lasts, and its target rate.
+const MISS_FLOOD: Duration = Duration::from_secs(20);
+const MISS_FLOOD_RATE: u64 = 2_000;
+/// Requests the flooder keeps in flight at once.
+const MISS_FLOOD_CONCURRENCY: usize = 32;
+
+/// What the player-like client saw.
+#[derive(Default)]
+struct PlayerTally {
+    answers: u64,
+    not_ok: Vec<(String, u16)>,
+    worst: Duration,
+    latencies: Vec<Duration>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_flood_from_one_client_reaches_the_upstream_a_bounded_number_of_times() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    // The upstream answers the flood's paths as an origin answers live segments that do not
+    // exist yet: 404 for a second. The player's objects exist.
+    let upstream = Upstream::start(|seen| {
+        if seen.path.starts_with("/flood/") {
+            Reply::status(404, &[("cache-control", "public, max-age=1")])
+        } else {
+            let body = vec![7u8; 64 << 10];
+            Reply::ok(body, &[("cache-control", "public, max-age=600")])
+        }
+    })
+    .await;
+    // Default limits, without the loopback exemption (both clients are on loopback).
+    let edge = edge(&upstream.url(), |c| c.rate_limit.exempt = vec![]).await;
+    let defaults = edge::limits::RateLimitConfig::default();
+    let addr = edge.local_addr();
+    let flooder: std::net::IpAddr = "127.0.0.21".parse().unwrap();
+    let player: std::net::IpAddr = "127.0.0.22".parse().unwrap();
+
+    // Warm-up: the player's popular object is cached, connections are open.
+    let pc = client_from(player);
+    assert_eq!(
+        send_with(&pc, addr, "GET", "/vod/popular.m4s", &[])
+            .await
+            .status,
+        200
+    );
+    settle(addr).await;
+    let before_upstream = upstream.count();
+    let live_before = live_bytes();
+    let peak_live = Arc::new(AtomicI64::new(live_before));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak_live.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(live_bytes(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    // The flood: distinct paths at MISS_FLOOD_RATE a second, each sent at its slot (or as soon
+    // as a worker is free), for MISS_FLOOD.
+    let start = tokio::time::Instant::now();
+    let total = MISS_FLOOD_RATE * MISS_FLOOD.as_secs();
+    let next = Arc::new(AtomicU64::new(0));
+    let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
+    let retry_after_ok = Arc::new(AtomicBool::new(true));
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..MISS_FLOOD_CONCURRENCY {
+        let (next, statuses, retry_after_ok) =
+            (next.clone(), statuses.clone(), retry_after_ok.clone());
+        let c = client_from(flooder);
+        flood.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let at = start + Duration::from_micros(i * 1_000_000 / MISS_FLOOD_RATE);
+                if i >= total || start.elapsed() >= MISS_FLOOD {
+                    break;
+                }
+                tokio::time::sleep_until(at).await;
+                let r = send_with(&c, addr, "GET", &format!("/flood/{i}.m4s"), &[]).await;
+                if r.status == 429 && r.header("retry-after").parse::<u64>().is_err() {
+                    retry_after_ok.store(false, Ordering::Relaxed);
+                }
+                *statuses.lock().unwrap().entry(r.status).or_default() += 1;
+            }
+        });
+    }
+
+    // Meanwhile a player from another address: the cached object four times a second and a new
+    // segment (a miss) every second.
+    let mut tally = PlayerTally::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut n = 0u64;
+    let mut live_mid = None;
+    while start.elapsed() < MISS_FLOOD {
+        tick.tick().await;
+        n += 1;
+        if live_mid.is_none() && start.elapsed() >= MISS_FLOOD / 2 {
+            live_mid = Some(live_bytes());
+        }
+        let path = if n.is_multiple_of(4) {
+            format!("/vod/seg-{n}.m4s")
+        } else {
+            "/vod/popular.m4s".to_string()
+        };
+        let t = Instant::now();
+        let r = send_with(&pc, addr, "GET", &path, &[]).await;
+        let took = t.elapsed();
+        tally.answers += 1;
+        tally.worst = tally.worst.max(took);
+        tally.latencies.push(took);
+        if r.status != 200 || r.body.len() != 64 << 10 {
+            tally.not_ok.push((path, r.status));
+        }
+    }
+    while let Some(r) = flood.join_next().await {
+        r.unwrap();
+    }
+    let flood_secs = start.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await.unwrap();
+    settle(addr).await;
+
+    let statuses = statuses.lock().unwrap().clone();
+    let sent: u64 = statuses.values().sum();
+    let refused = statuses.get(&429).copied().unwrap_or(0);
+    let seen = upstream.seen();
+    let flood_upstream = seen[before_upstream..]
+        .iter()
+        .filter(|s| s.path.starts_with("/flood/"))
+        .count() as f64;
+    let player_upstream = seen[before_upstream..]
+        .iter()
+        .filter(|s| !s.path.starts_with("/flood/"))
+        .count();
+    let m = send(addr, "GET", "/metrics", &[]).await;
+    let m = String::from_utf8_lossy(&m.body).into_owned();
+    let limited_requests = metric(&m, r#"edge_rate_limited_total{limit="requests"}"#);
+    let limited_misses = metric(&m, r#"edge_rate_limited_total{limit="misses"}"#);
+    let peak_growth = peak_live.load(Ordering::Relaxed) - live_before;
+    let end_growth = live_bytes() - live_before;
+    let late_growth = live_bytes() - live_mid.expect("sampled at half time");
+    tally.latencies.sort();
+    let p50 = tally.latencies[tally.latencies.len() / 2];
+    eprintln!(
+        "miss flood: {sent} requests in {flood_secs:.1} s ({:.0}/s) from one client: {statuses:?}; \
+         429s: {limited_requests} by the request limit, {limited_misses} by the miss limit; \
+         {flood_upstream} reached the upstream (bound {} + {}/s x {flood_secs:.1} s); \
+         player: {} answers, p50 {:.1} ms, worst {:.1} ms, {player_upstream} upstream; \
+         allocated {:+.1} MiB at the end ({:+.1} MiB over the second half), peak {:+.1} MiB",
+        sent as f64 / flood_secs,
+        defaults.miss_burst,
+        defaults.misses_per_sec,
+        tally.answers,
+        p50.as_secs_f64() * 1e3,
+        tally.worst.as_secs_f64() * 1e3,
+        end_growth as f64 / (1 << 20) as f64,
+        late_growth as f64 / (1 << 20) as f64,
+        peak_growth as f64 / (1 << 20) as f64,
+    );
+    assert!(
+        sent as f64 >= 0.5 * (MISS_FLOOD_RATE as f64) * MISS_FLOOD.as_secs_f64(),
+        "the flood reached only {sent} requests"
+    );
+    assert!(
+        flood_secs < MISS_FLOOD.as_secs_f64() + 10.0,
+        "{flood_secs} s"
+    );
+    // The miss budget alone bounds what reaches the upstream: its burst plus its rate over the
+    // flood's time (the request limit alone would let 100 a second through).
+    let bound = defaults.miss_burst + defaults.misses_per_sec * flood_secs;
+    assert!(flood_upstream <= bound, "{flood_upstream} > {bound}");
+    assert!(
+        flood_upstream >= 0.5 * bound,
+        "the budget was used: {flood_upstream}"
+    );
+    assert!(refused > 0 && limited_requests > 0.0 && limited_misses > 0.0);
+    assert_eq!(
+        refused as f64,
+        limited_requests + limited_misses,
+        "{statuses:?}"
+    );
+    assert!(
+        retry_after_ok.load(Ordering::Relaxed),
+        "a 429 without Retry-After"
+    );
+    // Everything the flood did not refuse is the origin's 404.
+    assert_eq!(
+        sent,
+        refused + statuses.get(&404).copied().unwrap_or(0),
+        "{statuses:?}"
+    );
+    // The other client was served throughout, promptly.
+    assert!(tally.answers >= 60, "{} answers", tally.answers);
+    assert!(
+        tally.not_ok.is_empty(),
+        "player answers: {:?}",
+        tally.not_ok
+    );
+    assert!(
+        tally.worst < Duration::from_secs(1),
+        "worst {:?}",
+        tally.worst
+    );
+    assert_eq!(
+        player_upstream,
+        (tally.answers / 4) as usize,
+        "the player's misses"
+    );
+    // Memory: the flood's refused requests keep nothing. What stays is the player's stored
+    // segments (64 KiB each), the few hundred stored 404s, two clients' buckets and the
+    // upstream's log. Over the flood's second half (20,000 requests) it moved by -0.5 MiB
+    // besides the player's segments: 100 bytes kept per flood request would fail the bound.
+    let player_bytes = (player_upstream as i64) << 16;
+    assert!(
+        end_growth <= player_bytes + (6 << 20),
+        "allocated {end_growth} B more after the flood"
+    );
+    assert!(
+        late_growth <= player_bytes / 2 + (512 << 10),
+        "allocated {late_growth} B more over the flood's second half"
+    );
+    assert!(
+        peak_growth <= 32 << 20,
+        "allocated up to {peak_growth} B more during it"
+    );
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_beyond_the_upstream_slots_and_queue_get_a_prompt_503_and_gauges_return_to_0() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let upstream = Upstream::start(|seen| Reply {
+        head_delay: if seen.path.starts_with("/slow/") {
+            Duration::from_millis(1000)
+        } else {
+            Duration::ZERO
+        },
+        ..Reply::ok(
+            format!("body of {}", seen.path),
+            &[("cache-control", "max-age=60")],
+        )
+    })
+    .await;
+    const SLOTS: usize = 4;
+    const QUEUE: usize = 4;
+    const CLIENTS: usize = 24;
+    let edge = edge(&upstream.url(), |c| {
+        c.max_upstream_fetches = SLOTS;
+        c.upstream_queue = QUEUE;
+        c.upstream_queue_wait_secs = 5.0;
+    })
+    .await;
+    let addr = edge.local_addr();
+
+    // CLIENTS distinct misses at once: SLOTS fetch, QUEUE wait for a slot, the rest are refused
+    // at once. Meanwhile the gauges show the slots and the line full.
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CLIENTS {
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let r = send(addr, "GET", &format!("/slow/{i}"), &[]).await;
+            (r, t.elapsed())
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (inflight, queued) = loop {
+        let m = send(addr, "GET", "/metrics", &[]).await;
+        let m = String::from_utf8_lossy(&m.body).into_owned();
+        let g = (
+            metric(&m, "edge_upstream_fetches_inflight"),
+            metric(&m, "edge_upstream_queue_depth"),
+        );
+        if g == (SLOTS as f64, QUEUE as f64) || Instant::now() > deadline {
+            break g;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut served = Vec::new();
+    let mut refused = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (r, took) = r.unwrap();
+        match r.status {
+            200 => served.push(took),
+            503 => {
+                assert_eq!(r.header("retry-after"), "1", "{:?}", r.headers);
+                assert_eq!(r.header("cache-control"), "no-store");
+                refused.push(took);
+            }
+            other => panic!("unexpected {other}: {:?}", r.headers),
+        }
+    }
+    let all = started.elapsed();
+    settle(addr).await;
+    let m = send(addr, "GET", "/metrics", &[]).await;
+    let m = String::from_utf8_lossy(&m.body).into_owned();
+    let slowest_refusal = refused.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "upstream cap {SLOTS} + queue {QUEUE}, {CLIENTS} concurrent misses on a 1 s origin: \
+         gauges at the peak {inflight} in flight, {queued} waiting; {} served (slowest {:.2} s), \
+         {} refused 503 (slowest {:.0} ms); all answered in {:.2} s",
+        served.len(),
+        served
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64(),
+        refused.len(),
+        slowest_refusal.as_secs_f64() * 1e3,
+        all.as_secs_f64()
+    );
+    assert_eq!((inflight, queued), (SLOTS as f64, QUEUE as f64));
+    assert_eq!(served.len(), SLOTS + QUEUE);
+    assert_eq!(refused.len(), CLIENTS - SLOTS - QUEUE);
+    assert!(
+        slowest_refusal < Duration::from_millis(500),
+        "{slowest_refusal:?}"
+    );
+    assert!(all < Duration::from_secs(4), "{all:?}");
+    assert_eq!(
+        upstream.count(),
+        SLOTS + QUEUE,
+        "refused misses never reach the upstream"
+    );
+    assert_eq!(metric(&m, "edge_upstream_fetches_inflight"), 0.0);
+    assert_eq!(metric(&m, "edge_upstream_queue_depth"), 0.0);
+    assert_eq!(
+        metric(&m, r#"edge_upstream_rejected_total{reason="queue_full"}"#),
+        (CLIENTS - SLOTS - QUEUE) as f64
+    );
+
+    // Coalesced requests share one fetch and one slot: CLIENTS requests for one slow object,
+    // all served, one upstream request, and the gauge never above 1.
+    let before = upstream.count();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        tasks.spawn(async move { send(addr, "GET", "/slow/shared", &[]).await.status });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = send(addr, "GET", "/metrics", &[]).await;
+    let during = metric(
+        &String::from_utf8_lossy(&m.body),
+        "edge_upstream_fetches_inflight",
+    );
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap(), 200);
+    }
+    assert_eq!(during, 1.0);
+    assert_eq!(upstream.count() - before, 1);
+    edge.shutdown().await;
+
+    // A request that waits in line longer than the queue wait gets its 503 after that wait.
+    let edge = edge_with_wait(&upstream.url()).await;
+    let addr = edge.local_addr();
+    let first = tokio::spawn(async move { send(addr, "GET", "/slow/first", &[]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    let r = send(addr, "GET", "/slow/second", &[]).await;
+    let waited = t.elapsed();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), "1");
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(900),
+        "{waited:?}"
+    );
+    assert_eq!(first.await.unwrap().status, 200);
+    settle(addr).await;
+    let m = send(addr, "GET", "/metrics", &[]).await;
+    let m = String::from_utf8_lossy(&m.body).into_owned();
+    assert_eq!(
+        metric(&m, r#"edge_upstream_rejected_total{reason="timeout"}"#),
+        1.0
+    );
+    assert_eq!(metric(&m, "edge_upstream_fetches_inflight"), 0.0);
+    assert_eq!(metric(&m, "edge_upstream_queue_depth"), 0.0);
+    edge.shutdown().await;
+}
+
+/// An edge with one upstream slot, one place in line and a 0.3 s wait.
+async fn edge_with_wait(upstream: &str) -> edge::Edge {
+    edge(upstream, |c| {
+        c.max_upstream_fetches = 1;
+        c.upstream_queue = 1;
+        c.upstream_queue_wait_secs = 0.3;
+    })
+    .await
 }

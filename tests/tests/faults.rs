@@ -1,7 +1,9 @@
 //! Faults injected into a running stack over real sockets, with real players: an edge stopped
 //! during playback, the DNS router restarted during playback, every edge down (the router's
 //! origin fallback), and an origin that is stopped, answers 500 or is slower than the edges'
-//! first-byte timeout (through the fault-injecting interposer between the edges and the origin).
+//! first-byte timeout (through the fault-injecting interposer between the edges and the origin),
+//! and a client flooding an edge with live segments that do not exist yet while a live player
+//! plays through it.
 //! Each test prints what it measured (`cargo test -p cdn-tests --test faults -- --nocapture`).
 
 use std::net::{IpAddr, SocketAddr};
@@ -477,4 +479,214 @@ async fn player_starting_right_after_its_edge_died_still_plays() {
     assert_complete(&report, "start after edge death");
     assert_eq!(segments_from(&report, t.edge_ip(1)), 0);
     t.stack.shutdown().await;
+}
+
+/// Segment numbers the flood asks for: far beyond the live edge (the channel's
+/// availabilityStartTime is a fixed date, so today's segment numbers are in the tens of
+/// millions; this one is 60,000 years of 2 s segments away).
+const UNPUBLISHED: u64 = 1_000_000_000_000;
+const FLOOD: Duration = Duration::from_secs(20);
+const FLOOD_RATE: u64 = 2_000;
+
+/// The flood's segment number in an origin-side path, if it is one of the flood's.
+fn flood_number(path: &str) -> Option<u64> {
+    let n: u64 = path
+        .rsplit('/')
+        .next()?
+        .strip_suffix(".m4s")?
+        .parse()
+        .ok()?;
+    (n >= UNPUBLISHED).then_some(n)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_player_plays_through_an_edge_flooded_with_unpublished_segments() {
+    let proxy = Interposer::start(IpAddr::from([127, 0, 0, 1]))
+        .await
+        .expect("interposer starts");
+    let proxy_url = proxy.url();
+    let upstream = proxy_url.clone();
+    let mut t = TestStack::start_with(|c| c.edge_upstream = Some(upstream))
+        .await
+        .expect("stack starts");
+    proxy.forward_to(t.stack.origin.local_addr());
+    // Region 1's edge again, on its address, with the default limits and no exemption for
+    // loopback, where every client of the test stack is.
+    let spec = t.stack.config.edges[0].clone();
+    t.stack.stop_edge(0).await;
+    let limited = edge::spawn(edge::Config {
+        listen: spec.listen,
+        upstream: proxy_url,
+        name: spec.name.clone(),
+        rate_limit: edge::limits::RateLimitConfig {
+            exempt: vec![],
+            ..Default::default()
+        },
+        ..edge::Config::default()
+    })
+    .await
+    .expect("the limited edge starts");
+    t.stack.edges[0] = Some(limited);
+    let edge_addr = spec.listen;
+    let dns = t.stack.dns.dns_addr();
+    let player_ip = t.client_in_region(1);
+    wait_for_answer(dns, player_ip, edge_addr.port(), t.edge_ip(1)).await;
+    let IpAddr::V4(v4) = player_ip else {
+        unreachable!()
+    };
+    let flooder = IpAddr::from([127, v4.octets()[1], 1, 11]);
+
+    // The flood: distinct unpublished segments of every rendition, FLOOD_RATE a second.
+    let start = tokio::time::Instant::now();
+    let total = FLOOD_RATE * FLOOD.as_secs();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, u64>::new(),
+    ));
+    let ended_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (next, statuses, ended_ms) = (next.clone(), statuses.clone(), ended_ms.clone());
+        let client = client_from(flooder);
+        flood.spawn(async move {
+            use std::sync::atomic::Ordering;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total || start.elapsed() >= FLOOD {
+                    break;
+                }
+                tokio::time::sleep_until(start + Duration::from_micros(i * 1_000_000 / FLOOD_RATE))
+                    .await;
+                let rep = ["180p", "240p", "360p"][i as usize % 3];
+                let path = format!("/live/demo/{rep}/{}.m4s", UNPUBLISHED + i);
+                let status = get_from(&client, edge_addr, &path).await;
+                *statuses.lock().unwrap().entry(status).or_default() += 1;
+            }
+            ended_ms.fetch_max(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        });
+    }
+
+    // Meanwhile a live player in the same region plays through that edge.
+    let mut pc = player_config(&t, player_ip);
+    pc.url = mpd::Url::parse(&t.content_url("/live/demo/manifest.mpd")).expect("live URL");
+    pc.duration_s = Some(FLOOD.as_secs_f64() - 2.0);
+    let local = tokio::task::LocalSet::new();
+    let report = local
+        .run_until(async move { player::play::play(&pc).await })
+        .await
+        .expect("live playback");
+    while let Some(r) = flood.join_next().await {
+        r.expect("flood worker");
+    }
+    let flood_secs = ended_ms.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e3;
+    let statuses = statuses.lock().unwrap().clone();
+    let sent: u64 = statuses.values().sum();
+    let counts = proxy.counts();
+    let at_origin: u64 = counts
+        .iter()
+        .filter(|(p, _)| flood_number(p).is_some())
+        .map(|(_, n)| n)
+        .sum();
+    let player_at_origin: u64 = counts
+        .iter()
+        .filter(|(p, _)| p.starts_with("/live/") && flood_number(p).is_none())
+        .map(|(_, n)| n)
+        .sum();
+    let text = cdn_tests::scrape(edge_addr).await.expect("edge metrics");
+    let by =
+        |limit: &str| cdn_tests::metric_sum(&text, "edge_rate_limited_total", &[("limit", limit)]);
+    let defaults = edge::limits::RateLimitConfig::default();
+    let bound = defaults.miss_burst + defaults.misses_per_sec * flood_secs;
+    let s = &report.session.summary;
+    println!(
+        "live flood: {sent} requests for unpublished segments in {flood_secs:.1} s ({:.0}/s): \
+         {statuses:?}; 429s by the request limit {}, by the miss limit {}; {at_origin} reached \
+         the origin (bound {bound:.0}); live player: {} segments, {} missing, {} rebuffers \
+         ({:.3} s), {player_at_origin} of its requests reached the origin",
+        sent as f64 / flood_secs,
+        by("requests"),
+        by("misses"),
+        s.segments,
+        s.missing_segments,
+        s.rebuffer_count,
+        s.rebuffer_s,
+    );
+    assert!(
+        sent as f64 >= 0.5 * (FLOOD_RATE * FLOOD.as_secs()) as f64,
+        "the flood reached only {sent} requests"
+    );
+    assert!(
+        (at_origin as f64) <= bound,
+        "{at_origin} flood requests reached the origin"
+    );
+    assert!(
+        at_origin > 0,
+        "the flood never reached the origin: the test proves nothing"
+    );
+    let refused = statuses.get(&429).copied().unwrap_or(0);
+    assert!(refused > 0 && by("misses") > 0.0, "{statuses:?}");
+    assert_eq!(
+        sent,
+        refused + statuses.get(&404).copied().unwrap_or(0),
+        "{statuses:?}"
+    );
+    assert!(report.live, "the live MPD was not played as live");
+    assert!(
+        s.segments >= 6 && s.missing_segments == 0,
+        "{} segments, {} missing; errors {:?}\n{}",
+        s.segments,
+        s.missing_segments,
+        report.session.errors,
+        report.table()
+    );
+    assert_eq!(
+        s.rebuffer_count,
+        0,
+        "playback stalled {:.3} s\n{}",
+        s.rebuffer_s,
+        report.table()
+    );
+    assert_eq!(
+        segments_from(&report, t.edge_ip(1)),
+        report.session.segments.len(),
+        "every segment from the flooded edge\n{}",
+        report.table()
+    );
+    proxy.shutdown().await;
+    t.stack.shutdown().await;
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// A keep-alive HTTP client whose connections come from `ip`.
+fn client_from(ip: IpAddr) -> Client {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(ip));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
+}
+
+/// GETs `path` of the content name from `edge`; the status (body read), 0 on failure.
+async fn get_from(client: &Client, edge: SocketAddr, path: &str) -> u16 {
+    use http_body_util::BodyExt;
+    let Ok(req) = http::Request::get(format!("http://{edge}{path}"))
+        .header("host", HOST)
+        .body(http_body_util::Empty::new())
+    else {
+        return 0;
+    };
+    let exchange = async {
+        let resp = client.request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        resp.into_body().collect().await.ok()?;
+        Some(status)
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }

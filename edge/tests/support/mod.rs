@@ -236,6 +236,17 @@ pub fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Em
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// A client whose connections come from `ip` (any `127.0.0.0/8` address works on loopback), so
+/// that an edge sees it as a client of its own.
+pub fn client_from(
+    ip: std::net::IpAddr,
+) -> Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>> {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(ip));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
 /// Sends a request to `addr` and collects the response (bounded to 20 s).
 pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Got {
     send_with(&client(), addr, method, path, headers).await
@@ -330,17 +341,30 @@ fn config(upstream: &str, tweak: impl FnOnce(&mut edge::Config)) -> edge::Config
     c
 }
 
-/// Reads one metric sample's value from `/metrics` text (0 when absent).
+/// Reads one metric sample's value from `/metrics` text (0 when absent); a bare name whose
+/// series have labels is their sum, as PromQL's `sum(name)`.
 pub fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            let k_no_edge = k
-                .replace(r#"edge="edge-t","#, "")
-                .replace(r#",edge="edge-t""#, "")
-                .replace(r#"{edge="edge-t"}"#, "");
-            (k_no_edge == name_and_labels || k == name_and_labels).then(|| v.parse().ok())?
-        })
-        .unwrap_or(0.0)
+    let samples = || {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k, v.parse::<f64>().ok()?))
+            })
+    };
+    let exact = samples().find_map(|(k, v)| {
+        let k_no_edge = k
+            .replace(r#"edge="edge-t","#, "")
+            .replace(r#",edge="edge-t""#, "")
+            .replace(r#"{edge="edge-t"}"#, "");
+        (k_no_edge == name_and_labels || k == name_and_labels).then_some(v)
+    });
+    match exact {
+        Some(v) => v,
+        None if !name_and_labels.contains('{') => samples()
+            .filter(|(k, _)| k.split('{').next() == Some(name_and_labels))
+            .map(|(_, v)| v)
+            .sum(),
+        None => 0.0,
+    }
 }
