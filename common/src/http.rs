@@ -605,6 +605,7 @@ mod tests {
         let gauge = prometheus::IntGauge::new("open", "open connections").unwrap();
         let hooks = ConnHooks {
             open_connections: Some(gauge.clone()),
+            ..ConnHooks::default()
         };
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let server = serve(listener, limits, hooks, |_req, _info| async move {

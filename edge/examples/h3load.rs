@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 type H2 = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 enum Conn {
-    H2(H2),
+    H2(Box<H2>),
     H3(Arc<common::h3::Client>),
 }
 
@@ -73,7 +73,7 @@ async fn main() -> Result<()> {
                     common::tls::https_connector(HttpConnector::new(), tls, true, Some(&host))?;
                 let mut b = Client::builder(TokioExecutor::new());
                 b.http2_only(true).pool_max_idle_per_host(1);
-                Conn::H2(b.build(connector))
+                Conn::H2(Box::new(b.build(connector)))
             }
             "h3" => {
                 let tls = common::tls::client_config(&roots, &[])?;

@@ -69,7 +69,7 @@ impl H3Clients {
 /// A response's head and body, over either stack.
 enum Resp {
     Hyper(http::Response<hyper::body::Incoming>),
-    H3(common::h3::ClientResponse),
+    H3(Box<common::h3::ClientResponse>),
 }
 
 impl Resp {
@@ -188,7 +188,11 @@ impl HttpClient {
                     .parse()
                     .map_err(|e| format!("{e}"))?;
                 let req = http::Request::from_parts(parts, ());
-                client.send(req).await.map(Resp::H3).map_err(|e| format!("{e:#}"))
+                client
+                    .send(req)
+                    .await
+                    .map(|r| Resp::H3(Box::new(r)))
+                    .map_err(|e| format!("{e:#}"))
             }
         }
     }
@@ -298,7 +302,8 @@ impl Net {
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: {e}")))?;
         let t0 = self.clock.now();
-        let mut resp = match tokio::time::timeout(self.timeout, self.client.request(edge, req)).await
+        let mut resp = match tokio::time::timeout(self.timeout, self.client.request(edge, req))
+            .await
         {
             Err(_) => {
                 return Err(FetchFailure::Retryable(anyhow!(
