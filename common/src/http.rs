@@ -129,17 +129,21 @@ pub struct ConnInfo {
 pub struct ConnHooks {
     /// Incremented while a connection is open.
     pub open_connections: Option<prometheus::IntGauge>,
-    /// Requests by protocol (`protocol` label: http/1.0, http/1.1, h2, h3); see
-    /// [`requests_by_protocol`].
-    pub requests_by_protocol: Option<prometheus::IntCounterVec>,
+    /// Requests by protocol; see [`requests_by_protocol`].
+    pub requests_by_protocol: Option<ByProtocol>,
 }
 
-/// A counter of requests by protocol, `<prefix>_requests_by_protocol_total{protocol}`,
-/// registered in `registry`, with every protocol's series present from the start.
-pub fn requests_by_protocol(
-    prefix: &str,
-    registry: &prometheus::Registry,
-) -> Result<prometheus::IntCounterVec> {
+/// The series of a requests-by-protocol counter, resolved once (a request increments one
+/// without looking its labels up).
+#[derive(Clone)]
+pub struct ByProtocol([prometheus::IntCounter; 4]);
+
+/// Protocol labels, in [`ByProtocol`]'s order.
+const PROTOCOLS: [&str; 4] = ["http/1.0", "http/1.1", "h2", "h3"];
+
+/// A counter of requests by protocol, `<prefix>_requests_by_protocol_total{protocol}`
+/// (http/1.0, http/1.1, h2, h3), registered in `registry`, every series present from the start.
+pub fn requests_by_protocol(prefix: &str, registry: &prometheus::Registry) -> Result<ByProtocol> {
     let c = prometheus::IntCounterVec::new(
         prometheus::Opts::new(
             format!("{prefix}_requests_by_protocol_total"),
@@ -147,27 +151,28 @@ pub fn requests_by_protocol(
         ),
         &["protocol"],
     )?;
-    for p in ["http/1.0", "http/1.1", "h2", "h3"] {
-        c.with_label_values(&[p]);
-    }
     registry.register(Box::new(c.clone()))?;
-    Ok(c)
+    Ok(ByProtocol(PROTOCOLS.map(|p| c.with_label_values(&[p]))))
 }
 
 /// The label of a request's HTTP version.
 pub fn protocol_label(v: hyper::Version) -> &'static str {
+    PROTOCOLS[protocol_index(v)]
+}
+
+fn protocol_index(v: hyper::Version) -> usize {
     match v {
-        hyper::Version::HTTP_2 => "h2",
-        hyper::Version::HTTP_3 => "h3",
-        hyper::Version::HTTP_10 | hyper::Version::HTTP_09 => "http/1.0",
-        _ => "http/1.1",
+        hyper::Version::HTTP_2 => 2,
+        hyper::Version::HTTP_3 => 3,
+        hyper::Version::HTTP_10 | hyper::Version::HTTP_09 => 0,
+        _ => 1,
     }
 }
 
 impl ConnHooks {
     pub(crate) fn count(&self, v: hyper::Version) {
-        if let Some(c) = &self.requests_by_protocol {
-            c.with_label_values(&[protocol_label(v)]).inc();
+        if let Some(ByProtocol(c)) = &self.requests_by_protocol {
+            c[protocol_index(v)].inc();
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub served_bytes: IntCounterVec,
+    /// `served_bytes`' series for "cache" and "upstream", resolved once.
+    served_cache: IntCounter,
+    served_upstream: IntCounter,
     pub upstream_bytes: IntCounter,
     pub upstream_requests: IntCounterVec,
     pub upstream_latency: HistogramVec,
@@ -46,6 +49,9 @@ pub struct Metrics {
     pub upstream_rejected: IntCounterVec,
     /// Stored responses used (fresh or stale), by the tier they came from.
     pub tier_hits: IntCounterVec,
+    /// `tier_hits`' series for "memory" and "disk", resolved once.
+    pub tier_memory: IntCounter,
+    pub tier_disk: IntCounter,
     pub disk_capacity_bytes: IntGauge,
     pub disk_used_bytes: IntGauge,
     pub disk_objects: IntGauge,
@@ -244,6 +250,10 @@ impl Metrics {
             })
             .collect();
         Ok(Metrics {
+            served_cache: served_bytes.with_label_values(&["cache"]),
+            served_upstream: served_bytes.with_label_values(&["upstream"]),
+            tier_memory: tier_hits.with_label_values(&["memory"]),
+            tier_disk: tier_hits.with_label_values(&["disk"]),
             registry,
             by_status,
             requests,
@@ -287,7 +297,11 @@ impl Metrics {
     /// A tally for bytes served from `source` ("cache" or "upstream").
     pub fn tally(&self, source: &str) -> ByteTally {
         ByteTally {
-            counter: self.served_bytes.with_label_values(&[source]),
+            counter: match source {
+                "cache" => self.served_cache.clone(),
+                "upstream" => self.served_upstream.clone(),
+                other => self.served_bytes.with_label_values(&[other]),
+            },
             total: self.served_total.clone(),
             upstream: None,
         }

@@ -183,13 +183,13 @@ fn key(ctx: &Ctx, parts: Parts, peer: IpAddr, started: Instant) -> Keyed {
 
 /// Phase `lookup`: the stored variant for the key, judged against the request at its `now`.
 async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
-    let (entry, tier) = match ctx.store.get(&ask.key).await {
-        Some(e) => (Some(e), "memory"),
-        None => (from_disk(ctx, &ask.key).await, "disk"),
+    let (entry, on_disk) = match ctx.store.get(&ask.key).await {
+        Some(e) => (Some(e), false),
+        None => (from_disk(ctx, &ask.key).await, true),
     };
     let entry = match entry {
         Some(e) if e.expired(ask.now) => {
-            if let (Some(disk), "disk") = (&ctx.disk, tier) {
+            if let (Some(disk), true) = (&ctx.disk, on_disk) {
                 disk.remove(&ask.key).await;
             }
             None
@@ -202,7 +202,13 @@ async fn lookup(ctx: &Ctx, ask: &Ask) -> Lookup {
             fwd: Fwd::Miss,
         };
     };
-    let used = || ctx.metrics.tier_hits.with_label_values(&[tier]).inc();
+    let used = || {
+        if on_disk {
+            ctx.metrics.tier_disk.inc()
+        } else {
+            ctx.metrics.tier_memory.inc()
+        }
+    };
     if !entry.matches_variant(&ask.parts.headers) {
         return Lookup::Miss {
             stale: None,
