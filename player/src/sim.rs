@@ -197,6 +197,20 @@ pub fn simulate(
     Ok(report)
 }
 
+/// The algorithm `name` for a session over `trace`: the offline optimum is planned over it.
+pub fn build(name: &str, trace: &Trace, video: &Video, cfg: &SimConfig) -> Result<Box<dyn Abr>> {
+    if name == crate::abr::OPTIMAL {
+        let conv = crate::abr::optimal::Conventions {
+            rtt_s: cfg.rtt_s,
+            efficiency: cfg.efficiency,
+            buffer_max_s: cfg.session.buffer.max_s,
+        };
+        let rungs = crate::abr::optimal::plan(trace, video, &conv);
+        return Ok(Box::new(crate::abr::optimal::Scripted::new(rungs)));
+    }
+    crate::abr::by_name(name)
+}
+
 /// Runs every (trace, algorithm) pair on `threads` threads; results are ordered by algorithm,
 /// then trace, whatever the scheduling.
 pub fn simulate_many(
@@ -224,7 +238,7 @@ pub fn simulate_many(
                             break;
                         }
                         let (a, t) = (j / traces.len(), j % traces.len());
-                        let r = crate::abr::by_name(abrs[a])
+                        let r = build(abrs[a], &traces[t], video, cfg)
                             .and_then(|mut abr| simulate(&traces[t], video, abr.as_mut(), cfg));
                         out.push((j, r));
                     }
@@ -768,5 +782,27 @@ mod av_session_tests {
                 .all(|s| s.bitrate_kbps == 300.0 || s.bitrate_kbps == 900.0));
         }
         assert_eq!(top, [1, 0]);
+    }
+}
+
+#[cfg(test)]
+mod shaped_dip_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_dips_with_a_short_drop_and_climbs_back() {
+        // The real-player shaping test in virtual time: 1-s segments, a 6-s buffer cap, 8 Mb/s
+        // with 5 s at 400 kb/s after 6 s.
+        let trace = Trace::new("step", vec![(6.0, 8e6), (5.0, 0.4e6), (1000.0, 8e6)]).unwrap();
+        let video = Video::nominal("v", vec![150e3, 500e3, 1200e3], 1.0, 30).unwrap();
+        let mut cfg = SimConfig::default();
+        cfg.session.buffer.max_s = 6.0;
+        let mut abr = crate::abr::by_name("default").unwrap();
+        let r = simulate(&trace, &video, abr.as_mut(), &cfg).unwrap();
+        let rungs: Vec<usize> = r.segments.iter().map(|s| s.rung).collect();
+        assert_eq!(r.summary.rebuffer_count, 0, "{rungs:?}");
+        let top = rungs.iter().position(|&q| q == 2).unwrap();
+        let dip = top + rungs[top..].iter().position(|&q| q < 2).unwrap();
+        assert!(rungs[dip..].contains(&2), "{rungs:?}");
     }
 }

@@ -77,3 +77,41 @@ fn bad_inputs_are_clear_errors() {
     assert!(err.contains("no manifest.mpd"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The training pipeline is deterministic and the committed check table is what it gives:
+/// trained on the fixture traces (the fixture video cut short, one round), the table must come
+/// out byte for byte as `abr-data/fixture-table.rs`, which `scripts/abr-train.sh` writes with
+/// the same code that writes the shipped table.
+#[test]
+fn tuning_table_regenerates_from_the_fixture_traces() {
+    use player::abr::train;
+    let sets = train::load_fixture_sets(&fixtures()).unwrap();
+    let (text, _) = train::generate(&sets, train::FIXTURE_PASSES, 2, &mut |_| {}).unwrap();
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("abr-data/fixture-table.rs");
+    let want = std::fs::read_to_string(&committed).unwrap();
+    assert_eq!(text, want, "scripts/abr-train.sh regenerates {committed:?}");
+}
+
+/// `--abr optimal` is planned over each trace and replayed through the same session loop: on
+/// every fixture trace it scores at least as well as every online rule.
+#[test]
+fn the_offline_optimum_bounds_every_rule_on_the_fixtures() {
+    let traces = load_traces(&fixtures().join("traces")).unwrap();
+    let video = load_video(&fixtures().join("pensieve-video")).unwrap();
+    let mut names = NAMES.to_vec();
+    names.push(player::abr::OPTIMAL);
+    let results = simulate_many(&traces, &video, &names, &SimConfig::default(), 2).unwrap();
+    let optimal = results.last().unwrap();
+    for (name, reports) in names.iter().zip(&results) {
+        for (r, o) in reports.iter().zip(optimal) {
+            assert_eq!(o.abr, "optimal");
+            assert!(
+                o.summary.qoe_lin >= r.summary.qoe_lin - 1e-3,
+                "{name} on {:?}: {} > optimal {}",
+                r.trace,
+                r.summary.qoe_lin,
+                o.summary.qoe_lin
+            );
+        }
+    }
+}

@@ -22,18 +22,23 @@
 //!    protects: the plan's buffer target rises, each second the plan ends short of it is priced
 //!    like a second of stall (the next outage turns that shortfall into one), and buffer
 //!    spending stops.
+//!    Near the end of a title the target is cut to the media left to fetch after the plan:
+//!    always before any outage, and within a per-state distance of the end after one.
+//! 6. Per-state parameters: the network state (recent throughput against the ladder, recent
+//!    prediction error; see [`super::tuning`]) picks how much of robustMPC's error discount to
+//!    apply, the plan's terminal buffer targets and the endgame distance, from a table learned
+//!    offline on training traces.
 
 use super::mpc::{Plan, RobustPredictor, REBUF_PENALTY, SMOOTH_PENALTY};
+use super::tuning::{self, Table};
 use super::{start_rung, Abr, AbrContext, Decision, Download, Progress};
 
 #[derive(Debug, Clone)]
 pub struct Hybrid {
     pub horizon: usize,
-    /// Plan's terminal buffer target and penalty per second short of it.
-    pub end_buffer_s: f64,
+    /// Penalty per second the plan ends short of its buffer target (the targets are in
+    /// `table`), before and after an outage has been seen.
     pub end_weight: f64,
-    /// The same once an outage has been seen.
-    pub outage_end_buffer_s: f64,
     pub outage_end_weight: f64,
     /// Spending needs at least this many segments buffered, keeps a reserve (seconds), and a
     /// margin on the rate.
@@ -45,8 +50,14 @@ pub struct Hybrid {
     /// Abandonment waits until the download has run this long, and this share of the buffer.
     pub abandon_min_s: f64,
     pub abandon_buffer_share: f64,
+    /// Error discount and terminal buffer targets per network state (see [`super::tuning`]).
+    pub table: Table,
+    /// Decisions taken in each network state so far.
+    visits: [u32; tuning::CLASSES],
     predictor: RobustPredictor,
     last_bps: Option<f64>,
+    /// The rate the last plan used.
+    estimate: Option<f64>,
     lowest_bps: f64,
     outage_seen: bool,
 }
@@ -59,9 +70,7 @@ impl Default for Hybrid {
     fn default() -> Self {
         Hybrid {
             horizon: 5,
-            end_buffer_s: 10.0,
             end_weight: 1.0,
-            outage_end_buffer_s: 50.0,
             outage_end_weight: REBUF_PENALTY,
             spend_min_segments: 2.0,
             spend_reserve_s: 3.0,
@@ -69,8 +78,11 @@ impl Default for Hybrid {
             outage_share: 1.0,
             abandon_min_s: 0.5,
             abandon_buffer_share: 0.3,
+            table: tuning::TABLE,
+            visits: [0; tuning::CLASSES],
             predictor: RobustPredictor::with_shift_detection(SHIFT_FACTOR),
             last_bps: None,
+            estimate: None,
             lowest_bps: 0.0,
             outage_seen: false,
         }
@@ -78,6 +90,24 @@ impl Default for Hybrid {
 }
 
 impl Hybrid {
+    /// The rule with the hand-set [`tuning::UNTUNED`] values in every network state.
+    pub fn untuned() -> Self {
+        Hybrid::with_table([tuning::UNTUNED; tuning::CLASSES])
+    }
+
+    /// Decisions taken so far in each network state (see [`super::tuning::class`]).
+    pub fn visits(&self) -> &[u32; tuning::CLASSES] {
+        &self.visits
+    }
+
+    /// The rule with another per-state table.
+    pub fn with_table(table: Table) -> Self {
+        Hybrid {
+            table,
+            ..Hybrid::default()
+        }
+    }
+
     /// Whether a download slow enough to count as an outage has been seen.
     pub fn outage_seen(&self) -> bool {
         self.outage_seen
@@ -91,13 +121,33 @@ impl Abr for Hybrid {
 
     fn choose(&mut self, ctx: &AbrContext) -> Decision {
         self.lowest_bps = ctx.video.bitrates_bps[0];
-        let Some((h, bps)) = self.predictor.predict() else {
+        let Some(state) = self.predictor.predict_discounted(1.0) else {
             return Decision::now(start_rung(ctx.video));
         };
-        let (end_buffer_s, end_weight) = if self.outage_seen {
-            (self.outage_end_buffer_s, self.outage_end_weight)
+        let (h, max_err, _) = state;
+        let top = ctx.video.bitrates_bps[ctx.video.top()];
+        let c = tuning::class(top, h, max_err);
+        self.visits[c] = self.visits[c].saturating_add(1);
+        let t = self.table[c];
+        let bps = h / (1.0 + t.discount * max_err);
+        self.estimate = Some(bps);
+        let (target_s, end_weight) = if self.outage_seen {
+            (t.outage_end_buffer_s, self.outage_end_weight)
         } else {
-            (self.end_buffer_s, self.end_weight)
+            (t.end_buffer_s, self.end_weight)
+        };
+        // Media left to fetch after the plan. Before any outage, buffer beyond it is not
+        // needed; after one, it still protects the remaining downloads from the next outage,
+        // so the target is cut only within the state's last `endgame_s` of the title.
+        let left_s = ctx
+            .video
+            .num_segments
+            .saturating_sub(ctx.segment + self.horizon) as f64
+            * ctx.video.segment_duration_s;
+        let end_buffer_s = if !self.outage_seen || left_s < t.endgame_s {
+            target_s.min(left_s)
+        } else {
+            target_s
         };
         let plan = Plan {
             buffer_cap_s: ctx.buffer_max_s,
@@ -132,7 +182,7 @@ impl Abr for Hybrid {
     }
 
     fn estimate_bps(&self) -> Option<f64> {
-        self.predictor.estimate_bps()
+        self.estimate.or_else(|| self.predictor.estimate_bps())
     }
 
     fn abandon(&mut self, ctx: &AbrContext, p: &Progress) -> Option<usize> {
@@ -210,7 +260,7 @@ mod tests {
     #[test]
     fn spends_a_deep_buffer_on_a_drop() {
         let v = pensieve_video(48);
-        let mut h = Hybrid::default();
+        let mut h = Hybrid::untuned();
         let ctx = deep_buffer(&v);
         h.choose(&ctx);
         for _ in 0..4 {
@@ -230,7 +280,7 @@ mod tests {
     #[test]
     fn an_outage_stops_buffer_spending() {
         let v = pensieve_video(48);
-        let mut h = Hybrid::default();
+        let mut h = Hybrid::untuned();
         let ctx = deep_buffer(&v);
         h.choose(&ctx);
         for _ in 0..4 {
@@ -262,7 +312,7 @@ mod tests {
             let mut h = Hybrid {
                 horizon: 1,
                 outage_end_weight: weight,
-                ..Hybrid::default()
+                ..Hybrid::untuned()
             };
             h.choose(&ctx);
             h.on_download(&dl(50_000, 2.0)); // 200 kb/s for 2 s: an outage
@@ -308,7 +358,7 @@ mod tests {
     #[test]
     fn abandonment_takes_the_rung_that_saves_the_most_qoe() {
         let v = pensieve_video(48);
-        let mut h = Hybrid::default();
+        let mut h = Hybrid::untuned();
         // 300 kb/s for 8 s: 49.3 s to go, a 29.3 s stall (126.1 at 4.3 per second). Refetching at
         // 1200 kb/s (600 kB, 16 s) stalls 0 s and costs 3 x 3.1 Mb/s: net 116.8; 750 kb/s nets
         // 115.5, 300 kb/s 114.1, 1850 kb/s (24.7 s: 4.7 s stall) 98.7.
@@ -328,7 +378,7 @@ mod tests {
     #[test]
     fn a_short_stall_is_cheaper_than_two_switches() {
         let v = pensieve_video(48);
-        let mut h = Hybrid::default();
+        let mut h = Hybrid::untuned();
         // 547 kB in 7 s: 20.5 s to go with 20 s buffered, a 0.5 s stall (2.2) against at
         // least 3 x 1.45 Mb/s for the nearest lower rung.
         let (ctx, p) = top_download(&v, 547_000, 7.0);

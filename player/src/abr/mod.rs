@@ -7,7 +7,10 @@ mod bola;
 mod dynamic;
 mod hybrid;
 pub mod mpc;
+pub mod optimal;
 mod throughput;
+pub mod train;
+pub mod tuning;
 
 pub use bba::Bba;
 pub use bola::Bola;
@@ -117,6 +120,10 @@ pub const NAMES: &[&str] = &[
     "hybrid",
 ];
 
+/// The offline optimum (dynamic programming over the known trace): not an online rule, so not
+/// in [`NAMES`]; `cdn simulate --abr optimal` plans it per trace.
+pub const OPTIMAL: &str = "optimal";
+
 /// The default algorithm.
 pub const DEFAULT: &str = "hybrid";
 
@@ -130,6 +137,8 @@ pub fn by_name(name: &str) -> Result<Box<dyn Abr>> {
         "mpc" | "robust-mpc" => Box::new(RobustMpc::default()),
         "dynamic" => Box::new(Dynamic::default()),
         "hybrid" | "default" => Box::new(Hybrid::default()),
+        // Planned over the trace by the simulator (see `optimal`); unplanned elsewhere.
+        OPTIMAL => Box::new(optimal::Scripted::default()),
         other => bail!("unknown ABR {other:?} (known: {})", NAMES.join(", ")),
     })
 }

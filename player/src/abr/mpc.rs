@@ -59,12 +59,18 @@ impl RobustPredictor {
     /// The prediction for the next download as (harmonic mean, discounted rate), b/s; `None`
     /// before the first download.
     pub fn predict(&mut self) -> Option<(f64, f64)> {
+        self.predict_discounted(1.0).map(|(h, _, bps)| (h, bps))
+    }
+
+    /// The prediction with `discount` x the largest recent error: (harmonic mean, largest
+    /// relative error of the last predictions, `h / (1 + discount x error)`), b/s.
+    pub fn predict_discounted(&mut self, discount: f64) -> Option<(f64, f64, f64)> {
         let h = self.window.estimate_bps()?;
         let max_err = self.errors.iter().copied().fold(0.0, f64::max);
-        let bps = h / (1.0 + max_err);
+        let bps = h / (1.0 + discount * max_err);
         self.last_prediction = Some(h);
         self.prediction = Some(bps);
-        Some((h, bps))
+        Some((h, max_err, bps))
     }
 
     /// Records a finished download: its error against the last prediction and its sample.
