@@ -715,6 +715,49 @@ mod tests {
         server.shutdown().await;
     }
 
+    /// With the UDP port taken, a TLS server still serves TCP, and advertises no HTTP/3;
+    /// with it free, it advertises HTTP/3 on its port.
+    #[tokio::test]
+    async fn alt_svc_only_when_the_quic_endpoint_is_up() {
+        let (cert, key) =
+            crate::tls::self_signed(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let config =
+            crate::tls::server_config_from_pem_bytes(cert.as_bytes(), key.as_bytes()).unwrap();
+        for udp_taken in [true, false] {
+            let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let squatter = udp_taken.then(|| std::net::UdpSocket::bind(addr).unwrap());
+            let server = serve_tls(
+                listener,
+                ServerLimits::default(),
+                ConnHooks::default(),
+                Some(config.clone()),
+                |_req, _info| async move { Response::new(full("ok")) },
+            )
+            .unwrap();
+            let tls = tls_connect(addr, &cert, &[b"http/1.1".as_slice()]).await;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = Request::get("/")
+                .header(http::header::HOST, "localhost")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), 200, "udp taken: {udp_taken}");
+            let alt = resp.headers().get(hyper::header::ALT_SVC);
+            if udp_taken {
+                assert!(alt.is_none(), "{alt:?}");
+            } else {
+                let want = format!("h3=\":{}\"; ma=86400", addr.port());
+                assert_eq!(alt.unwrap(), want.as_str());
+            }
+            drop(squatter);
+            server.shutdown().await;
+        }
+    }
+
     #[tokio::test]
     async fn tls_http1_with_alpn_and_without() {
         let (server, cert) = tls_hello_server(ServerLimits::default()).await;
