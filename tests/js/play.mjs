@@ -1,14 +1,16 @@
 // Plays streams with dash.js, hls.js or Shaka Player in headless Chromium and prints what happened
 // as one JSON line: an array with one report per session, in the order given.
 //
-// usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS] [-- PLAYER URL SECONDS ...]
+// usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS [replay]] [-- PLAYER URL SECONDS ...]
 //
 // PLAYER is dashjs, hlsjs or shaka; URL is an MPD (dashjs, shaka) or an HLS multivariant playlist
 // (hlsjs, shaka). Sessions run at once, each in its own page and browser context of one Chromium.
 // A session ends after SECONDS, or earlier when the stream ends. Pages are served by this script
 // from its own port, so streams are fetched cross-origin and CORS is exercised. When
 // THROTTLE_KBPS is given, that page's network is throttled to that rate for the first
-// THROTTLE_SECONDS, then released, so that the ABR has to use more than one quality.
+// THROTTLE_SECONDS, then released, so that the ABR has to use more than one quality (0 0 for no
+// throttling). With `replay`, a stream that ends is played once more from the start (a seek to 0),
+// and the session ends at its second end: a short VOD title then plays twice its length.
 //
 // A report holds the playhead sampled every 250 ms (`times`), the seconds played (`played`: the
 // sum of forward steps of the playhead between samples, so seeks and live-edge jumps don't count),
@@ -30,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const usage = 'usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS] [-- PLAYER URL SECONDS ...]';
+const usage = 'usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS [replay]] [-- PLAYER URL SECONDS ...]';
 
 const libraries = {
   dashjs: 'node_modules/dashjs/dist/modern/umd/dash.all.min.js',
@@ -164,8 +166,9 @@ function parseSessions(args) {
     const end = rest.indexOf('--');
     const own = end < 0 ? rest : rest.slice(0, end);
     rest = end < 0 ? [] : rest.slice(end + 1);
-    const [player, url, seconds, throttleKbps, throttleSeconds] = own;
-    if (!libraries[player] || !url || !(Number(seconds) > 0) || own.length > 5) {
+    const [player, url, seconds, throttleKbps, throttleSeconds, mode] = own;
+    if (!libraries[player] || !url || !(Number(seconds) > 0) || own.length > 6
+        || (mode !== undefined && mode !== 'replay')) {
       console.error(usage);
       process.exit(2);
     }
@@ -175,6 +178,7 @@ function parseSessions(args) {
       seconds: Number(seconds),
       throttleKbps: throttleKbps ? Number(throttleKbps) : 0,
       throttleSeconds: throttleSeconds ? Number(throttleSeconds) : 0,
+      replay: mode === 'replay',
     });
   }
   if (!sessions.length) {
@@ -230,6 +234,8 @@ async function play(browser, session) {
     const start = Date.now();
     let released = session.throttleKbps === 0;
     let ended = false;
+    let ends = 0;
+    let endTime = null;
     while (Date.now() - start < session.seconds * 1000 && !ended) {
       await sleep(250);
       if (!released && Date.now() - start >= session.throttleSeconds * 1000) {
@@ -239,6 +245,19 @@ async function play(browser, session) {
         released = true;
       }
       ended = await tab.evaluate(() => document.getElementById('v').ended);
+      if (ended) {
+        ends += 1;
+        if (endTime === null) endTime = await tab.evaluate(() => document.getElementById('v').currentTime);
+        if (session.replay && ends === 1) {
+          // Once more from the start: a seek back and a second pass over the same segments.
+          await tab.evaluate(() => {
+            const v = document.getElementById('v');
+            v.currentTime = 0;
+            return v.play();
+          });
+          ended = false;
+        }
+      }
     }
     // One more sample after the end, so the last playhead position is in the report.
     await sleep(300);
@@ -285,6 +304,8 @@ async function play(browser, session) {
       played,
       times,
       ended: got.ended,
+      ends,
+      end_time: endTime,
       paused: got.paused,
       ready_state: got.ready_state,
       current_time: got.current_time,

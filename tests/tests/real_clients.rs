@@ -99,12 +99,14 @@ async fn ffprobe_and_ffmpeg_read_vod_and_live_through_an_edge() {
 }
 
 /// One playback of tests/js/play.mjs: a player (`dashjs`, `hlsjs` or `shaka`), the stream's URL,
-/// the most seconds it may play, and an optional throttle (kb/s for the first seconds).
+/// the most seconds it may play, an optional throttle (kb/s for the first seconds), and whether
+/// a stream that ends is played once more from the start.
 struct Session {
     player: &'static str,
     url: String,
     seconds: u32,
     throttle: Option<(u32, u32)>,
+    replay: bool,
 }
 
 impl Session {
@@ -114,6 +116,16 @@ impl Session {
             url,
             seconds,
             throttle: None,
+            replay: false,
+        }
+    }
+
+    /// A VOD session that plays the title twice (a seek back to the start after its end), so
+    /// that the 12 s test title plays more than 15 s.
+    fn twice(player: &'static str, url: String) -> Session {
+        Session {
+            replay: true,
+            ..Session::new(player, url, 60)
         }
     }
 }
@@ -200,8 +212,12 @@ fn play_in_chromium_with(sessions: &[Session], env: &[(&str, String)]) -> Vec<se
             cmd.arg("--");
         }
         cmd.args([s.player, &s.url, &s.seconds.to_string()]);
-        if let Some((kbps, secs)) = s.throttle {
+        if s.throttle.is_some() || s.replay {
+            let (kbps, secs) = s.throttle.unwrap_or((0, 0));
             cmd.args([kbps.to_string(), secs.to_string()]);
+        }
+        if s.replay {
+            cmd.arg("replay");
         }
     }
     // The longest session, plus the browser's start and stop and the page loads.
@@ -287,6 +303,24 @@ fn assert_played_vod_to_the_end(r: &serde_json::Value) {
     );
 }
 
+/// A VOD session played twice ([`Session::twice`]): it reached the title's end both times,
+/// and the playhead advanced at least 15 s in all, with sound.
+fn assert_played_vod_twice(r: &serde_json::Value) {
+    assert_played_with_sound(r);
+    let what = format!("{} {}", r["player"], r["url"]);
+    assert_eq!(r["ends"], 2, "{what}: the title did not end twice: {r}");
+    let at = r["end_time"].as_f64().unwrap_or(0.0);
+    assert!(
+        at >= TITLE_SECONDS - 0.5,
+        "{what}: ended first at {at} s of a {TITLE_SECONDS} s title: {r}"
+    );
+    let played = r["played"].as_f64().unwrap_or(0.0);
+    assert!(
+        played >= 15.0 && played >= 2.0 * TITLE_SECONDS - 2.0,
+        "{what}: played {played} s of twice a {TITLE_SECONDS} s title: {r}"
+    );
+}
+
 /// Seconds of a live session, and the least of them the playhead must advance by.
 const LIVE_SECONDS: u32 = 25;
 const LIVE_MIN_PLAYED: f64 = 15.0;
@@ -323,7 +357,7 @@ async fn dashjs_plays_vod_and_live_with_sound_through_an_edge_cross_origin() {
     // VOD, throttled to 350 kb/s for 8 s and then released: dash.js must use two qualities.
     let vod = Session {
         throttle: Some((350, 8)),
-        ..Session::new("dashjs", format!("http://{edge}/vod/demo/manifest.mpd"), 40)
+        ..Session::twice("dashjs", format!("http://{edge}/vod/demo/manifest.mpd"))
     };
     // Live: the playhead follows the wall clock.
     let live = Session::new(
@@ -333,7 +367,7 @@ async fn dashjs_plays_vod_and_live_with_sound_through_an_edge_cross_origin() {
     );
     let reports = tokio::task::block_in_place(|| play_in_chromium(&[vod, live]));
 
-    assert_played_vod_to_the_end(&reports[0]);
+    assert_played_vod_twice(&reports[0]);
     let qualities = reports[0]["bandwidths"]
         .as_array()
         .map(Vec::len)
@@ -354,7 +388,7 @@ async fn hlsjs_plays_hls_vod_and_live_with_sound_through_an_edge_cross_origin() 
     assert_title_has_hls(&t);
     let edge = t.stack.edge_addrs()[1].1;
     let sessions = [
-        Session::new("hlsjs", format!("http://{edge}/vod/demo/master.m3u8"), 40),
+        Session::twice("hlsjs", format!("http://{edge}/vod/demo/master.m3u8")),
         Session::new(
             "hlsjs",
             format!("http://{edge}/live/demo/master.m3u8"),
@@ -362,7 +396,7 @@ async fn hlsjs_plays_hls_vod_and_live_with_sound_through_an_edge_cross_origin() 
         ),
     ];
     let reports = tokio::task::block_in_place(|| play_in_chromium(&sessions));
-    assert_played_vod_to_the_end(&reports[0]);
+    assert_played_vod_twice(&reports[0]);
     assert_played_live(&reports[1]);
     t.stack.shutdown().await;
 }
@@ -373,8 +407,8 @@ async fn shaka_plays_hls_and_dash_vod_and_live_with_sound_through_an_edge_cross_
     assert_title_has_hls(&t);
     let edge = t.stack.edge_addrs()[2].1;
     let sessions = [
-        Session::new("shaka", format!("http://{edge}/vod/demo/master.m3u8"), 40),
-        Session::new("shaka", format!("http://{edge}/vod/demo/manifest.mpd"), 40),
+        Session::twice("shaka", format!("http://{edge}/vod/demo/master.m3u8")),
+        Session::twice("shaka", format!("http://{edge}/vod/demo/manifest.mpd")),
         Session::new(
             "shaka",
             format!("http://{edge}/live/demo/master.m3u8"),
@@ -387,8 +421,8 @@ async fn shaka_plays_hls_and_dash_vod_and_live_with_sound_through_an_edge_cross_
         ),
     ];
     let reports = tokio::task::block_in_place(|| play_in_chromium(&sessions));
-    assert_played_vod_to_the_end(&reports[0]);
-    assert_played_vod_to_the_end(&reports[1]);
+    assert_played_vod_twice(&reports[0]);
+    assert_played_vod_twice(&reports[1]);
     assert_played_live(&reports[2]);
     assert_played_live(&reports[3]);
     t.stack.shutdown().await;
