@@ -51,11 +51,6 @@ pub const TRACK_ID: u32 = 1;
 
 /// Writes the init segment: `ftyp` and a `moov` declaring one fragmented H.264 video track.
 pub fn init_segment(track: &TrackInfo<'_>) -> Result<Vec<u8>> {
-    let ftyp = Ftyp {
-        major_brand: b"iso6".into(),
-        minor_version: 0,
-        compatible_brands: vec![b"iso6".into(), b"dash".into(), b"mp41".into()],
-    };
     let sps = &track.params.info;
     let avcc = Avcc {
         configuration_version: 1,
@@ -101,72 +96,23 @@ pub fn init_segment(track: &TrackInfo<'_>) -> Result<Vec<u8>> {
         fiel: None,
         spatial: None,
     };
-    let moov = Moov {
-        mvhd: Mvhd {
+    write_init(
+        Track {
             timescale: track.timescale,
-            duration: 0,
-            rate: 1.into(),
-            volume: 1.into(),
-            next_track_id: TRACK_ID + 1,
-            ..Default::default()
-        },
-        mvex: Some(Mvex {
-            mehd: Some(Mehd {
-                fragment_duration: track.duration,
-            }),
-            trex: vec![Trex {
-                track_id: TRACK_ID,
-                default_sample_description_index: 1,
-                default_sample_duration: 0,
-                default_sample_size: 0,
-                default_sample_flags: NON_SYNC_SAMPLE_FLAGS,
-            }],
-        }),
-        trak: vec![Trak {
+            duration: track.duration,
+            default_sample_flags: NON_SYNC_SAMPLE_FLAGS,
             tkhd: Tkhd {
-                track_id: TRACK_ID,
-                enabled: true,
-                in_movie: true,
                 width: track.width.into(),
                 height: track.height.into(),
                 ..Default::default()
             },
-            mdia: Mdia {
-                mdhd: Mdhd {
-                    timescale: track.timescale,
-                    duration: 0,
-                    language: "und".into(),
-                    ..Default::default()
-                },
-                hdlr: Hdlr {
-                    handler: b"vide".into(),
-                    name: "VideoHandler".into(),
-                },
-                minf: Minf {
-                    vmhd: Some(Vmhd::default()),
-                    dinf: Dinf {
-                        dref: Dref {
-                            entries: vec![Url::default().into()],
-                        },
-                    },
-                    stbl: Stbl {
-                        stsd: Stsd {
-                            codecs: vec![avc1.into()],
-                        },
-                        stco: Some(Stco::default()),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            },
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let mut out = Vec::with_capacity(1024);
-    ftyp.encode(&mut out).context("encoding ftyp")?;
-    moov.encode(&mut out).context("encoding moov")?;
-    Ok(out)
+            language: "und",
+            handler: (*b"vide", "VideoHandler"),
+            vmhd: Some(Vmhd::default()),
+            smhd: None,
+        },
+        avc1.into(),
+    )
 }
 
 /// The audio track an init segment describes.
@@ -197,11 +143,6 @@ pub const STREAM_TYPE_AUDIO: u8 = 0x05;
 /// Writes an audio init segment: `ftyp` and a `moov` declaring one fragmented AAC track with an
 /// `mp4a` sample entry whose `esds` carries the encoder's AudioSpecificConfig.
 pub fn audio_init_segment(track: &AudioTrackInfo<'_>) -> Result<Vec<u8>> {
-    let ftyp = Ftyp {
-        major_brand: b"iso6".into(),
-        minor_version: 0,
-        compatible_brands: vec![b"iso6".into(), b"dash".into(), b"mp41".into()],
-    };
     let sample_rate = u16::try_from(track.sample_rate)
         .context("sample rates above 65535 Hz do not fit the mp4a sample entry")?;
     let mp4a = Mp4a {
@@ -241,9 +182,52 @@ pub fn audio_init_segment(track: &AudioTrackInfo<'_>) -> Result<Vec<u8>> {
         }),
         taic: None,
     };
+    write_init(
+        Track {
+            timescale: track.sample_rate,
+            duration: track.duration,
+            default_sample_flags: SYNC_SAMPLE_FLAGS,
+            tkhd: Tkhd {
+                alternate_group: 1,
+                volume: 1.into(),
+                ..Default::default()
+            },
+            language: track.language,
+            handler: (*b"soun", "SoundHandler"),
+            vmhd: None,
+            smhd: Some(Smhd::default()),
+        },
+        mp4a.into(),
+    )
+}
+
+/// What differs between the video and the audio init segments' `moov`.
+struct Track<'a> {
+    timescale: u32,
+    /// Total duration in timescale ticks (`mehd`).
+    duration: u64,
+    /// `trex` default sample flags.
+    default_sample_flags: u32,
+    /// `tkhd` fields other than the track id and flags (size, volume, alternate group).
+    tkhd: Tkhd,
+    /// ISO 639-2/T language of `mdhd`.
+    language: &'a str,
+    /// `hdlr` type and name.
+    handler: ([u8; 4], &'a str),
+    vmhd: Option<Vmhd>,
+    smhd: Option<Smhd>,
+}
+
+/// Writes `ftyp` and a `moov` declaring one fragmented track (`track`) with sample entry `codec`.
+fn write_init(track: Track<'_>, codec: mp4_atom::Codec) -> Result<Vec<u8>> {
+    let ftyp = Ftyp {
+        major_brand: b"iso6".into(),
+        minor_version: 0,
+        compatible_brands: vec![b"iso6".into(), b"dash".into(), b"mp41".into()],
+    };
     let moov = Moov {
         mvhd: Mvhd {
-            timescale: track.sample_rate,
+            timescale: track.timescale,
             duration: 0,
             rate: 1.into(),
             volume: 1.into(),
@@ -259,7 +243,7 @@ pub fn audio_init_segment(track: &AudioTrackInfo<'_>) -> Result<Vec<u8>> {
                 default_sample_description_index: 1,
                 default_sample_duration: 0,
                 default_sample_size: 0,
-                default_sample_flags: SYNC_SAMPLE_FLAGS,
+                default_sample_flags: track.default_sample_flags,
             }],
         }),
         trak: vec![Trak {
@@ -267,23 +251,22 @@ pub fn audio_init_segment(track: &AudioTrackInfo<'_>) -> Result<Vec<u8>> {
                 track_id: TRACK_ID,
                 enabled: true,
                 in_movie: true,
-                alternate_group: 1,
-                volume: 1.into(),
-                ..Default::default()
+                ..track.tkhd
             },
             mdia: Mdia {
                 mdhd: Mdhd {
-                    timescale: track.sample_rate,
+                    timescale: track.timescale,
                     duration: 0,
                     language: track.language.into(),
                     ..Default::default()
                 },
                 hdlr: Hdlr {
-                    handler: b"soun".into(),
-                    name: "SoundHandler".into(),
+                    handler: track.handler.0.into(),
+                    name: track.handler.1.into(),
                 },
                 minf: Minf {
-                    smhd: Some(Smhd::default()),
+                    vmhd: track.vmhd,
+                    smhd: track.smhd,
                     dinf: Dinf {
                         dref: Dref {
                             entries: vec![Url::default().into()],
@@ -291,7 +274,7 @@ pub fn audio_init_segment(track: &AudioTrackInfo<'_>) -> Result<Vec<u8>> {
                     },
                     stbl: Stbl {
                         stsd: Stsd {
-                            codecs: vec![mp4a.into()],
+                            codecs: vec![codec],
                         },
                         stco: Some(Stco::default()),
                         ..Default::default()

@@ -97,11 +97,7 @@ impl FrameSource for PatternSource {
 /// An ffmpeg process decoding a file to `width`x`height` raw I420 at `fps`, letterboxed to keep
 /// the picture's aspect ratio.
 struct FfmpegSource {
-    child: Child,
-    stdout: ChildStdout,
-    stderr: Option<JoinHandle<String>>,
-    path: PathBuf,
-    finished: bool,
+    ffmpeg: Ffmpeg,
 }
 
 impl FfmpegSource {
@@ -117,7 +113,7 @@ impl FfmpegSource {
             "fps={fps}:start_time=0,scale={width}:{height}:force_original_aspect_ratio=decrease,\
              pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p"
         );
-        let (child, stdout, stderr) = spawn_ffmpeg(
+        let ffmpeg = Ffmpeg::spawn(
             ffmpeg,
             path,
             max_seconds,
@@ -126,74 +122,32 @@ impl FfmpegSource {
                 "rawvideo", "-",
             ],
         )?;
-        Ok(FfmpegSource {
-            child,
-            stdout,
-            stderr: Some(stderr),
-            path: path.to_path_buf(),
-            finished: false,
-        })
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        self.finished = true;
-        let status = self.child.wait().context("waiting for ffmpeg")?;
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        if !status.success() {
-            bail!(
-                "ffmpeg could not decode {} ({status}): {}",
-                self.path.display(),
-                stderr.trim()
-            );
-        }
-        Ok(())
+        Ok(FfmpegSource { ffmpeg })
     }
 }
 
 impl FrameSource for FfmpegSource {
     fn next_frame(&mut self, index: u64, out: &mut Yuv420) -> Result<bool> {
-        if self.finished {
+        let f = &mut self.ffmpeg;
+        if f.finished {
             return Ok(false);
         }
         let buf = out.data_mut();
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = self
-                .stdout
-                .read(&mut buf[filled..])
-                .context("reading frames from ffmpeg")?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
+        let filled = f.fill(buf).context("reading frames from ffmpeg")?;
         if filled == buf.len() {
             return Ok(true);
         }
-        self.finish()?;
+        f.finish("")?;
         if filled > 0 {
             bail!(
                 "ffmpeg stopped in the middle of frame {index} of {}",
-                self.path.display()
+                f.path.display()
             );
         }
         if index == 0 {
-            bail!("{} has no video frames", self.path.display());
+            bail!("{} has no video frames", f.path.display());
         }
         Ok(false)
-    }
-}
-
-impl Drop for FfmpegSource {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -253,48 +207,105 @@ impl PcmSource for PatternPcm {
 }
 
 /// Starts ffmpeg with `args` after the input options, stdout piped, stderr collected.
-fn spawn_ffmpeg(
-    ffmpeg: &Path,
-    path: &Path,
-    max_seconds: Option<f64>,
-    args: &[&str],
-) -> Result<(Child, ChildStdout, JoinHandle<String>)> {
-    let mut cmd = Command::new(ffmpeg);
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-        .arg(path);
-    if let Some(secs) = max_seconds {
-        cmd.args(["-t", &format!("{secs}")]);
+/// An ffmpeg process decoding `path` to its standard output, its standard error collected by a
+/// thread; killed when dropped before its output ended.
+struct Ffmpeg {
+    child: Child,
+    stdout: ChildStdout,
+    stderr: Option<JoinHandle<String>>,
+    path: PathBuf,
+    finished: bool,
+}
+
+impl Ffmpeg {
+    /// Starts `ffmpeg -i path [-t max_seconds] args...`.
+    fn spawn(
+        ffmpeg: &Path,
+        path: &Path,
+        max_seconds: Option<f64>,
+        args: &[&str],
+    ) -> Result<Ffmpeg> {
+        let mut cmd = Command::new(ffmpeg);
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+            .arg(path);
+        if let Some(secs) = max_seconds {
+            cmd.args(["-t", &format!("{secs}")]);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", ffmpeg.display()))?;
+        let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            let _ = child.kill();
+            bail!("ffmpeg started without its pipes");
+        };
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Ok(Ffmpeg {
+            child,
+            stdout,
+            stderr: Some(stderr),
+            path: path.to_path_buf(),
+            finished: false,
+        })
     }
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}", ffmpeg.display()))?;
-    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        let _ = child.kill();
-        bail!("ffmpeg started without its pipes");
-    };
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    Ok((child, stdout, stderr))
+
+    /// Reads until `buf` is full or the output ends; the bytes read.
+    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = self.stdout.read(&mut buf[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        Ok(filled)
+    }
+
+    /// Waits for the process at the end of its output; an error, with ffmpeg's words, when it
+    /// failed. `what` names what was decoded, after "could not decode".
+    fn finish(&mut self, what: &str) -> Result<()> {
+        self.finished = true;
+        let status = self.child.wait().context("waiting for ffmpeg")?;
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        if !status.success() {
+            bail!(
+                "ffmpeg could not decode {what}{} ({status}): {}",
+                self.path.display(),
+                stderr.trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Ffmpeg {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// An ffmpeg process decoding the first audio track of a file to interleaved s16le PCM. Gaps
 /// and a late start are filled with silence (`aresample=async=1:first_pts=0`), so sample `n` is
 /// at `n / rate` seconds on the same timeline as the pictures.
 struct FfmpegPcm {
-    child: Child,
-    stdout: ChildStdout,
-    stderr: Option<JoinHandle<String>>,
-    path: PathBuf,
+    ffmpeg: Ffmpeg,
     channels: usize,
     bytes: Vec<u8>,
-    finished: bool,
 }
 
 impl FfmpegPcm {
@@ -307,7 +318,7 @@ impl FfmpegPcm {
     ) -> Result<FfmpegPcm> {
         let filter = format!("aresample={sample_rate}:async=1:first_pts=0");
         let channels_arg = channels.to_string();
-        let (child, stdout, stderr) = spawn_ffmpeg(
+        let ffmpeg = Ffmpeg::spawn(
             ffmpeg,
             path,
             max_seconds,
@@ -329,66 +340,33 @@ impl FfmpegPcm {
             ],
         )?;
         Ok(FfmpegPcm {
-            child,
-            stdout,
-            stderr: Some(stderr),
-            path: path.to_path_buf(),
+            ffmpeg,
             channels: channels as usize,
             bytes: Vec::new(),
-            finished: false,
         })
     }
 }
 
 impl PcmSource for FfmpegPcm {
     fn read(&mut self, out: &mut [i16]) -> Result<usize> {
-        if self.finished {
+        if self.ffmpeg.finished {
             return Ok(0);
         }
         let frame_bytes = 2 * self.channels;
         let want = out.len() / self.channels * frame_bytes;
         self.bytes.resize(want, 0);
-        let mut filled = 0;
-        while filled < want {
-            let n = self
-                .stdout
-                .read(&mut self.bytes[filled..])
-                .context("reading audio from ffmpeg")?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
+        let filled = self
+            .ffmpeg
+            .fill(&mut self.bytes)
+            .context("reading audio from ffmpeg")?;
         let whole = filled / frame_bytes * frame_bytes;
         for (o, b) in out.iter_mut().zip(self.bytes[..whole].chunks_exact(2)) {
             *o = i16::from_le_bytes([b[0], b[1]]);
         }
         if filled < want {
-            self.finished = true;
-            let status = self.child.wait().context("waiting for ffmpeg")?;
-            let stderr = self
-                .stderr
-                .take()
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default();
-            if !status.success() {
-                bail!(
-                    "ffmpeg could not decode the audio of {} ({status}): {}",
-                    self.path.display(),
-                    stderr.trim()
-                );
-            }
+            self.ffmpeg.finish("the audio of ")?;
         }
         Ok(whole / 2)
-    }
-}
-
-impl Drop for FfmpegPcm {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
