@@ -164,6 +164,41 @@ async fn flood(
     }
 }
 
+/// Samples the allocation count every 20 ms, keeping the highest, until stopped.
+struct PeakSampler {
+    peak: Arc<AtomicI64>,
+    sampling: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakSampler {
+    fn start(from: i64) -> PeakSampler {
+        let peak = Arc::new(AtomicI64::new(from));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let task = {
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            tokio::spawn(async move {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(live_bytes(), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        PeakSampler {
+            peak,
+            sampling,
+            task,
+        }
+    }
+
+    /// Stops sampling; the highest allocation count seen.
+    async fn stop(self) -> i64 {
+        self.sampling.store(false, Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -193,17 +228,7 @@ async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
     let (live_before, rss_before) = (live_bytes(), rss_bytes());
 
     // A sampler records the highest allocation count during the flood.
-    let peak_live = Arc::new(AtomicI64::new(live_before));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling) = (peak_live.clone(), sampling.clone());
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(live_bytes(), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let sampler = PeakSampler::start(live_before);
 
     let tally = Arc::new(Tally::default());
     let mut peak_stored = 0u64;
@@ -235,13 +260,12 @@ async fn cache_busting_flood_keeps_memory_bounded_and_popular_objects_hot() {
             );
         }
     }
-    sampling.store(false, Ordering::Relaxed);
-    sampler.await.unwrap();
+    let peak_live = sampler.stop().await;
     let elapsed = start.elapsed();
 
     let growth = live_at[PHASES - 1] - live_before;
     let late_growth = live_at[PHASES - 1] - live_at[0];
-    let peak_growth = peak_live.load(Ordering::Relaxed) - live_before;
+    let peak_growth = peak_live - live_before;
     let rss_growth = rss_at[PHASES - 1] as i64 - rss_before as i64;
     let rss_late = rss_at[PHASES - 1] as i64 - rss_at[0] as i64;
     let (hits, total) = (
@@ -433,17 +457,7 @@ async fn a_miss_flood_from_one_client_reaches_the_upstream_a_bounded_number_of_t
     settle(addr).await;
     let before_upstream = upstream.count();
     let live_before = live_bytes();
-    let peak_live = Arc::new(AtomicI64::new(live_before));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling) = (peak_live.clone(), sampling.clone());
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(live_bytes(), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let sampler = PeakSampler::start(live_before);
 
     // The flood: distinct paths at MISS_FLOOD_RATE a second, each sent at its slot (or as soon
     // as a worker is free), for MISS_FLOOD.
@@ -505,8 +519,7 @@ async fn a_miss_flood_from_one_client_reaches_the_upstream_a_bounded_number_of_t
         r.unwrap();
     }
     let flood_secs = start.elapsed().as_secs_f64();
-    sampling.store(false, Ordering::Relaxed);
-    sampler.await.unwrap();
+    let peak_live = sampler.stop().await;
     settle(addr).await;
 
     let statuses = statuses.lock().unwrap().clone();
@@ -525,7 +538,7 @@ async fn a_miss_flood_from_one_client_reaches_the_upstream_a_bounded_number_of_t
     let m = String::from_utf8_lossy(&m.body).into_owned();
     let limited_requests = metric(&m, r#"edge_rate_limited_total{limit="requests"}"#);
     let limited_misses = metric(&m, r#"edge_rate_limited_total{limit="misses"}"#);
-    let peak_growth = peak_live.load(Ordering::Relaxed) - live_before;
+    let peak_growth = peak_live - live_before;
     let end_growth = live_bytes() - live_before;
     let late_growth = live_bytes() - live_mid.expect("sampled at half time");
     tally.latencies.sort();
