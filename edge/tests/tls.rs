@@ -254,14 +254,11 @@ async fn edge_and_origin_serve_http3_beside_tcp() {
         .3;
     let metrics = String::from_utf8_lossy(&metrics);
     let count = |proto: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| {
-                l.starts_with("edge_requests_by_protocol_total")
-                    && l.contains(&format!("protocol=\"{proto}\""))
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(-1.0)
+        common::metrics::sum(
+            &metrics,
+            "edge_requests_by_protocol_total",
+            &[("protocol", proto)],
+        )
     };
     assert_eq!(count("h3"), 4.0, "{metrics}");
     assert!(count("http/1.1") + count("h2") >= 1.0, "{metrics}");
