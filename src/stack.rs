@@ -19,8 +19,11 @@ pub struct StackConfig {
     pub data: PathBuf,
     /// The VOD title (`/vod/<title>/manifest.mpd`).
     pub title: String,
-    /// The live channel looping the title (`/live/<channel>/manifest.mpd`).
+    /// The live channel looping the title (`/live/<channel>/manifest.mpd`); a low-latency
+    /// twin runs beside it as `<channel>-ll`.
     pub live_channel: String,
+    /// Chunk duration of the low-latency channel, seconds.
+    pub low_latency_chunk_secs: f64,
     /// Seconds of test pattern packaged on first run.
     pub package_duration_secs: f64,
     /// The origin's address.
@@ -95,6 +98,7 @@ impl Default for StackConfig {
             data: PathBuf::from("data"),
             title: "demo".into(),
             live_channel: "demo".into(),
+            low_latency_chunk_secs: 0.5,
             package_duration_secs: 30.0,
             origin: SocketAddr::from(([127, 0, 0, 1], 8000)),
             edges: vec![
@@ -229,6 +233,11 @@ impl StackConfig {
             }
             _ => bail!("tls_cert and tls_key go together: give both, or neither for a self-signed certificate"),
         }
+    }
+
+    /// The low-latency twin of the live channel.
+    pub fn low_latency_channel(&self) -> String {
+        format!("{}-ll", self.live_channel)
     }
 
     /// The PEM file whose certificates the stack's own clients (edges, router, players) trust
@@ -417,6 +426,18 @@ impl Stack {
         origin_cfg.channels.insert(
             config.live_channel.clone(),
             origin::config::ChannelConfig::Title(config.title.clone()),
+        );
+        origin_cfg.channels.insert(
+            config.low_latency_channel(),
+            origin::config::ChannelConfig::Full(origin::config::ChannelTable {
+                title: config.title.clone(),
+                time_shift_buffer_depth_secs: None,
+                suggested_presentation_delay_secs: None,
+                minimum_update_period_secs: None,
+                availability_start_time: None,
+                chunk_secs: Some(config.low_latency_chunk_secs),
+                target_latency_secs: None,
+            }),
         );
         let channels: Vec<String> = origin_cfg.channels.keys().cloned().collect();
         let origin = origin::spawn(origin_cfg)
@@ -696,9 +717,14 @@ impl Stack {
             client(1)
         ));
         s.push_str(&format!(
-            "  cdn play {base}/live/{}/manifest.mpd --dns {dns} --bind {} --duration 30{ca}\n\n",
+            "  cdn play {base}/live/{}/manifest.mpd --dns {dns} --bind {} --duration 30{ca}\n",
             c.live_channel,
             client(2)
+        ));
+        s.push_str(&format!(
+            "  cdn play {base}/live/{}/manifest.mpd --dns {dns} --bind {} --duration 30 --low-latency{ca}\n\n",
+            c.low_latency_channel(),
+            client(0)
         ));
         s.push_str("Prometheus scrape config (prometheus.yml):\n");
         s.push_str(&self.prometheus_config(5));

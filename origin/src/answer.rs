@@ -6,7 +6,9 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
 
 use common::etag::{self, Tag};
 use common::http::{empty, full, Body};
@@ -26,6 +28,8 @@ pub struct Req {
     pub local: std::net::SocketAddr,
     pub method: Method,
     pub path: String,
+    /// The query string, without `?`.
+    pub query: Option<String>,
     pub headers: HeaderMap,
 }
 
@@ -34,6 +38,16 @@ pub enum Answer<'a> {
     /// Serve this object (validators, conditionals, Range, HEAD).
     Object {
         obj: Arc<dyn Object>,
+        content_type: &'a str,
+        cache_control: Cow<'a, str>,
+    },
+    /// An object still being produced: each chunk is sent once its delay (from now) has
+    /// passed, over chunked transfer (no Content-Length). Range is ignored (the whole object
+    /// is sent), validators and preconditions apply.
+    Paced {
+        chunks: Vec<(Duration, Bytes)>,
+        etag: String,
+        modified: SystemTime,
         content_type: &'a str,
         cache_control: Cow<'a, str>,
     },
@@ -177,6 +191,59 @@ pub fn object_response(
     }
     let mut r = Response::new(out);
     *r.status_mut() = status;
+    *r.headers_mut() = h;
+    r
+}
+
+/// Serves an object that is still being produced: preconditions (304/412) as for any object,
+/// then 200 with its chunks released on their schedule (HEAD: the head alone).
+pub fn paced_response(
+    req: &Req,
+    chunks: Vec<(Duration, Bytes)>,
+    etag: &str,
+    modified: SystemTime,
+    content_type: &str,
+    cache_control: &str,
+    now: SystemTime,
+) -> Response<Body> {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+        h.insert(LAST_MODIFIED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(cache_control) {
+        h.insert(CACHE_CONTROL, v);
+    }
+    let ours = Validators {
+        etag: etag::parse(etag),
+        last_modified: Some(modified),
+        date: Some(now),
+    };
+    match precondition::evaluate(&req.method, &req.headers, ours) {
+        Decision::NotModified => {
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return r;
+        }
+        Decision::PreconditionFailed => {
+            return status_text(StatusCode::PRECONDITION_FAILED, "precondition failed\n")
+        }
+        Decision::Serve { .. } => {}
+    }
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    let body = if req.method == Method::HEAD {
+        empty()
+    } else {
+        body::paced(chunks)
+    };
+    let mut r = Response::new(body);
     *r.headers_mut() = h;
     r
 }

@@ -123,3 +123,14 @@ impl hyper::body::Body for Counting {
         self.inner.size_hint()
     }
 }
+
+/// A body that sends each chunk once its delay, counted from now, has passed: an object
+/// delivered as it is produced. Its length is unknown to the client (chunked transfer).
+pub fn paced(chunks: Vec<(std::time::Duration, Bytes)>) -> Body {
+    let start = tokio::time::Instant::now();
+    StreamBody::new(stream::iter(chunks).then(move |(delay, bytes)| async move {
+        tokio::time::sleep_until(start + delay).await;
+        Ok::<_, BoxError>(Frame::data(bytes))
+    }))
+    .boxed_unsync()
+}

@@ -109,6 +109,15 @@ impl Config {
             {
                 bail!("channel `{name}`: minimum_update_period_secs must be at least 0");
             }
+            if let Some(c) = ch.chunk_secs() {
+                if !(0.05..=10.0).contains(&c) {
+                    bail!("channel `{name}`: chunk_secs must be between 0.05 and 10");
+                }
+            }
+            let target = ch.target_latency_secs();
+            if !(0.1..=60.0).contains(&target) {
+                bail!("channel `{name}`: target_latency_secs must be between 0.1 and 60");
+            }
             if chrono::DateTime::parse_from_rfc3339(&live.availability_start_time).is_err() {
                 bail!(
                     "channel `{name}`: availability_start_time `{}` is not an RFC 3339 date-time",
@@ -202,7 +211,36 @@ pub struct ChannelTable {
     pub suggested_presentation_delay_secs: Option<f64>,
     pub minimum_update_period_secs: Option<f64>,
     pub availability_start_time: Option<String>,
+    /// Low latency: each segment is sent as CMAF chunks of this many seconds while it is being
+    /// "produced" (chunked transfer), with LL-DASH signalling and LL-HLS parts.
+    pub chunk_secs: Option<f64>,
+    /// Low latency: the ServiceDescription's target latency (default 1.5 s).
+    pub target_latency_secs: Option<f64>,
 }
+
+impl ChannelConfig {
+    /// The chunk duration of a low-latency channel.
+    pub fn chunk_secs(&self) -> Option<f64> {
+        match self {
+            ChannelConfig::Full(t) => t.chunk_secs,
+            ChannelConfig::Title(_) => None,
+        }
+    }
+
+    /// The target latency of a low-latency channel.
+    pub fn target_latency_secs(&self) -> f64 {
+        match self {
+            ChannelConfig::Full(ChannelTable {
+                target_latency_secs: Some(t),
+                ..
+            }) => *t,
+            _ => DEFAULT_TARGET_LATENCY_SECS,
+        }
+    }
+}
+
+/// ServiceDescription latency target of a low-latency channel unless configured.
+pub const DEFAULT_TARGET_LATENCY_SECS: f64 = 1.5;
 
 /// Live timing of a channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]

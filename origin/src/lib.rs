@@ -15,6 +15,7 @@
 
 pub mod answer;
 pub mod body;
+pub mod chunk;
 pub mod cli;
 pub mod config;
 pub mod kind;

@@ -38,6 +38,8 @@ use crate::answer::{Answer, Req};
 use crate::config::Config;
 use crate::kind::Kind;
 use crate::retime;
+
+mod ll;
 use crate::storage::{self, ByteStream, MemoryObject, Object, ObjectMeta, Storage};
 
 /// Live media segment URL template (relative to the live MPD).
@@ -61,6 +63,15 @@ struct Channel {
     mup: Duration,
     max_age_cap: Option<u64>,
     time_url: Option<String>,
+    /// Set for a low-latency channel.
+    ll: Option<LowLatency>,
+}
+
+/// What makes a channel low-latency: its chunk duration and target latency.
+#[derive(Debug, Clone, Copy)]
+struct LowLatency {
+    chunk: Duration,
+    target: Duration,
 }
 
 /// How a channel maps onto its VOD title (rebuilt when the VOD MPD changes).
@@ -93,6 +104,8 @@ struct RepPlan {
 pub struct Live {
     channels: BTreeMap<String, Channel>,
     plans: Mutex<HashMap<String, (String, Arc<Plan>)>>,
+    /// VOD segments of low-latency channels read into chunks (see [`ll`]).
+    splits: ll::Splits,
 }
 
 impl Live {
@@ -122,12 +135,17 @@ impl Live {
                     mup: Duration::from_secs_f64(live.minimum_update_period_secs),
                     max_age_cap: live.mpd_max_age_secs,
                     time_url: live.utc_timing_url.clone(),
+                    ll: ch.chunk_secs().map(|c| LowLatency {
+                        chunk: Duration::from_secs_f64(c),
+                        target: Duration::from_secs_f64(ch.target_latency_secs()),
+                    }),
                 },
             );
         }
         Ok(Live {
             channels,
             plans: Mutex::new(HashMap::new()),
+            splits: ll::Splits::default(),
         })
     }
 }
@@ -174,16 +192,25 @@ impl Live {
                 ));
             }
         };
-        let answer = match tail {
-            "manifest.mpd" => manifest(ctx, req, ch, &plan),
-            "master.m3u8" => hls_master(ch, &plan),
-            t if t.ends_with(".m3u8") && !t.contains('/') => {
-                hls_media(ctx, ch, &plan, &t[..t.len() - ".m3u8".len()])
+        let answer = match (tail, ch.ll) {
+            ("manifest.mpd", _) => manifest(ctx, req, ch, &plan),
+            ("master.m3u8", _) => hls_master(ch, &plan),
+            (t, Some(ll)) if t.ends_with(".m3u8") && !t.contains('/') => {
+                ll::hls_media(ctx, req, ch, ll, &plan, &t[..t.len() - ".m3u8".len()]).await
             }
-            _ => match tail.split_once('/') {
-                Some((rep, "init.mp4")) => init(ctx, &plan, rep).await,
-                Some((rep, file)) => segment(ctx, ch, &plan, rep, file).await,
+            (t, Some(ll)) if !t.ends_with("/init.mp4") => match t.split_once('/') {
+                Some((rep, file)) => ll::media(self, ctx, ch, ll, &plan, rep, file).await,
                 None => Answer::NotFound,
+            },
+            (tail, _) => match tail {
+                t if t.ends_with(".m3u8") && !t.contains('/') => {
+                    hls_media(ctx, ch, &plan, &t[..t.len() - ".m3u8".len()])
+                }
+                _ => match tail.split_once('/') {
+                    Some((rep, "init.mp4")) => init(ctx, &plan, rep).await,
+                    Some((rep, file)) => segment(ctx, ch, &plan, rep, file).await,
+                    None => Answer::NotFound,
+                },
             },
         };
         Some((answer, kind))
@@ -406,6 +433,12 @@ fn build_plan(title: &str, vod: &Mpd, ch: &Channel) -> Result<Plan> {
             start_number: Some(START_NUMBER as u32),
             media: Some(LIVE_MEDIA.into()),
             initialization: Some(LIVE_INIT.into()),
+            // Low latency: the segment is requestable once its first chunk exists.
+            availability_time_offset: ch.ll.map(|ll| {
+                let seg = d as f64 / ts as f64;
+                ((seg - ll.chunk.as_secs_f64().min(seg)) * 1000.0).round() / 1000.0
+            }),
+            availability_time_complete: ch.ll.map(|_| false),
             ..Default::default()
         };
         for (ri, lrep) in lset.representations.iter_mut().enumerate() {
@@ -425,6 +458,9 @@ fn build_plan(title: &str, vod: &Mpd, ch: &Channel) -> Result<Plan> {
         }
     }
     let (d, ts, count) = reference.ok_or_else(|| anyhow!("the title has no Representation"))?;
+    if let Some(ll) = ch.ll {
+        ll::signal(&mut live, ll);
+    }
     let seg = Duration::from_nanos((u128::from(d) * 1_000_000_000 / u128::from(ts)) as u64);
     live.max_segment_duration = Some(seg);
     // At most half a segment, so a cached MPD is never a whole segment behind.
@@ -485,10 +521,11 @@ fn manifest<'a>(ctx: &Ctx<'a>, req: &Req, ch: &Channel, plan: &Plan) -> Answer<'
     };
     let mut mpd = plan.base.clone();
     mpd.publish_time = Some(publish.into());
-    mpd.utc_timings = vec![Descriptor::new(
-        "urn:mpeg:dash:utc:http-iso:2014",
-        time_url(req, ch),
-    )];
+    let timing = Descriptor::new("urn:mpeg:dash:utc:http-iso:2014", time_url(req, ch));
+    if ch.ll.is_some() {
+        ll::producer_reference(&mut mpd, ch.ast, &timing);
+    }
+    mpd.utc_timings = vec![timing];
     let xml = match mpd.to_xml() {
         Ok(x) => x,
         Err(e) => {

@@ -41,7 +41,7 @@ pub fn head_len(bytes: &[u8]) -> Result<Option<usize>, RetimeError> {
 }
 
 /// Box header at `pos`: (total size, or None for "to end of file"; type; header length).
-fn header(b: &[u8], pos: usize) -> Result<(Option<usize>, [u8; 4], usize), RetimeError> {
+pub(crate) fn header(b: &[u8], pos: usize) -> Result<(Option<usize>, [u8; 4], usize), RetimeError> {
     let bad = RetimeError::Malformed(pos);
     let size32 = u32::from_be_bytes(
         b.get(pos..pos + 4)

@@ -56,6 +56,7 @@ pub async fn handle(
         local: info.local,
         method: parts.method,
         path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
     };
     let (mut resp, kind) = route(&state, &req).await;
@@ -224,6 +225,21 @@ fn respond(state: &State, req: &Req, answer: Answer<'_>, now: SystemTime) -> Res
             content_type,
             &cache_control,
             state.config.limits.max_ranges,
+            now,
+        ),
+        Answer::Paced {
+            chunks,
+            etag,
+            modified,
+            content_type,
+            cache_control,
+        } => crate::answer::paced_response(
+            req,
+            chunks,
+            &etag,
+            modified,
+            content_type,
+            &cache_control,
             now,
         ),
         Answer::NotFound => not_found(state),

@@ -657,3 +657,407 @@ async fn ffprobe_reads_the_live_hls_channel() {
     );
     assert!(text.lines().any(|l| l.starts_with("aac,audio")), "{text}");
 }
+
+/// A 2 s segment of 20 samples of 100 ticks (timescale 1000), sample `s` being 40 bytes of
+/// `s` after a marker of the representation and number: what a low-latency channel cuts into
+/// 0.5 s chunks of 5 samples.
+fn ll_segment(seq: u32, tfdt: u64, rep: &str, n: u64) -> Vec<u8> {
+    let styp = bx(b"styp", b"msdh\0\0\0\0msdhmsix");
+    let mfhd = bx(b"mfhd", &[&[0u8, 0, 0, 0][..], &seq.to_be_bytes()].concat());
+    let tfhd = bx(b"tfhd", &[0, 0x02, 0, 0, 0, 0, 0, 1]);
+    let tfdt = bx(
+        b"tfdt",
+        &[&[1u8, 0, 0, 0][..], &tfdt.to_be_bytes()].concat(),
+    );
+    // trun flags: data offset, duration, size.
+    let mut trun = vec![0u8, 0, 0x03, 0x01];
+    trun.extend_from_slice(&20u32.to_be_bytes());
+    trun.extend_from_slice(&0u32.to_be_bytes());
+    for _ in 0..20 {
+        trun.extend_from_slice(&100u32.to_be_bytes());
+        trun.extend_from_slice(&40u32.to_be_bytes());
+    }
+    let trun = bx(b"trun", &trun);
+    let traf = bx(b"traf", &[tfhd, tfdt, trun].concat());
+    let mut moof = bx(b"moof", &[mfhd, traf].concat());
+    let off = (moof.len() + 8) as u32;
+    // The data offset is the trun's first field after the sample count.
+    let trun_at = moof.windows(4).position(|w| w == b"trun").unwrap() + 12;
+    moof[trun_at..trun_at + 4].copy_from_slice(&off.to_be_bytes());
+    let mut payload = Vec::new();
+    for s in 0..20u8 {
+        let mut sample = format!("{rep}:{n}:{s:02}:").into_bytes();
+        sample.resize(40, s);
+        payload.extend_from_slice(&sample);
+    }
+    [styp, moof, bx(b"mdat", &payload)].concat()
+}
+
+fn ll_content() -> Content {
+    let c = content("ll");
+    c.dir
+        .write("root/vod/loop/manifest.mpd", vod_mpd().as_bytes());
+    for rep in ["v1", "v2"] {
+        c.dir
+            .write(&format!("root/vod/loop/{rep}/init.mp4"), &init_segment());
+        for n in 1..=COUNT {
+            let seg = ll_segment(n as u32, (n - 1) * SEG, rep, n);
+            c.dir
+                .write(&format!("root/vod/loop/{rep}/seg-{n:05}.m4s"), &seg);
+        }
+    }
+    c
+}
+
+async fn start_ll(c: &Content, clock: Arc<origin::ManualClock>) -> origin::Origin {
+    let mut cfg = config(&c.root);
+    cfg.channels.insert(
+        "ll".into(),
+        origin::config::ChannelConfig::Full(origin::config::ChannelTable {
+            title: "loop".into(),
+            time_shift_buffer_depth_secs: None,
+            suggested_presentation_delay_secs: None,
+            minimum_update_period_secs: None,
+            availability_start_time: None,
+            chunk_secs: Some(0.5),
+            target_latency_secs: None,
+        }),
+    );
+    origin::spawn_with_clock(cfg, clock).await.unwrap()
+}
+
+/// The top-level boxes of `b`: (type, start, end).
+fn top_boxes(b: &[u8]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 8 <= b.len() {
+        let size = u32::from_be_bytes(b[pos..pos + 4].try_into().unwrap()) as usize;
+        assert!(size >= 8 && pos + size <= b.len(), "bad box at {pos}");
+        out.push((
+            String::from_utf8_lossy(&b[pos + 4..pos + 8]).into_owned(),
+            pos,
+            pos + size,
+        ));
+        pos += size;
+    }
+    assert_eq!(pos, b.len(), "trailing bytes");
+    out
+}
+
+/// A GET over HTTP/1.1 whose body is read as it arrives: the head, the decoded body, and when
+/// (since the request) each decoded byte count was reached.
+async fn timed_get(addr: std::net::SocketAddr, target: &str) -> (Resp, Vec<(Duration, usize)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let t0 = std::time::Instant::now();
+    s.write_all(
+        format!("GET {target} HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    let mut arrivals = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("response stalled for 10 s")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        arrivals.push((t0.elapsed(), raw.len()));
+    }
+    let mut resp = parse_response(&raw);
+    let head_len = raw.len() - resp.body.len();
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        // Decode, mapping each raw arrival to the decoded bytes complete by then.
+        let body = resp.body.clone();
+        let mut decoded = Vec::new();
+        let mut marks = Vec::new(); // (raw end offset of a chunk, decoded len)
+        let mut pos = 0;
+        loop {
+            let line_end = pos + body[pos..].windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&body[pos..line_end]).unwrap(), 16)
+                    .unwrap();
+            pos = line_end + 2;
+            if size == 0 {
+                break;
+            }
+            decoded.extend_from_slice(&body[pos..pos + size]);
+            pos += size + 2;
+            marks.push((head_len + pos, decoded.len()));
+        }
+        resp.body = decoded;
+        let timed = arrivals
+            .iter()
+            .map(|(t, raw_len)| {
+                let done = marks
+                    .iter()
+                    .filter(|(end, _)| end <= raw_len)
+                    .map(|(_, d)| *d)
+                    .max()
+                    .unwrap_or(0);
+                (*t, done)
+            })
+            .collect();
+        return (resp, timed);
+    }
+    let timed = arrivals
+        .iter()
+        .map(|(t, n)| (*t, n.saturating_sub(head_len)))
+        .collect();
+    (resp, timed)
+}
+
+#[tokio::test]
+async fn low_latency_mpd_signals_chunked_availability() {
+    let xmllint = common::tools::require("xmllint");
+    let c = ll_content();
+    let clock = Arc::new(origin::ManualClock::new(ast() + Duration::from_secs(100)));
+    let o = start_ll(&c, clock).await;
+    let r = get(o.local_addr(), "/live/ll/manifest.mpd", &[]).await;
+    assert_eq!(r.status, 200);
+    let mpd = Mpd::parse(&r.text()).unwrap();
+    let t = mpd.periods[0].adaptation_sets[0]
+        .segment_template
+        .as_ref()
+        .unwrap();
+    assert_eq!(t.availability_time_offset, Some(1.5));
+    assert_eq!(t.availability_time_complete, Some(false));
+    let sd = &mpd.service_descriptions[0];
+    assert_eq!(sd.latency.as_ref().unwrap().target, Some(1500));
+    assert_eq!(sd.playback_rate.as_ref().unwrap().min, Some(0.9));
+    assert_eq!(sd.playback_rate.as_ref().unwrap().max, Some(1.1));
+    let prt = &mpd.periods[0].adaptation_sets[0].producer_reference_times[0];
+    assert_eq!(prt.wall_clock_time, "2025-01-01T00:00:00.000Z");
+    assert_eq!(prt.presentation_time, 0);
+    assert!(!mpd.utc_timings.is_empty());
+    let file = c.dir.path().join("ll.mpd");
+    std::fs::write(&file, &r.body).unwrap();
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/mpd/tests/schema");
+    let out = std::process::Command::new(xmllint)
+        .env("XML_CATALOG_FILES", format!("{schema}/catalog.xml"))
+        .args([
+            "--nonet",
+            "--noout",
+            "--schema",
+            &format!("{schema}/DASH-MPD.xsd"),
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xmllint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    o.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_latency_segment_streams_its_chunks_as_they_are_produced() {
+    let c = ll_content();
+    // 0.6 s into segment 51 (k = 50): its first chunk is out, the second at +0.4 s.
+    let clock = Arc::new(origin::ManualClock::new(
+        ast() + Duration::from_millis(100_600),
+    ));
+    let o = start_ll(&c, clock.clone()).await;
+    let addr = o.local_addr();
+    let (r, timed) = timed_get(addr, "/live/ll/v1/51.m4s").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-length").is_none(), "{:?}", r.headers);
+    assert_eq!(r.h("transfer-encoding"), "chunked");
+    assert_eq!(r.h("content-type"), "video/mp4");
+    let boxes = top_boxes(&r.body);
+    let kinds: Vec<&str> = boxes.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "styp", "prft", "moof", "mdat", "prft", "moof", "mdat", "prft", "moof", "mdat", "prft",
+            "moof", "mdat"
+        ]
+    );
+    // Chunk i ends at the end of the (3i+3)-th box after styp; it arrives at 0.5i - 0.1 s.
+    let chunk_end = |i: usize| boxes[1 + 3 * i + 2].2;
+    let at = |bytes: usize| {
+        timed
+            .iter()
+            .find(|(_, n)| *n >= bytes)
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    assert!(at(chunk_end(0)) < Duration::from_millis(250), "{timed:?}");
+    for i in 1..4 {
+        let due = Duration::from_millis(500 * i as u64 - 100);
+        let got = at(chunk_end(i));
+        assert!(
+            got + Duration::from_millis(60) >= due && got < due + Duration::from_millis(300),
+            "chunk {i} at {got:?}, due {due:?}: {timed:?}"
+        );
+        // And not a byte of it before it was due.
+        assert!(at(chunk_end(i - 1) + 1) + Duration::from_millis(60) >= due);
+    }
+    // Decode times: segment 51 starts at 50 * 2000 ticks; chunks every 500.
+    for i in 0..4 {
+        let (_, start, end) = boxes[1 + 3 * i + 1];
+        let (seq, tfdt) = timing(&r.body[start..end]);
+        assert_eq!(tfdt, 100_000 + 500 * i as u64);
+        assert_eq!(seq, 50 * 4 + i as u32 + 1);
+    }
+    // The VOD segment looped here is 50 % 3 + 1 = 3: every sample in order.
+    let samples: Vec<u8> = (0..4)
+        .flat_map(|i| {
+            let (_, s, e) = boxes[1 + 3 * i + 2];
+            r.body[s + 8..e].to_vec()
+        })
+        .collect();
+    assert_eq!(samples.len(), 800);
+    assert!(samples.starts_with(b"v1:3:00:"));
+    assert!(samples[760..].starts_with(b"v1:3:19:"));
+
+    // The parts are the same bytes: chunk i alone, with a length, once out.
+    clock.set(ast() + Duration::from_millis(102_000));
+    let mut parts = Vec::new();
+    for i in 0..4 {
+        let p = get(addr, &format!("/live/ll/v1/51.{i}.m4s"), &[]).await;
+        assert_eq!(p.status, 200);
+        assert_eq!(p.h("content-length"), p.body.len().to_string());
+        parts.extend_from_slice(&p.body);
+    }
+    assert_eq!(parts, r.body);
+    // Once complete, the segment is an ordinary object with a length, and ranges.
+    let whole = get(addr, "/live/ll/v1/51.m4s", &[]).await;
+    assert_eq!(whole.h("content-length"), r.body.len().to_string());
+    assert_eq!(whole.body, r.body);
+    assert_eq!(whole.h("etag"), r.h("etag"));
+    let ranged = get(addr, "/live/ll/v1/51.m4s", &[("range", "bytes=0-99")]).await;
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, r.body[..100]);
+    o.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_latency_early_requests_are_held_or_refused() {
+    let c = ll_content();
+    // 0.6 s into segment 51.
+    let clock = Arc::new(origin::ManualClock::new(
+        ast() + Duration::from_millis(100_600),
+    ));
+    let o = start_ll(&c, clock).await;
+    let addr = o.local_addr();
+    // More than a segment before its first chunk: 404 at once, with a short max-age.
+    let t0 = std::time::Instant::now();
+    let r = get(addr, "/live/ll/v1/53.m4s", &[]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.h("cache-control"), "public, max-age=1");
+    assert!(t0.elapsed() < Duration::from_millis(200));
+    for bad in ["51.4.m4s", "51.x.m4s", "0.m4s", "v9/51.m4s"] {
+        let path = if bad.contains('/') {
+            format!("/live/ll/{bad}")
+        } else {
+            format!("/live/ll/v1/{bad}")
+        };
+        assert_eq!(get(addr, &path, &[]).await.status, 404, "{path}");
+    }
+    // The preload hint's part (51.1, out in 0.4 s) is held until it is out.
+    let t0 = std::time::Instant::now();
+    let r = get(addr, "/live/ll/v1/51.1.m4s", &[]).await;
+    let waited = t0.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(
+        waited >= Duration::from_millis(340) && waited < Duration::from_millis(700),
+        "{waited:?}"
+    );
+    // The next segment's first chunk (out in 1.9 s): the head comes at once, the body then.
+    let (r, timed) = timed_get(addr, "/live/ll/v2/52.m4s").await;
+    assert_eq!(r.status, 200);
+    let first_byte = timed.iter().find(|(_, n)| *n > 0).unwrap().0;
+    assert!(first_byte >= Duration::from_millis(1800), "{timed:?}");
+    o.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_latency_hls_lists_parts_and_blocks_reloads() {
+    let c = ll_content();
+    // 1.2 s into segment 51: parts 51.0 and 51.1 are out.
+    let clock = Arc::new(origin::ManualClock::new(
+        ast() + Duration::from_millis(101_200),
+    ));
+    let o = start_ll(&c, clock).await;
+    let addr = o.local_addr();
+    let r = get(addr, "/live/ll/v1.m3u8", &[]).await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    for line in [
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500",
+        "#EXT-X-PART-INF:PART-TARGET=0.50000",
+        "#EXT-X-PART:DURATION=0.50000,URI=\"v1/51.0.m4s\",INDEPENDENT=YES",
+        "#EXT-X-PART:DURATION=0.50000,URI=\"v1/51.1.m4s\"",
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v1/51.2.m4s\"",
+        "#EXT-X-RENDITION-REPORT:URI=\"v2.m3u8\",LAST-MSN=51,LAST-PART=1",
+        "#EXT-X-PART:DURATION=0.50000,URI=\"v1/50.3.m4s\"",
+        "v1/50.m4s",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
+    assert!(!text.contains("v1/51.2.m4s\","), "{text}");
+    assert!(!text.contains("v1/51.m4s"), "{text}");
+    // The parts of old segments are not listed: only the last three's.
+    assert!(
+        text.contains("v1/48.3.m4s") && !text.contains("v1/47.0.m4s"),
+        "{text}"
+    );
+    // m3u8-rs reads it (the LL tags are kept as unknown tags).
+    match m3u8_rs::parse_playlist_res(&r.body) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => {
+            assert_eq!(p.segments.last().unwrap().uri, "v1/50.m4s");
+        }
+        other => panic!("not a media playlist: {other:?}"),
+    }
+
+    // Blocking reload for the next part: answered when it is out (0.3 s), listing it.
+    let t0 = std::time::Instant::now();
+    let r = get(addr, "/live/ll/v1.m3u8?_HLS_msn=51&_HLS_part=2", &[]).await;
+    let waited = t0.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(
+        waited >= Duration::from_millis(240) && waited < Duration::from_millis(600),
+        "{waited:?}"
+    );
+    assert!(
+        r.text().contains("URI=\"v1/51.2.m4s\"\n")
+            || r.text().contains("v1/51.2.m4s\",INDEPENDENT"),
+        "{}",
+        r.text()
+    );
+    assert!(r
+        .text()
+        .contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v1/51.3.m4s\""));
+    assert!(r.h("cache-control").starts_with("public, max-age="));
+    // The same question twice gets the same playlist (cacheable, coalescable).
+    let again = get(addr, "/live/ll/v1.m3u8?_HLS_msn=51&_HLS_part=2", &[]).await;
+    assert_eq!(again.body, r.body);
+    // A part index past the segment's last part means the next segment's first part.
+    let r = get(addr, "/live/ll/v1.m3u8?_HLS_msn=50&_HLS_part=9", &[]).await;
+    assert!(r.text().contains("v1/51.0.m4s"));
+    // Too far ahead, or malformed: 400 at once.
+    for q in [
+        "_HLS_msn=60",
+        "_HLS_part=1",
+        "_HLS_msn=x",
+        "_HLS_msn=51&_HLS_part=-1",
+    ] {
+        let t0 = std::time::Instant::now();
+        let r = get(addr, &format!("/live/ll/v1.m3u8?{q}"), &[]).await;
+        assert_eq!(r.status, 400, "{q}");
+        assert!(t0.elapsed() < Duration::from_millis(200));
+    }
+    o.shutdown().await;
+}

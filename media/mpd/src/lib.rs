@@ -38,8 +38,9 @@ use serde::{Deserialize, Serialize};
 
 pub use chrono::{DateTime, Utc};
 pub use model::{
-    AdaptationSet, BaseUrl, Descriptor, Mpd, Period, ProgramInformation, Representation,
-    SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline, SegmentUrl, UrlType, UtcTiming, S,
+    AdaptationSet, BaseUrl, Descriptor, Latency, Mpd, Period, PlaybackRate, ProducerReferenceTime,
+    ProgramInformation, Representation, SegmentBase, SegmentList, SegmentTemplate, SegmentTimeline,
+    SegmentUrl, ServiceDescription, UrlType, UtcTiming, S,
 };
 pub use resolve::{
     effective_base, effective_list, effective_template, resolve_base, Addressing, ContentKind,

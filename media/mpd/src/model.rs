@@ -105,6 +105,13 @@ pub struct Mpd {
     pub base_urls: Vec<BaseUrl>,
     #[serde(rename = "Location", default, skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<String>,
+    /// What the service wants of players (latency target, playback rate bounds), low-latency DASH.
+    #[serde(
+        rename = "ServiceDescription",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_descriptions: Vec<ServiceDescription>,
     #[serde(rename = "Period", default)]
     pub periods: Vec<Period>,
     #[serde(
@@ -218,6 +225,57 @@ impl Descriptor {
             id: None,
         }
     }
+}
+
+/// `ServiceDescription`: the service's latency target and playback rate bounds.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServiceDescription {
+    #[serde(rename = "@id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    #[serde(rename = "Latency", default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    #[serde(
+        rename = "PlaybackRate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub playback_rate: Option<PlaybackRate>,
+}
+
+/// `ServiceDescription/Latency`: live latency in milliseconds.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Latency {
+    #[serde(rename = "@target", default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u32>,
+    #[serde(rename = "@min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    #[serde(rename = "@max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+/// `ServiceDescription/PlaybackRate`: bounds of the rate a player may play at to hold latency.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PlaybackRate {
+    #[serde(rename = "@min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "@max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// `ProducerReferenceTime`: a wall-clock time (`wallClockTime`) at which the producer made the
+/// media at `presentationTime` (timescale of the Representation).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProducerReferenceTime {
+    #[serde(rename = "@id", default)]
+    pub id: u32,
+    #[serde(rename = "@type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(rename = "@wallClockTime", default)]
+    pub wall_clock_time: String,
+    #[serde(rename = "@presentationTime", default)]
+    pub presentation_time: u64,
+    #[serde(rename = "UTCTiming", default, skip_serializing_if = "Option::is_none")]
+    pub utc_timing: Option<UtcTiming>,
 }
 
 /// `UTCTiming`: how a client syncs its clock (`urn:mpeg:dash:utc:http-xsdate:2014` + URL, ...).
@@ -468,6 +526,12 @@ pub struct AdaptationSet {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub supplemental_properties: Vec<Descriptor>,
+    #[serde(
+        rename = "ProducerReferenceTime",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub producer_reference_times: Vec<ProducerReferenceTime>,
     #[serde(
         rename = "Accessibility",
         default,
