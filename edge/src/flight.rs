@@ -4,6 +4,14 @@
 //! the flight as chunks arrive, and every member streams from that shared buffer at its own
 //! pace, so waiters get the first bytes as soon as the upstream sends them. The buffers of all
 //! flights draw on one byte budget, which bounds the memory used beyond the store.
+//!
+//! The guarantee, for a response still being produced upstream (a live segment sent in chunks
+//! as they are encoded, with or without Content-Length): every chunk is handed to every member
+//! as soon as it arrives, nothing waits for the end of the body, and each server connection
+//! (HTTP/1.1 chunked, HTTP/2, HTTP/3) writes it out at once. A request arriving while the body
+//! is still coming joins the flight, gets the chunks already received at once and the rest as
+//! they come, and costs no second upstream request. The response is stored only once complete;
+//! a body that breaks or stalls past the idle timeout fails every member and is not stored.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -7,16 +7,25 @@
 //! - misses: only a request that would go upstream takes one (a miss or revalidation that starts
 //!   a fetch, a pass that is forwarded; not a hit, not a request joining a fetch already
 //!   running), so a client asking for objects that do not exist (yet) cannot turn the edge into
-//!   a request amplifier for the origin while its hits stay unlimited by it.
+//!   a request amplifier for the origin while its hits stay unlimited by it. A fetch the
+//!   upstream answers with success (2xx, 304) gives back [`SUCCESS_REFUND`] of its token: a
+//!   miss for content costs a quarter of a miss for nothing, since a player's misses are
+//!   content and a flood's are 404s.
 //!
 //! A client is its IPv4 address (`/32` by default) or its IPv6 `/56` (what one subscriber is
 //! usually delegated: counting per IPv6 address would let one host rotate through 2^72 of them).
-//! The defaults are far above what a player needs: a low-latency player asks for a few parts and
-//! a playlist a second per rendition, all but a few of them hits on a shared edge; a VOD player
-//! filling its buffer from a cold edge fetches a few segments a second of video and audio. They
-//! are 100 requests a second with bursts of 300, and 10 misses a second with bursts of 60 (a
-//! minute of 2 s segments, video and audio, at once), so a client flooding an edge with
-//! distinct URLs reaches the upstream at most 60 + 10 times a second of flood.
+//! The defaults are far above what a player needs, counted for a player alone on its edge
+//! (every new object a miss it pays for; a request joining another client's fetch is free):
+//! an LL-HLS player (hls.js) asks for 2 parts and 2 blocking playlist reloads a second per
+//! rendition, 8 misses a second with video and audio apart; an LL-DASH player asks for about
+//! one chunked segment a second (2 s segments, video and audio) plus its MPD; a VOD player
+//! filling its buffer from a cold edge fetches a few segments a second of video and audio.
+//! They are 100 requests a second with bursts of 300 (12 times an LL-HLS player), and 10
+//! misses a second with bursts of 60 (the burst is a minute of 2 s segments, video and audio,
+//! at once): an LL-HLS player's 8 successful misses a second cost 2 (5 times below the rate,
+//! 2.5 times for two of them behind one address), so a client flooding an edge with distinct
+//! URLs that do not exist reaches the upstream at most 60 + 10 times a second of flood (60 + 40
+//! if every URL it invents exists).
 //!
 //! Loopback is exempt by default (health checkers, local tools and benchmarks run there); the
 //! `exempt` list is configuration. An edge that is a parent counts each child edge as one
@@ -122,6 +131,9 @@ pub struct RateLimiter {
 
 const SHARDS: usize = 16;
 
+/// The part of a miss token a fetch answered with success gives back.
+pub const SUCCESS_REFUND: f64 = 0.75;
+
 impl RateLimiter {
     /// The request limit; `None` when it is off; an error names an exempt network that does
     /// not parse.
@@ -174,20 +186,11 @@ impl RateLimiter {
 
     /// Takes a token for `client` at `now`.
     pub fn check(&self, client: IpAddr, now: Instant) -> Verdict {
-        if self
-            .exempt
-            .iter()
-            .any(|(net, bits)| in_net(client, *net, *bits))
-        {
+        if self.is_exempt(client) {
             return Verdict::Allow;
         }
         let key = self.key(client);
-        let bits = match key {
-            Client::V4(a) => u64::from(a),
-            Client::V6(a) => a as u64 ^ (a >> 64) as u64,
-        };
-        let shard = &self.shards[common::hash::splitmix64(bits) as usize % SHARDS];
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.shard(key);
         let per_shard = self.cfg.max_clients / SHARDS;
         if !map.contains_key(&key) && map.len() >= per_shard {
             let (rate, burst) = (self.rate, self.burst);
@@ -203,6 +206,37 @@ impl RateLimiter {
             at: now,
         });
         self.take(bucket, now)
+    }
+
+    /// Gives `client` back `tokens` (at most up to its burst): the part of a miss token returned
+    /// when the upstream answered with content.
+    pub fn refund(&self, client: IpAddr, tokens: f64, now: Instant) {
+        if self.is_exempt(client) {
+            return;
+        }
+        let key = self.key(client);
+        if let Some(b) = self.shard(key).get_mut(&key) {
+            let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+            b.tokens = (b.tokens + elapsed * self.rate + tokens).min(self.burst);
+            b.at = now;
+        }
+    }
+
+    fn is_exempt(&self, client: IpAddr) -> bool {
+        self.exempt
+            .iter()
+            .any(|(net, bits)| in_net(client, *net, *bits))
+    }
+
+    /// The locked shard holding `key`'s bucket.
+    fn shard(&self, key: Client) -> std::sync::MutexGuard<'_, HashMap<Client, Bucket>> {
+        let bits = match key {
+            Client::V4(a) => u64::from(a),
+            Client::V6(a) => a as u64 ^ (a >> 64) as u64,
+        };
+        self.shards[common::hash::splitmix64(bits) as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Clients tracked now.
@@ -454,6 +488,38 @@ mod tests {
         };
         assert!(RateLimiter::for_misses(&off).unwrap().is_none());
         assert!(RateLimiter::new(&off).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_miss_answered_with_content_costs_a_quarter() {
+        let cfg = RateLimitConfig {
+            misses_per_sec: 10.0,
+            miss_burst: 60.0,
+            ..RateLimitConfig::default()
+        };
+        let misses = RateLimiter::for_misses(&cfg).unwrap().unwrap();
+        let t0 = Instant::now();
+        let player: IpAddr = "192.0.2.7".parse().unwrap();
+        let flood: IpAddr = "192.0.2.8".parse().unwrap();
+        // An LL-HLS player's 8 successful misses a second for a minute, without a refusal.
+        for i in 0..480u64 {
+            let at = t0 + Duration::from_millis(i * 125);
+            assert_eq!(misses.check(player, at), Verdict::Allow, "miss {i}");
+            misses.refund(player, SUCCESS_REFUND, at);
+        }
+        // Misses for nothing at 20 a second get the burst plus 10 a second: 260 of 400 in 20 s.
+        let allowed = (0..400u64)
+            .filter(|i| misses.check(flood, t0 + Duration::from_millis(i * 50)) == Verdict::Allow)
+            .count();
+        assert!((255..=261).contains(&allowed), "{allowed}");
+        // A refund never fills a bucket past its burst, and exempt clients have none.
+        misses.refund(player, 1000.0, t0 + Duration::from_secs(61));
+        let burst = (0..100)
+            .take_while(|_| misses.check(player, t0 + Duration::from_secs(61)) == Verdict::Allow)
+            .count();
+        assert_eq!(burst, 60);
+        misses.refund("127.0.0.1".parse().unwrap(), 1.0, t0);
+        assert_eq!(misses.clients(), 2);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! dictionary, or in which a directive this cache knows has the wrong type (`max-age="60"`,
 //! `no-store=1`), is ignored as a whole and Cache-Control applies; a later duplicate key replaces
 //! an earlier one; parameters are ignored. An `Age` list counts its first member; an invalid
-//! `Age` makes the response stale.
+//! `Age` makes the response stale. RFC 9111's response delay is counted as age only for a
+//! response dated before its request was sent: one the upstream produced for the request
+//! after holding it (a blocking playlist reload) is as old as its Date and Age say.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -558,9 +560,21 @@ impl Freshness {
         let apparent_age = date
             .and_then(|d| whole_seconds(response_time).duration_since(d).ok())
             .unwrap_or(Duration::ZERO);
-        let response_delay = response_time
+        // The response delay stands for the time the response may have spent in transit. A
+        // response dated at or after the second its request was sent was produced for that
+        // request: when the upstream held the request until it could answer (a blocking
+        // playlist reload, a part asked for before it exists), that wait is not age. Its
+        // transit is then bounded by its Date, at the apparent age's whole-second resolution.
+        // Otherwise a reload held for longer than its max-age would be stale on arrival.
+        let mut response_delay = response_time
             .duration_since(request_time)
             .unwrap_or(Duration::ZERO);
+        if let Some(d) = date.filter(|d| *d >= whole_seconds(request_time)) {
+            let since_date = whole_seconds(response_time)
+                .duration_since(d)
+                .unwrap_or(Duration::ZERO);
+            response_delay = response_delay.min(since_date);
+        }
         let initial_age = apparent_age.max(age_value + response_delay);
 
         let no_cache = d.has("no-cache");
@@ -1198,6 +1212,59 @@ mod tests {
         assert!(!f.is_fresh(at(150)));
         assert_eq!(f.ttl_secs(at(110)), 40);
         assert_eq!(f.ttl_secs(at(155)), -5);
+    }
+
+    #[test]
+    fn a_held_request_is_not_aged_by_its_wait() {
+        // Sent at 100, held by the upstream until 103 and dated then: fresh for its max-age.
+        let h = headers(&[("cache-control", "max-age=2"), ("date", &date(103))]);
+        let f = Freshness::new(
+            &PolicyConfig::default(),
+            StatusCode::OK,
+            &h,
+            at(100),
+            at(103),
+        );
+        assert_eq!(f.initial_age, Duration::ZERO);
+        assert!(f.is_fresh(at(104)) && !f.is_fresh(at(105)));
+        // An Age from an upstream cache that held it still counts.
+        let h = headers(&[
+            ("cache-control", "max-age=2"),
+            ("date", &date(103)),
+            ("age", "1"),
+        ]);
+        let f = Freshness::new(
+            &PolicyConfig::default(),
+            StatusCode::OK,
+            &h,
+            at(100),
+            at(103),
+        );
+        assert_eq!(f.initial_age, Duration::from_secs(1));
+        // Dated before the request was sent (a stored copy upstream): the whole delay counts.
+        let h = headers(&[
+            ("cache-control", "max-age=60"),
+            ("date", &date(99)),
+            ("age", "5"),
+        ]);
+        let f = Freshness::new(
+            &PolicyConfig::default(),
+            StatusCode::OK,
+            &h,
+            at(100),
+            at(103),
+        );
+        assert_eq!(f.initial_age, Duration::from_secs(8));
+        // No Date: the whole delay counts.
+        let h = headers(&[("cache-control", "max-age=60")]);
+        let f = Freshness::new(
+            &PolicyConfig::default(),
+            StatusCode::OK,
+            &h,
+            at(100),
+            at(103),
+        );
+        assert_eq!(f.initial_age, Duration::from_secs(3));
     }
 
     #[test]

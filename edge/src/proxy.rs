@@ -366,6 +366,8 @@ struct Fetch {
     stale: Option<Arc<Stored>>,
     /// The creating request's `now`: RFC 9111's request_time.
     request_time: SystemTime,
+    /// The client whose miss budget paid for the fetch.
+    payer: IpAddr,
 }
 
 impl Drop for Fetch {
@@ -395,6 +397,7 @@ impl Fetch {
             out: outgoing(ctx, ask),
             stale,
             request_time: ask.now,
+            payer: ask.peer,
         };
         tokio::spawn(fetch.run());
     }
@@ -402,7 +405,14 @@ impl Fetch {
     async fn run(mut self) {
         let generation = self.ctx.store.generation();
         let (parts, body, response_time) = match self.fetch().await {
-            Ok(fetched) => fetched,
+            Ok(fetched) => {
+                if fetched.0.status.is_success() || fetched.0.status == StatusCode::NOT_MODIFIED {
+                    if let Some(m) = &self.ctx.misses {
+                        m.refund(self.payer, crate::limits::SUCCESS_REFUND, Instant::now());
+                    }
+                }
+                fetched
+            }
             Err(e) => {
                 if matches!(e, UpstreamError::Busy(_)) {
                     // Counted in edge_upstream_rejected_total; a log line each would flood.

@@ -1297,3 +1297,455 @@ async fn a_client_over_its_rate_gets_429_while_another_is_served() {
     assert_eq!(metric(&t, "edge_rate_limited_total"), limited as f64, "{t}");
     e.shutdown().await;
 }
+
+// Low-latency live: bodies still being produced upstream, requests the upstream holds, blocking
+// playlist reloads.
+
+/// Chunks of a paced body, each sent `PACE` after the previous one (the first `PACE` after the
+/// head), without Content-Length, as an origin sends a segment while it is being produced.
+const PACED_CHUNKS: usize = 4;
+const PACED_CHUNK_LEN: usize = 8 * 1024;
+const PACE: Duration = Duration::from_millis(300);
+
+fn paced_body() -> Vec<u8> {
+    (0..PACED_CHUNKS * PACED_CHUNK_LEN)
+        .map(|i| ((i / PACED_CHUNK_LEN) * 61 + i % 251) as u8)
+        .collect()
+}
+
+fn paced_reply() -> Reply {
+    Reply {
+        chunks: PACED_CHUNKS,
+        chunk_delay: PACE,
+        no_length: true,
+        ..Reply::ok(
+            paced_body(),
+            &[
+                ("cache-control", "public, max-age=60"),
+                ("etag", "\"live-7\""),
+                ("content-type", "video/iso.segment"),
+            ],
+        )
+    }
+}
+
+fn get(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> http::Request<http_body_util::Empty<bytes::Bytes>> {
+    http::Request::get(format!("http://{addr}{path}"))
+        .body(http_body_util::Empty::new())
+        .unwrap()
+}
+
+/// A response read frame by frame, each data frame's arrival measured from `t0`.
+struct Timed {
+    status: u16,
+    version: http::Version,
+    headers: http::HeaderMap,
+    frames: Vec<(Duration, usize)>,
+    body: Vec<u8>,
+    error: Option<String>,
+}
+
+impl Timed {
+    fn first_at(&self) -> Duration {
+        self.frames.first().expect("no body bytes").0
+    }
+
+    fn last_at(&self) -> Duration {
+        self.frames.last().expect("no body bytes").0
+    }
+
+    /// Bytes received by `t`.
+    fn bytes_by(&self, t: Duration) -> usize {
+        self.frames
+            .iter()
+            .filter(|(at, _)| *at <= t)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Moments the body arrived at: frames more than `PACE / 2` after the previous one start a
+    /// new moment.
+    fn arrivals(&self) -> usize {
+        let mut prev: Option<Duration> = None;
+        let mut n = 0;
+        for (at, _) in &self.frames {
+            if prev.is_none_or(|p| *at > p + PACE / 2) {
+                n += 1;
+            }
+            prev = Some(*at);
+        }
+        n
+    }
+
+    fn cache_status(&self) -> String {
+        self.headers
+            .get("cache-status")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+}
+
+async fn timed<E: std::fmt::Debug>(
+    response: impl std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, E>>,
+    t0: Instant,
+) -> Timed {
+    use http_body_util::BodyExt;
+    let read = async {
+        let resp = response.await.expect("request failed");
+        let (parts, mut body) = resp.into_parts();
+        let mut got = Timed {
+            status: parts.status.as_u16(),
+            version: parts.version,
+            headers: parts.headers,
+            frames: Vec::new(),
+            body: Vec::new(),
+            error: None,
+        };
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        got.frames.push((t0.elapsed(), d.len()));
+                        got.body.extend_from_slice(d);
+                    }
+                }
+                Err(e) => {
+                    got.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        got
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("response timed out")
+}
+
+#[tokio::test]
+async fn a_paced_body_is_relayed_chunk_by_chunk_over_http1_and_http2() {
+    let up = Upstream::start(|_| paced_reply()).await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let done = PACE * PACED_CHUNKS as u32;
+    for (path, version) in [
+        ("/live/ll/v/7.m4s", http::Version::HTTP_11),
+        ("/live/ll/v/8.m4s", http::Version::HTTP_2),
+    ] {
+        let t0 = Instant::now();
+        let got = if version == http::Version::HTTP_2 {
+            timed(h2.request(get(a, path)), t0).await
+        } else {
+            timed(client().request(get(a, path)), t0).await
+        };
+        assert_eq!((got.status, got.version), (200, version));
+        assert!(got.error.is_none(), "{:?}", got.error);
+        assert_eq!(got.body, paced_body(), "{version:?}");
+        assert!(
+            !got.headers.contains_key("content-length"),
+            "no length is made up"
+        );
+        if version == http::Version::HTTP_11 {
+            assert_eq!(got.headers["transfer-encoding"], "chunked");
+        }
+        // The upstream's last chunk leaves at about 1.2 s; its first at 0.3 s reaches the
+        // client long before, and each later one on its own.
+        let (first, last) = (got.first_at(), got.last_at());
+        assert!(
+            last >= done - PACE / 3,
+            "{version:?}: body ended at {last:?}"
+        );
+        assert!(
+            first + 2 * PACE <= last,
+            "{version:?}: first bytes at {first:?}, last at {last:?}"
+        );
+        assert!(
+            got.bytes_by(first) < paced_body().len(),
+            "{version:?}: everything came at once"
+        );
+        assert!(
+            got.arrivals() >= PACED_CHUNKS - 1,
+            "{version:?}: the body came in {} pieces: {:?}",
+            got.arrivals(),
+            got.frames
+        );
+        assert!(
+            got.cache_status().contains("fwd=miss") && got.cache_status().ends_with("stored"),
+            "{}",
+            got.cache_status()
+        );
+    }
+    assert_eq!(up.count(), 2);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn clients_joining_a_paced_fetch_mid_body_get_the_earlier_chunks_at_once_then_the_rest() {
+    let up = Upstream::start(|_| paced_reply()).await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    let path = "/live/ll/v/9.m4s";
+    let t0 = Instant::now();
+    // Ten clients at once, five after the first chunk has passed, five after the second.
+    let mut tasks = Vec::new();
+    for i in 0..20u32 {
+        let joins_after = match i {
+            0..=9 => 0,
+            10..=14 => 1,
+            _ => 2,
+        };
+        let at = match joins_after {
+            0 => Duration::ZERO,
+            n => PACE * n + PACE / 2,
+        };
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until((t0 + at).into()).await;
+            let started = t0.elapsed();
+            let got = timed(client().request(get(a, path)), t0).await;
+            (joins_after, started, got)
+        }));
+    }
+    let done = PACE * PACED_CHUNKS as u32;
+    let (mut leaders, mut collapsed) = (0, 0);
+    for t in tasks {
+        let (joins_after, started, got) = t.await.unwrap();
+        assert_eq!(got.status, 200);
+        assert!(got.error.is_none(), "{:?}", got.error);
+        assert!(got.body == paced_body(), "a client got another body");
+        let cs = got.cache_status();
+        if cs.contains("collapsed") {
+            collapsed += 1;
+        } else if cs.contains("fwd=miss") {
+            leaders += 1;
+        } else {
+            panic!("neither the fetch nor a member of it: {cs}");
+        }
+        let (first, last) = (got.first_at(), got.last_at());
+        // Nobody waits for the end of the body: it ends at about 1.2 s for everyone.
+        assert!(last >= done - PACE / 3, "ended at {last:?}");
+        if joins_after == 0 {
+            assert!(
+                first + 2 * PACE <= last,
+                "first bytes at {first:?}, last at {last:?}"
+            );
+        } else {
+            // A client joining mid-body gets what was already received at once.
+            assert!(
+                first < started + Duration::from_millis(250),
+                "joined at {started:?}, first bytes at {first:?}"
+            );
+            let at_once = got.bytes_by(started + Duration::from_millis(200));
+            assert!(
+                at_once >= joins_after as usize * PACED_CHUNK_LEN,
+                "joined at {started:?}: {at_once} bytes at once, {:?}",
+                got.frames
+            );
+            assert!(at_once < paced_body().len(), "{:?}", got.frames);
+        }
+    }
+    assert_eq!((leaders, collapsed), (1, 19));
+    assert_eq!(up.count(), 1, "one upstream request for all of them");
+    // Stored once complete: the next request is a hit.
+    let hit = send(a, "GET", path, &[]).await;
+    assert!(
+        hit.cache_status().starts_with("edge-t; hit"),
+        "{}",
+        hit.cache_status()
+    );
+    assert!(hit.body[..] == paced_body()[..]);
+    assert_eq!(up.count(), 1);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_paced_body_that_breaks_is_not_stored() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let up = Upstream::start(move |_| {
+        if n2.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply {
+                fail_after: Some(2),
+                ..paced_reply()
+            }
+        } else {
+            paced_reply()
+        }
+    })
+    .await;
+    let e = edge(&up.url(), |_| {}).await;
+    let a = e.local_addr();
+    let path = "/live/ll/v/10.m4s";
+    let t0 = Instant::now();
+    let members: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(async move { timed(client().request(get(a, path)), t0).await }))
+        .collect();
+    for m in members {
+        let got = m.await.unwrap();
+        assert_eq!(got.status, 200);
+        assert!(
+            got.error.is_some(),
+            "a broken body must not end like a whole one"
+        );
+        assert_eq!(got.body, paced_body()[..2 * PACED_CHUNK_LEN]);
+        assert!(
+            got.first_at() + PACE / 2 <= got.last_at(),
+            "{:?}",
+            got.frames
+        );
+    }
+    settle(a).await;
+    let m = send(a, "GET", "/metrics", &[]).await;
+    let t = String::from_utf8_lossy(&m.body).to_string();
+    assert_eq!(metric(&t, "edge_stored_objects"), 0.0, "{t}");
+    assert_eq!(up.count(), 1);
+    // Fetched again, whole this time, and that one is kept.
+    let again = send(a, "GET", path, &[]).await;
+    assert!(again.body[..] == paced_body()[..]);
+    assert!(
+        again.cache_status().contains("fwd=miss"),
+        "{}",
+        again.cache_status()
+    );
+    let hit = send(a, "GET", path, &[]).await;
+    assert!(hit.cache_status().starts_with("edge-t; hit"));
+    assert_eq!(up.count(), 2);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_segment_not_yet_available_is_negative_cached_per_its_headers() {
+    let clock = manual_clock();
+    let published = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let p2 = published.clone();
+    let up = Upstream::start_with_clock(clock.clone(), move |_| {
+        if p2.load(Ordering::SeqCst) {
+            paced_reply()
+        } else {
+            Reply {
+                head_delay: Duration::from_millis(200),
+                ..Reply::status(404, &[("cache-control", "public, max-age=1")])
+            }
+        }
+    })
+    .await;
+    let e = edge_with_clock(&up.url(), clock.clone(), |_| {}).await;
+    let a = e.local_addr();
+    let path = "/live/ll/v/30.m4s";
+    let storm = || async move {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(async move { send(a, "GET", path, &[]).await }))
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    };
+    for got in storm().await {
+        assert_eq!(got.status, 404);
+    }
+    assert_eq!(up.count(), 1, "20 requests at once, one upstream request");
+    // Within its max-age the 404 is answered from the cache.
+    for _ in 0..10 {
+        let got = send(a, "GET", path, &[]).await;
+        assert_eq!(got.status, 404);
+        assert!(got.cache_status().starts_with("edge-t; hit"));
+    }
+    assert_eq!(up.count(), 1);
+    // Past it, the segment (published meanwhile) is fetched once for everyone.
+    published.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(2));
+    for got in storm().await {
+        assert_eq!(got.status, 200);
+        assert!(got.body[..] == paced_body()[..]);
+    }
+    assert_eq!(up.count(), 2);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn blocking_playlist_reloads_are_coalesced_per_query_and_keep_their_max_age() {
+    let clock = manual_clock();
+    let up = Upstream::start_with_clock(clock.clone(), |s| {
+        if s.path.contains("/gone") {
+            return Reply::status(404, &[("cache-control", "public, max-age=1")]);
+        }
+        Reply {
+            head_delay: Duration::from_secs(1),
+            ..Reply::ok(
+                format!("#EXTM3U\n# {}\n", s.path),
+                &[
+                    ("cache-control", "public, max-age=2"),
+                    ("content-type", "application/vnd.apple.mpegurl"),
+                ],
+            )
+        }
+    })
+    .await;
+    // One client, not exempt, with a miss budget of 4: requests joining a held fetch are free.
+    let e = edge_with_clock(&up.url(), clock.clone(), |c| {
+        c.rate_limit.exempt = vec![];
+        c.rate_limit.misses_per_sec = 0.01;
+        c.rate_limit.miss_burst = 4.0;
+    })
+    .await;
+    let a = e.local_addr();
+    let player = client_from("127.0.0.41");
+    let same = "/live/ll/v.m3u8?_HLS_msn=12&_HLS_part=3";
+    let others = [
+        "/live/ll/v.m3u8?_HLS_msn=12&_HLS_part=4",
+        "/live/ll/v.m3u8?_HLS_msn=13&_HLS_part=0",
+        "/live/ll/a.m3u8?_HLS_msn=12&_HLS_part=3",
+    ];
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for path in std::iter::repeat_n(same, 20).chain(others) {
+        let c = player.clone();
+        tasks.push(tokio::spawn(async move {
+            let got = send_with(&c, a, "GET", path, &[]).await;
+            (path, t0.elapsed(), got)
+        }));
+    }
+    // The upstream holds each request 1 s, which the shared clock sees as 3 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_secs(3));
+    let mut collapsed = 0;
+    for t in tasks {
+        let (path, took, got) = t.await.unwrap();
+        assert_eq!(got.status, 200, "{path}");
+        assert_eq!(got.body, format!("#EXTM3U\n# {path}\n"));
+        assert!(took >= Duration::from_millis(900), "{path}: {took:?}");
+        // Its wait upstream is not age: fresh for its whole max-age.
+        assert_eq!(got.header("age"), "0", "{path}");
+        collapsed += usize::from(got.cache_status().contains("collapsed"));
+    }
+    assert_eq!(collapsed, 19);
+    let mut seen: Vec<String> = up.seen().into_iter().map(|s| s.path).collect();
+    seen.sort();
+    let mut want: Vec<String> = std::iter::once(same)
+        .chain(others)
+        .map(String::from)
+        .collect();
+    want.sort();
+    assert_eq!(seen, want, "one upstream request per distinct query");
+    // Its max-age runs from the answer: a reload of the same query now is a hit.
+    let hit = send_with(&player, a, "GET", same, &[]).await;
+    assert_eq!(hit.cache_status(), "edge-t; hit; ttl=2");
+    // The budget was charged once per upstream request, and each answer with content gave
+    // back three quarters: 1 of the 4 tokens is spent. Misses for nothing (404) cost a whole
+    // token: three more pass, the fourth is refused.
+    for i in 0..3 {
+        let r = send_with(&player, a, "GET", &format!("/live/ll/gone{i}.m3u8"), &[]).await;
+        assert_eq!(r.status, 404, "miss {i} is within the budget");
+    }
+    let refused = send_with(&player, a, "GET", "/live/ll/gone3.m3u8", &[]).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(up.count(), 7);
+    e.shutdown().await;
+}

@@ -32,6 +32,11 @@ pub struct Reply {
     /// When set, the body is sent in this many chunks, `chunk_delay` apart.
     pub chunks: usize,
     pub chunk_delay: Duration,
+    /// With `chunks`: no Content-Length (HTTP/1.1 chunked transfer, as a response still being
+    /// produced is sent).
+    pub no_length: bool,
+    /// With `chunks`: the body fails after this many chunks (the connection is cut).
+    pub fail_after: Option<usize>,
 }
 
 impl Reply {
@@ -188,7 +193,7 @@ fn build(reply: Reply, head: bool) -> Response<Body> {
     let body = if head || reply.status == 304 {
         common::http::empty()
     } else if reply.chunks > 1 {
-        if !has_len {
+        if !has_len && !reply.no_length {
             b = b.header("content-length", reply.body.len());
         }
         let size = reply.body.len().div_ceil(reply.chunks).max(1);
@@ -198,10 +203,16 @@ fn build(reply: Reply, head: bool) -> Response<Body> {
             .map(Bytes::copy_from_slice)
             .collect();
         let delay = reply.chunk_delay;
-        let stream = futures_util::stream::iter(pieces).then(move |p| async move {
-            tokio::time::sleep(delay).await;
-            Ok::<_, common::http::BoxError>(Frame::data(p))
-        });
+        let fail_after = reply.fail_after.unwrap_or(usize::MAX);
+        let stream = futures_util::stream::iter(pieces.into_iter().enumerate()).then(
+            move |(i, p)| async move {
+                tokio::time::sleep(delay).await;
+                if i >= fail_after {
+                    return Err(common::http::BoxError::from("the upstream body broke"));
+                }
+                Ok::<_, common::http::BoxError>(Frame::data(p))
+            },
+        );
         StreamBody::new(stream).boxed_unsync()
     } else {
         common::http::full(reply.body)
