@@ -1,5 +1,7 @@
-//! The playout-buffer model: seconds of media buffered, drained at 1x once playback has
-//! started; startup threshold, stalls (rebuffer events) and their durations, startup delay.
+//! The playout-buffer model: seconds of media buffered, drained at the playback rate (1x
+//! unless [`PlayoutBuffer::set_rate`] says otherwise) once playback has started; startup
+//! threshold, stalls (rebuffer events) and their durations, startup delay; optionally the media
+//! played, sampled on a fixed grid of times (what live latency is computed from).
 //! Pure: time is passed in by the caller (virtual or wall clock, in seconds).
 
 /// Buffer thresholds in seconds of media.
@@ -49,6 +51,13 @@ pub struct PlayoutBuffer {
     rebuffer_s: f64,
     played_s: f64,
     complete: bool,
+    /// Media seconds played per second while playing.
+    rate: f64,
+    /// Sampling period of `samples` (0: no sampling).
+    sample_every_s: f64,
+    next_sample_s: f64,
+    /// (time, media seconds played by then), once playback has started.
+    samples: Vec<(f64, f64)>,
 }
 
 impl PlayoutBuffer {
@@ -65,6 +74,46 @@ impl PlayoutBuffer {
             rebuffer_s: 0.0,
             played_s: 0.0,
             complete: false,
+            rate: 1.0,
+            sample_every_s: 0.0,
+            next_sample_s: f64::INFINITY,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Records the media played every `every_s` seconds from now on (once playback started).
+    pub fn sample_every(&mut self, every_s: f64) {
+        if every_s > 0.0 && every_s.is_finite() {
+            self.sample_every_s = every_s;
+            self.next_sample_s = self.now_s + every_s;
+        }
+    }
+
+    /// (time, media seconds played by then) on the grid of [`PlayoutBuffer::sample_every`].
+    pub fn samples(&self) -> &[(f64, f64)] {
+        &self.samples
+    }
+
+    /// Plays at `rate` (media seconds per second, positive and finite; others are ignored)
+    /// from `now_s` on.
+    pub fn set_rate(&mut self, now_s: f64, rate: f64) {
+        self.advance(now_s);
+        if rate.is_finite() && rate > 0.0 {
+            self.rate = rate;
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Media seconds played at `t_s` (not before now), without changing the model.
+    fn played_at(&self, t_s: f64) -> f64 {
+        match self.state {
+            PlayState::Playing => {
+                self.played_s + ((t_s - self.now_s).max(0.0) * self.rate).min(self.level_s)
+            }
+            _ => self.played_s,
         }
     }
 
@@ -78,14 +127,22 @@ impl PlayoutBuffer {
         if now_s <= self.now_s {
             return;
         }
+        while self.next_sample_s <= now_s {
+            let t = self.next_sample_s;
+            if self.state != PlayState::Startup {
+                self.samples.push((t, self.played_at(t)));
+            }
+            self.next_sample_s += self.sample_every_s;
+        }
         let dt = now_s - self.now_s;
         match self.state {
             PlayState::Playing => {
-                if dt < self.level_s {
-                    self.level_s -= dt;
-                    self.played_s += dt;
+                let drain = dt * self.rate;
+                if drain < self.level_s {
+                    self.level_s -= drain;
+                    self.played_s += drain;
                 } else {
-                    let dry_at = self.now_s + self.level_s;
+                    let dry_at = self.now_s + self.level_s / self.rate;
                     self.played_s += self.level_s;
                     self.level_s = 0.0;
                     if self.complete {
@@ -140,7 +197,7 @@ impl PlayoutBuffer {
     /// not playing).
     pub fn time_until_level(&self, target_s: f64) -> f64 {
         if self.state == PlayState::Playing {
-            (self.level_s - target_s).max(0.0)
+            (self.level_s - target_s).max(0.0) / self.rate
         } else {
             0.0
         }
@@ -158,7 +215,7 @@ impl PlayoutBuffer {
     /// The level at a later time, without changing the model (stalls stay at 0).
     pub fn level_at(&self, t_s: f64) -> f64 {
         if self.state == PlayState::Playing {
-            (self.level_s - (t_s - self.now_s).max(0.0)).max(0.0)
+            (self.level_s - (t_s - self.now_s).max(0.0) * self.rate).max(0.0)
         } else {
             self.level_s
         }
@@ -276,5 +333,40 @@ mod tests {
         assert!((b.level_at(2.0) - 14.0).abs() < 1e-12);
         b.advance(6.0);
         assert_eq!(b.time_until_fetch(), 0.0);
+    }
+
+    #[test]
+    fn the_playback_rate_drains_the_buffer_faster_or_slower() {
+        let mut b = PlayoutBuffer::new(BufferConfig::default(), 0.0);
+        b.push(0.0, 2.0);
+        b.set_rate(0.0, 1.1);
+        b.advance(1.0);
+        assert!((b.level_s() - 0.9).abs() < 1e-12);
+        assert!((b.played_s() - 1.1).abs() < 1e-12);
+        b.set_rate(1.0, 0.9);
+        assert!((b.time_until_level(0.0) - 1.0).abs() < 1e-12);
+        assert!((b.level_at(1.5) - 0.45).abs() < 1e-12);
+        // Runs dry at 2.0 s, a stall of 1 s by 3.0 s.
+        b.advance(3.0);
+        assert_eq!(b.state(), PlayState::Stalled);
+        assert!((b.rebuffer_s() - 1.0).abs() < 1e-12);
+        b.set_rate(3.0, f64::NAN);
+        assert_eq!(b.rate(), 0.9);
+    }
+
+    #[test]
+    fn the_media_played_is_sampled_on_a_grid_once_playback_started() {
+        let mut b = PlayoutBuffer::new(BufferConfig::default(), 0.0);
+        b.sample_every(0.5);
+        b.advance(0.9);
+        b.push(1.2, 1.0);
+        b.advance(3.0);
+        // Nothing before the start at 1.2 s; then played at 1.5, 2.0 (1.0: dry at 2.2), ...
+        let s: Vec<(f64, f64)> = b.samples().to_vec();
+        assert_eq!(s.len(), 4, "{s:?}");
+        assert_eq!(s[0].0, 1.5);
+        assert!((s[0].1 - 0.3).abs() < 1e-12);
+        assert!((s[1].1 - 0.8).abs() < 1e-12);
+        assert!((s[2].1 - 1.0).abs() < 1e-12 && (s[3].1 - 1.0).abs() < 1e-12);
     }
 }

@@ -58,6 +58,17 @@ pub struct SimulateArgs {
     /// segment per video segment); video only when absent.
     #[arg(long)]
     pub audio_kbps: Option<f64>,
+    /// Play a low-latency live channel: chunked segments produced on a clock (see `--chunk`),
+    /// the session joining at `--target-latency` behind the live edge, the buffer credited per
+    /// chunk and the playback rate holding the latency.
+    #[arg(long)]
+    pub low_latency: bool,
+    /// Low latency: the chunk duration, seconds.
+    #[arg(long, default_value_t = 0.5, requires = "low_latency")]
+    pub chunk: f64,
+    /// Low latency: the latency to hold, seconds.
+    #[arg(long, default_value_t = crate::lowlat::DEFAULT_TARGET_LATENCY_S, requires = "low_latency")]
+    pub target_latency: f64,
 }
 
 /// Loads the video `cdn simulate --video` names: a folder holding `manifest.mpd` is a packaged
@@ -88,6 +99,8 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
     }
     let names: Vec<&str> = if args.abr == "all" {
         abr::NAMES.to_vec()
+    } else if args.abr == "default" && args.low_latency {
+        vec![abr::DEFAULT_LOW_LATENCY]
     } else {
         vec![args.abr.as_str()]
     };
@@ -107,6 +120,21 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
         cfg.audio_bps = Some(kbps * 1000.0);
     }
     cfg.session.abandonment = !args.no_abandon;
+    if args.low_latency {
+        if !(args.chunk.is_finite() && args.chunk > 0.0 && args.chunk <= video.segment_duration_s) {
+            bail!(
+                "--chunk must be positive and at most the segment duration ({} s)",
+                video.segment_duration_s
+            );
+        }
+        if !(args.target_latency.is_finite() && args.target_latency > 0.0) {
+            bail!("--target-latency must be positive");
+        }
+        cfg.session.low_latency = Some(crate::lowlat::LowLatency::new(
+            args.target_latency,
+            args.chunk,
+        ));
+    }
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -240,6 +268,16 @@ pub struct PlayArgs {
     /// AdaptationSet when absent.
     #[arg(long)]
     pub lang: Option<String>,
+    /// Play a live MPD in low-latency mode: request each segment as soon as its first chunk is
+    /// out, credit the buffer per chunk, hold the latency with the playback rate, the `ll`
+    /// ABR by default. Automatic when the MPD's SegmentTemplate says
+    /// availabilityTimeComplete="false" with an availabilityTimeOffset.
+    #[arg(long)]
+    pub low_latency: bool,
+    /// Low latency: the live latency to hold, seconds (default: the MPD's ServiceDescription,
+    /// else 1.5).
+    #[arg(long)]
+    pub target_latency: Option<f64>,
 }
 
 /// Parses `IP` or `IP:PORT` (port 53 by default).
@@ -281,6 +319,13 @@ impl PlayArgs {
         cfg.ca = self.ca.clone();
         cfg.system_roots = !self.no_system_roots;
         cfg.lang = self.lang.clone();
+        cfg.low_latency = self.low_latency;
+        if let Some(t) = self.target_latency {
+            if !(t.is_finite() && t > 0.0 && t <= 60.0) {
+                bail!("--target-latency must be between 0 and 60 seconds");
+            }
+        }
+        cfg.target_latency_s = self.target_latency;
         Ok(cfg)
     }
 }

@@ -1,6 +1,7 @@
 //! Bandwidth estimators: a dual half-life EWMA (dash.js style: the lower of a fast and a slow
 //! average wins) and a sliding-window harmonic mean, both fed with completed downloads and
-//! weighted either by the bytes or by the time each sample took.
+//! weighted either by the bytes or by the time each sample took; and, for low-latency live, the
+//! burst estimator ([`BurstWindow`]) fed with the chunks of paced downloads.
 
 /// One completed (or abandoned) download: `bytes` moved in `duration_s` seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -192,6 +193,105 @@ impl Estimator for HarmonicWindow {
     }
 }
 
+/// The shortest time a burst is taken to have lasted: a chunk that came in one read (its
+/// arrival time unmeasurable) counts as this fast at most.
+pub const MIN_BURST_S: f64 = 0.001;
+
+/// A chunk's bytes over the time they took on the wire, idle time before them excluded. Under
+/// paced delivery (a low-latency live segment is sent as it is produced) the download of a
+/// segment lasts as long as its production whatever the link; within one chunk, sent at once,
+/// the bytes move at the link's pace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Burst {
+    pub bytes: u64,
+    pub duration_s: f64,
+}
+
+impl Burst {
+    /// The burst of a chunk of `bytes` whose first read (of `first_bytes`) arrived at
+    /// `first_s` and last at `last_s`: the bytes after the first read over the time from the
+    /// first read to the last (the first read's own bytes arrived at an unknown time before
+    /// it). A chunk that came in one read is taken to have lasted [`MIN_BURST_S`].
+    pub fn from_reads(bytes: u64, first_s: f64, first_bytes: u64, last_s: f64) -> Burst {
+        let span = last_s - first_s;
+        if span > MIN_BURST_S && bytes > first_bytes {
+            Burst {
+                bytes: bytes - first_bytes,
+                duration_s: span,
+            }
+        } else {
+            Burst {
+                bytes,
+                duration_s: MIN_BURST_S,
+            }
+        }
+    }
+
+    pub fn bps(&self) -> Option<f64> {
+        Sample::new(self.bytes, self.duration_s.max(MIN_BURST_S)).bps()
+    }
+}
+
+/// The link rate from chunk bursts (dash.js's low-latency throughput rule, LoL+): over the
+/// last `window` bursts, their bytes over their durations (a byte-weighted harmonic mean), the
+/// idle gaps between chunks left out. Bursts of fewer than `min_bytes` (a tiny chunk's rate
+/// says more about the round trip than the link) are ignored.
+#[derive(Debug, Clone)]
+pub struct BurstWindow {
+    window: usize,
+    min_bytes: u64,
+    bursts: std::collections::VecDeque<Burst>,
+}
+
+impl BurstWindow {
+    pub fn new(window: usize, min_bytes: u64) -> Self {
+        BurstWindow {
+            window: window.max(1),
+            min_bytes,
+            bursts: std::collections::VecDeque::with_capacity(window.max(1)),
+        }
+    }
+
+    pub fn add(&mut self, b: Burst) {
+        if b.bytes < self.min_bytes || b.bytes == 0 || !b.duration_s.is_finite() {
+            return;
+        }
+        if self.bursts.len() == self.window {
+            self.bursts.pop_front();
+        }
+        self.bursts.push_back(Burst {
+            bytes: b.bytes,
+            duration_s: b.duration_s.max(MIN_BURST_S),
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.bursts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bursts.is_empty()
+    }
+
+    /// Bits per second over the window; `None` before the first burst.
+    pub fn estimate_bps(&self) -> Option<f64> {
+        let bytes: u64 = self.bursts.iter().map(|b| b.bytes).sum();
+        let secs: f64 = self.bursts.iter().map(|b| b.duration_s).sum();
+        Sample::new(bytes, secs).bps()
+    }
+
+    /// The estimate over the newest `n` bursts only.
+    pub fn newest_bps(&self, n: usize) -> Option<f64> {
+        let skip = self.bursts.len().saturating_sub(n);
+        let (bytes, secs) = self
+            .bursts
+            .iter()
+            .skip(skip)
+            .fold((0u64, 0.0), |(b, s), x| (b + x.bytes, s + x.duration_s));
+        Sample::new(bytes, secs).bps()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +397,56 @@ mod tests {
         assert!((mbps(h.estimate_bps()) - 2.0 / (1.0 / 8.0 + 1.0 / 16.0)).abs() < 1e-9);
         h.keep_newest(5);
         assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn a_burst_excludes_the_first_read_and_idle_time() {
+        // 100 kB: 10 kB in the first read at 1.0 s, the rest by 1.09 s: 90 kB in 90 ms.
+        let b = Burst::from_reads(100_000, 1.0, 10_000, 1.09);
+        assert_eq!(b.bytes, 90_000);
+        assert!((b.bps().unwrap() - 8e6).abs() < 1.0);
+        // One read: at most MIN_BURST_S.
+        let one = Burst::from_reads(50_000, 2.0, 50_000, 2.0);
+        assert_eq!(one.duration_s, MIN_BURST_S);
+        assert!((one.bps().unwrap() - 400e6).abs() < 1.0);
+    }
+
+    #[test]
+    fn paced_segments_estimate_the_link_not_the_production() {
+        // A 2-s segment of four 0.5-s chunks of 250 kB (4 Mb/s of media) over a 20 Mb/s link:
+        // each chunk takes 0.1 s on the wire, the segment 2 s (its production). The download
+        // rate says 4 Mb/s; the bursts say 20.
+        let mut w = BurstWindow::new(8, 1000);
+        let mut whole = HarmonicWindow::new(Weighting::Bytes, 4);
+        for seg in 0..3 {
+            let t0 = seg as f64 * 2.0;
+            for i in 0..4 {
+                let produced = t0 + (i + 1) as f64 * 0.5;
+                // Reads of 25 kB every 10 ms from the chunk's production on.
+                let (first, last) = (produced + 0.01, produced + 0.1);
+                w.add(Burst::from_reads(250_000, first, 25_000, last));
+            }
+            whole.add(Sample::new(1_000_000, 2.0));
+        }
+        assert!((mbps(w.estimate_bps()) - 20.0).abs() < 1e-6);
+        assert!((mbps(whole.estimate_bps()) - 4.0).abs() < 1e-6);
+        // A slower link now: the newest bursts show it first.
+        for _ in 0..2 {
+            w.add(Burst {
+                bytes: 250_000,
+                duration_s: 0.4,
+            });
+        }
+        assert!((mbps(w.newest_bps(2)) - 5.0).abs() < 1e-6);
+        assert!(mbps(w.estimate_bps()) < 20.0 && mbps(w.estimate_bps()) > 5.0);
+        assert_eq!(w.len(), 8);
+        // Tiny bursts are ignored.
+        let mut t = BurstWindow::new(4, 1000);
+        t.add(Burst {
+            bytes: 10,
+            duration_s: 1.0,
+        });
+        assert!(t.is_empty());
+        assert_eq!(t.estimate_bps(), None);
     }
 }

@@ -3,8 +3,12 @@
 //! virtual time.
 //!
 //! Map:
-//! - `estimator`: throughput estimators over download samples (EWMA, sliding harmonic mean).
-//! - `buffer`: the playout-buffer model (startup, stalls, max level); time is passed in.
+//! - `estimator`: throughput estimators over download samples (EWMA, sliding harmonic mean)
+//!   and over chunk bursts (low latency).
+//! - `buffer`: the playout-buffer model (startup, stalls, max level, playback rate); time is
+//!   passed in.
+//! - `cmaf`: CMAF chunks read as a segment streams in (init timescales, `moof`+`mdat` pairs).
+//! - `lowlat`: low-latency live: target latency, the playback-rate rule, live latency.
 //! - `abr`: the `Abr` trait and the algorithms (throughput, BBA, BOLA, MPC, dynamic, hybrid).
 //! - `video`: the ladder and segment sizes the ABR sees (Sabre movie JSON, Pensieve folder).
 //! - `manifest`: an MPD turned into the playable ladder, its segment URLs and audio (`Title`): every
@@ -24,9 +28,11 @@
 pub mod abr;
 pub mod buffer;
 pub mod cli;
+pub mod cmaf;
 pub mod dash_folder;
 pub mod estimator;
 pub mod inspect;
+pub mod lowlat;
 pub mod manifest;
 pub mod play;
 pub mod plot;

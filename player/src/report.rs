@@ -49,6 +49,20 @@ pub struct Summary {
     pub qoe_lin: f64,
     pub abandoned: u32,
     pub session_s: f64,
+    /// Live only: the median and 95th percentile of the live latency sampled during playback
+    /// (server time minus the wall-clock time of the media at the playhead), seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_latency_p50_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_latency_p95_s: Option<f64>,
+}
+
+/// Live latency at one moment of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyPoint {
+    /// Seconds since session start.
+    pub t_s: f64,
+    pub latency_s: f64,
 }
 
 /// One segment of a track played beside the video (audio).
@@ -102,6 +116,9 @@ pub struct SessionReport {
     /// The audio track, when one played beside the video.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio: Option<TrackReport>,
+    /// Live: the latency sampled during playback.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency: Vec<LatencyPoint>,
 }
 
 /// QoE_lin of each segment: bitrate_Mbps - 4.3 x rebuffer_s - |bitrate change|_Mbps (the first
@@ -174,6 +191,8 @@ impl SessionReport {
             },
             abandoned: segments.iter().map(|r| r.abandoned).sum(),
             session_s,
+            live_latency_p50_s: None,
+            live_latency_p95_s: None,
         };
         SessionReport {
             abr: abr.to_string(),
@@ -183,7 +202,16 @@ impl SessionReport {
             segments,
             errors,
             audio: None,
+            latency: Vec::new(),
         }
+    }
+
+    /// Records the live latency samples and their percentiles.
+    pub fn set_latency(&mut self, points: Vec<LatencyPoint>) {
+        let values: Vec<f64> = points.iter().map(|p| p.latency_s).collect();
+        self.summary.live_latency_p50_s = crate::lowlat::percentile(&values, 50.0);
+        self.summary.live_latency_p95_s = crate::lowlat::percentile(&values, 95.0);
+        self.latency = points;
     }
 
     /// The per-segment table and the summary, for humans.
@@ -252,6 +280,9 @@ impl SessionReport {
             m.qoe_lin,
             m.abandoned
         );
+        if let (Some(p50), Some(p95)) = (m.live_latency_p50_s, m.live_latency_p95_s) {
+            let _ = writeln!(s, "live latency p50 {p50:.2} s | p95 {p95:.2} s");
+        }
         if let Some(a) = &self.audio {
             let last_buffer = a
                 .rows
@@ -287,6 +318,11 @@ pub struct Aggregate {
     pub rebuffer_s: f64,
     pub switches: f64,
     pub startup_delay_s: f64,
+    /// Live: means over sessions of each session's latency median and 95th percentile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_latency_p50_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_latency_p95_s: Option<f64>,
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {
@@ -328,6 +364,14 @@ impl Aggregate {
             rebuffer_s: mean(sessions.iter().map(|s| s.rebuffer_s)),
             switches: mean(sessions.iter().map(|s| s.switches as f64)),
             startup_delay_s: mean(sessions.iter().filter_map(|s| s.startup_delay_s)),
+            live_latency_p50_s: sessions
+                .iter()
+                .any(|s| s.live_latency_p50_s.is_some())
+                .then(|| mean(sessions.iter().filter_map(|s| s.live_latency_p50_s))),
+            live_latency_p95_s: sessions
+                .iter()
+                .any(|s| s.live_latency_p95_s.is_some())
+                .then(|| mean(sessions.iter().filter_map(|s| s.live_latency_p95_s))),
         }
     }
 
@@ -348,7 +392,11 @@ impl Aggregate {
     }
 
     pub fn row(&self) -> String {
-        format!(
+        let latency = match (self.live_latency_p50_s, self.live_latency_p95_s) {
+            (Some(a), Some(b)) => format!(" | latency p50 {a:.2} s, p95 {b:.2} s"),
+            _ => String::new(),
+        };
+        let row = format!(
             "{:<12} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.0} {:>10.4}% {:>9.1} {:>9.2}",
             format!("{}{}", self.abr, if self.default { "*" } else { "" }),
             self.sessions,
@@ -360,7 +408,8 @@ impl Aggregate {
             self.rebuffer_ratio * 100.0,
             self.switches,
             self.startup_delay_s
-        )
+        );
+        row + &latency
     }
 }
 

@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use crate::abr::{Abr, AbrContext, Download, Progress};
 use crate::buffer::{BufferConfig, PlayoutBuffer};
-use crate::report::{SegmentRow, SessionReport, TrackReport, TrackRow};
+use crate::cmaf::ChunkDone;
+use crate::lowlat::{self, LiveTimeline, LowLatency};
+use crate::report::{LatencyPoint, SegmentRow, SessionReport, TrackReport, TrackRow};
 use crate::video::Video;
 
 /// Seconds since the session's epoch; sleeping moves it forward.
@@ -48,6 +50,26 @@ pub struct Fetched {
 /// request); returning `false` abandons the download.
 pub type Watch<'a> = dyn FnMut(u64, u64, f64) -> bool + 'a;
 
+/// A chunk of a segment (of the video, or of the companion fetched beside it) that completed
+/// while the segment streams in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChunkEvent {
+    /// Of the companion track (audio), not the video.
+    pub companion: bool,
+    pub chunk: ChunkDone,
+}
+
+/// Called for every completed chunk of a low-latency fetch.
+pub type OnChunk<'a> = dyn FnMut(ChunkEvent) + 'a;
+
+/// What a low-latency fetch gave back: the video segment and, when asked for, the companion's
+/// segment fetched beside it.
+#[derive(Debug)]
+pub struct ChunkedFetch {
+    pub video: Fetched,
+    pub companion: Option<anyhow::Result<Fetched>>,
+}
+
 /// Moves segments. Failover and retries are the transport's job; an error here means the
 /// segment could not be had at all.
 pub trait Transport {
@@ -77,6 +99,32 @@ pub trait Transport {
     /// Fetches segment `index` of the companion track.
     fn fetch_companion(&mut self, index: usize) -> impl Future<Output = anyhow::Result<Fetched>> {
         async move { Err(anyhow::anyhow!("no companion track (segment {index})")) }
+    }
+
+    /// For live streams: where the session meets the media (for its latency).
+    fn live_timeline(&self) -> Option<LiveTimeline> {
+        None
+    }
+
+    /// Low latency: fetches a video segment and, with `companion`, that companion segment at
+    /// the same time, reading each as it streams and calling `on_chunk` for every chunk
+    /// completed. This default fetches them one after the other and reports no chunk (the
+    /// session then credits each segment whole).
+    fn fetch_chunked(
+        &mut self,
+        req: Request,
+        companion: Option<usize>,
+        _on_chunk: &mut OnChunk<'_>,
+    ) -> impl Future<Output = anyhow::Result<ChunkedFetch>> {
+        async move {
+            let mut keep = |_: u64, _: u64, _: f64| true;
+            let video = self.fetch(req, &mut keep).await?;
+            let companion = match companion {
+                Some(i) => Some(self.fetch_companion(i).await),
+                None => None,
+            };
+            Ok(ChunkedFetch { video, companion })
+        }
     }
 }
 
@@ -182,6 +230,9 @@ pub struct SessionConfig {
     pub play_out: bool,
     /// Stop requesting new segments after this much session time.
     pub max_session_s: Option<f64>,
+    /// Low-latency live: request each segment at its availability start, credit the buffer
+    /// chunk by chunk, hold the latency with the playback rate.
+    pub low_latency: Option<LowLatency>,
 }
 
 impl Default for SessionConfig {
@@ -191,6 +242,7 @@ impl Default for SessionConfig {
             abandonment: true,
             play_out: false,
             max_session_s: None,
+            low_latency: None,
         }
     }
 }
@@ -204,15 +256,33 @@ pub async fn run<T: Transport, C: Clock>(
     cfg: &SessionConfig,
 ) -> SessionReport {
     let t0 = clock.now();
-    let mut buffer = PlayoutBuffer::new(cfg.buffer, t0);
+    let ll = cfg.low_latency;
+    let mut buffer_cfg = cfg.buffer;
+    if let Some(ll) = &ll {
+        // A thin buffer is the point; playing from a sliver of it is a stall a moment later.
+        buffer_cfg.startup_s = buffer_cfg.startup_s.max(ll.low_buffer_s());
+        buffer_cfg.resume_s = buffer_cfg.resume_s.max(ll.low_buffer_s());
+    }
+    let mut buffer = PlayoutBuffer::new(buffer_cfg, t0);
+    let timeline = transport.live_timeline();
+    if timeline.is_some() {
+        buffer.sample_every(lowlat::LATENCY_SAMPLE_S);
+    }
+    // Low latency: the session joins `skip` seconds into its first segment.
+    let skip = match (&ll, &timeline) {
+        (Some(_), Some(t)) => t.skip_s.clamp(0.0, video.segment_duration_s),
+        _ => 0.0,
+    };
     let mut beside = transport.companion().map(|c| Beside {
         c,
         next: 0,
         video_end: 0.0,
         audio_end: 0.0,
-        pushed: 0.0,
+        pushed: skip,
         rows: Vec::new(),
     });
+    // Low latency without a companion: video media received, and pushed into the buffer.
+    let mut solo = (0.0f64, skip);
     // What the ABR sees: with audio, every rung costs its bitrate plus the audio's.
     let abr_video: Cow<'_, Video> = match &beside {
         None => Cow::Borrowed(video),
@@ -249,7 +319,20 @@ pub async fn run<T: Transport, C: Clock>(
             clock.sleep(wait).await;
             buffer.advance(clock.now());
         }
-        if let Some(at) = transport.available_at(segment) {
+        if let (Some(ll), Some(tl)) = (&ll, &timeline) {
+            hold_latency(ll, tl, &mut buffer, clock.now());
+        }
+        let companion_at = match (&ll, &beside) {
+            (Some(_), Some(b)) if b.next < b.c.durations_s.len() => {
+                transport.companion_available_at(b.next)
+            }
+            _ => None,
+        };
+        let available = match (transport.available_at(segment), companion_at) {
+            (Some(v), Some(a)) => Some(v.max(a)),
+            (v, a) => v.or(a),
+        };
+        if let Some(at) = available {
             let wait = at - clock.now();
             if wait > 0.0 {
                 clock.sleep(wait).await;
@@ -283,6 +366,72 @@ pub async fn run<T: Transport, C: Clock>(
         let seg_start = clock.now();
         let mut abandoned = 0u32;
         let mut wasted_bytes = 0u64;
+        if let Some(ll) = &ll {
+            let outcome = fetch_low_latency(
+                LowLatencyTurn {
+                    segment,
+                    rung,
+                    expected_bytes: video.size(segment, rung),
+                    segment_s: video.segment_duration_s,
+                    t0,
+                    ll,
+                    timeline: timeline.as_ref(),
+                },
+                transport,
+                clock,
+                abr,
+                &mut buffer,
+                &mut beside,
+                &mut solo,
+                &mut errors,
+            )
+            .await;
+            let now = clock.now();
+            if let Ok((f, download_s)) = &outcome {
+                let d = Download {
+                    segment,
+                    rung,
+                    bytes: f.bytes,
+                    duration_s: *download_s,
+                    end_s: now - t0,
+                    abandoned: false,
+                };
+                abr.on_download(&d);
+                history.push(d);
+            }
+            if let Some(b) = &mut beside {
+                let until = b.video_end;
+                fetch_beside(
+                    b,
+                    until,
+                    transport,
+                    clock,
+                    t0,
+                    cfg.max_session_s,
+                    &mut buffer,
+                    &mut errors,
+                )
+                .await;
+            }
+            let row = segment_row(
+                video,
+                segment,
+                rung,
+                seg_start - t0,
+                now - seg_start,
+                estimate_bps,
+                &buffer,
+                rebuf_before,
+                (0, 0),
+                outcome,
+                &mut errors,
+            );
+            if !row.missing {
+                last_rung = Some(rung);
+            }
+            rows.push(row);
+            continue;
+        }
         let outcome = loop {
             let start = clock.now();
             let req = Request {
@@ -377,50 +526,23 @@ pub async fn run<T: Transport, C: Clock>(
             )
             .await;
         }
-        match outcome {
-            Ok((f, download_s)) => {
-                rows.push(SegmentRow {
-                    index: segment,
-                    rung,
-                    bitrate_kbps: video.bitrates_bps[rung] / 1000.0,
-                    bytes: f.bytes,
-                    start_s: seg_start - t0,
-                    download_s,
-                    throughput_kbps: if download_s > 0.0 {
-                        f.bytes as f64 * 8.0 / download_s / 1000.0
-                    } else {
-                        0.0
-                    },
-                    estimate_kbps: estimate_bps.map(|e| e / 1000.0),
-                    buffer_s: buffer.level_s(),
-                    rebuffer_s: buffer.rebuffer_s() - rebuf_before,
-                    abandoned,
-                    wasted_bytes,
-                    edge: f.edge,
-                    missing: false,
-                });
-                last_rung = Some(rung);
-            }
-            Err(e) => {
-                errors.push(format!("segment {segment}: {e:#}"));
-                rows.push(SegmentRow {
-                    index: segment,
-                    rung,
-                    bitrate_kbps: 0.0,
-                    bytes: 0,
-                    start_s: seg_start - t0,
-                    download_s: now - seg_start,
-                    throughput_kbps: 0.0,
-                    estimate_kbps: estimate_bps.map(|e| e / 1000.0),
-                    buffer_s: buffer.level_s(),
-                    rebuffer_s: buffer.rebuffer_s() - rebuf_before,
-                    abandoned,
-                    wasted_bytes,
-                    edge: None,
-                    missing: true,
-                });
-            }
+        let row = segment_row(
+            video,
+            segment,
+            rung,
+            seg_start - t0,
+            now - seg_start,
+            estimate_bps,
+            &buffer,
+            rebuf_before,
+            (abandoned, wasted_bytes),
+            outcome,
+            &mut errors,
+        );
+        if !row.missing {
+            last_rung = Some(rung);
         }
+        rows.push(row);
     }
     // The audio left after the last video segment (a shorter last one), unless the session
     // was cut short.
@@ -452,7 +574,7 @@ pub async fn run<T: Transport, C: Clock>(
     let end = clock.now();
     buffer.finish(end);
     if cfg.play_out {
-        let rest = buffer.level_s();
+        let rest = buffer.time_until_level(0.0);
         if rest > 0.0 {
             clock.sleep(rest).await;
         }
@@ -461,5 +583,233 @@ pub async fn run<T: Transport, C: Clock>(
     let mut report = SessionReport::new(abr.name(), video, &buffer, rows, errors, clock.now() - t0);
     report.audio =
         beside.map(|b| TrackReport::new(&b.c.id, b.c.bandwidth_bps as f64 / 1000.0, b.rows));
+    if let Some(tl) = &timeline {
+        let points: Vec<LatencyPoint> = buffer
+            .samples()
+            .iter()
+            .map(|&(t, played)| LatencyPoint {
+                t_s: t - t0,
+                latency_s: tl.latency_s(t, played),
+            })
+            .collect();
+        report.set_latency(points);
+    }
     report
+}
+
+/// Sets the playback rate that holds the latency (see [`lowlat::playback_rate`]) at `now`.
+fn hold_latency(ll: &LowLatency, tl: &LiveTimeline, buffer: &mut PlayoutBuffer, now: f64) {
+    buffer.advance(now);
+    let latency = tl.latency_s(now, buffer.played_s());
+    let rate = lowlat::playback_rate(ll, latency, buffer.level_s());
+    buffer.set_rate(now, rate);
+}
+
+/// The report row of a segment's turn.
+#[allow(clippy::too_many_arguments)]
+fn segment_row(
+    video: &Video,
+    segment: usize,
+    rung: usize,
+    start_s: f64,
+    turn_s: f64,
+    estimate_bps: Option<f64>,
+    buffer: &PlayoutBuffer,
+    rebuf_before: f64,
+    (abandoned, wasted_bytes): (u32, u64),
+    outcome: anyhow::Result<(Fetched, f64)>,
+    errors: &mut Vec<String>,
+) -> SegmentRow {
+    match outcome {
+        Ok((f, download_s)) => SegmentRow {
+            index: segment,
+            rung,
+            bitrate_kbps: video.bitrates_bps[rung] / 1000.0,
+            bytes: f.bytes,
+            start_s,
+            download_s,
+            throughput_kbps: if download_s > 0.0 {
+                f.bytes as f64 * 8.0 / download_s / 1000.0
+            } else {
+                0.0
+            },
+            estimate_kbps: estimate_bps.map(|e| e / 1000.0),
+            buffer_s: buffer.level_s(),
+            rebuffer_s: buffer.rebuffer_s() - rebuf_before,
+            abandoned,
+            wasted_bytes,
+            edge: f.edge,
+            missing: false,
+        },
+        Err(e) => {
+            errors.push(format!("segment {segment}: {e:#}"));
+            SegmentRow {
+                index: segment,
+                rung,
+                bitrate_kbps: 0.0,
+                bytes: 0,
+                start_s,
+                download_s: turn_s,
+                throughput_kbps: 0.0,
+                estimate_kbps: estimate_bps.map(|e| e / 1000.0),
+                buffer_s: buffer.level_s(),
+                rebuffer_s: buffer.rebuffer_s() - rebuf_before,
+                abandoned,
+                wasted_bytes,
+                edge: None,
+                missing: true,
+            }
+        }
+    }
+}
+
+/// One low-latency segment turn: what to fetch and the session's latency bookkeeping.
+struct LowLatencyTurn<'a> {
+    segment: usize,
+    rung: usize,
+    expected_bytes: u64,
+    segment_s: f64,
+    t0: f64,
+    ll: &'a LowLatency,
+    timeline: Option<&'a LiveTimeline>,
+}
+
+/// Media seconds of one track credited to the buffer: what a segment's chunks add, never more
+/// than the segment holds.
+fn credit_media(
+    beside: &mut Option<Beside>,
+    solo: &mut (f64, f64),
+    buffer: &mut PlayoutBuffer,
+    companion: bool,
+    media_s: f64,
+    at: f64,
+) {
+    match beside {
+        Some(b) => {
+            if companion {
+                b.audio_end += media_s;
+            } else {
+                b.video_end += media_s;
+            }
+            b.push_joint(buffer, at);
+        }
+        None => {
+            if companion {
+                return;
+            }
+            solo.0 += media_s;
+            if solo.0 > solo.1 {
+                buffer.push(at, solo.0 - solo.1);
+                solo.1 = solo.0;
+            } else {
+                buffer.advance(at);
+            }
+        }
+    }
+}
+
+/// Low latency: fetches video segment `turn.segment` (and the companion's next segment beside
+/// it), crediting the buffer chunk by chunk as each completes, feeding each chunk's burst to
+/// the ABR and holding the latency with the playback rate at every chunk. A segment whose
+/// chunks could not be read is credited whole when it ends. Returns the video's fetch and its
+/// duration.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_low_latency<T: Transport, C: Clock>(
+    turn: LowLatencyTurn<'_>,
+    transport: &mut T,
+    clock: &C,
+    abr: &mut dyn Abr,
+    buffer: &mut PlayoutBuffer,
+    beside: &mut Option<Beside>,
+    solo: &mut (f64, f64),
+    errors: &mut Vec<String>,
+) -> anyhow::Result<(Fetched, f64)> {
+    let companion = beside
+        .as_ref()
+        .filter(|b| b.next < b.c.durations_s.len())
+        .map(|b| (b.next, b.c.durations_s[b.next]));
+    let start = clock.now();
+    let req = Request {
+        segment: turn.segment,
+        rung: turn.rung,
+        expected_bytes: turn.expected_bytes,
+    };
+    let (mut video_in, mut audio_in) = (0.0f64, 0.0f64);
+    let result = {
+        let mut on_chunk = |ev: ChunkEvent| {
+            let (got, cap) = if ev.companion {
+                (&mut audio_in, companion.map_or(0.0, |c| c.1))
+            } else {
+                (&mut video_in, turn.segment_s)
+            };
+            let m = ev.chunk.media_s.min(cap - *got).max(0.0);
+            *got += m;
+            let at = ev.chunk.at_s.max(buffer.now_s());
+            credit_media(beside, solo, buffer, ev.companion, m, at);
+            abr.on_chunk(&ev.chunk.burst);
+            if let Some(tl) = turn.timeline {
+                hold_latency(turn.ll, tl, buffer, at);
+            }
+        };
+        transport
+            .fetch_chunked(req, companion.map(|c| c.0), &mut on_chunk)
+            .await
+    };
+    let end = clock.now();
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // The companion's segment was not fetched either: it plays as silence.
+            if let (Some(b), Some((index, d))) = (beside.as_mut(), companion) {
+                b.audio_end += d - audio_in;
+                b.next += 1;
+                b.rows.push(TrackRow {
+                    index,
+                    bytes: 0,
+                    start_s: start - turn.t0,
+                    download_s: end - start,
+                    buffer_s: b.audio_level(buffer),
+                    missing: true,
+                });
+                b.push_joint(buffer, end);
+            }
+            buffer.advance(end);
+            return Err(e);
+        }
+    };
+    if result.video.complete && video_in < turn.segment_s {
+        credit_media(beside, solo, buffer, false, turn.segment_s - video_in, end);
+    }
+    if let (Some(b), Some((index, d))) = (beside.as_mut(), companion) {
+        let (bytes, missing) = match result.companion {
+            Some(Ok(f)) => (f.bytes, false),
+            Some(Err(e)) => {
+                errors.push(format!("audio {} segment {index}: {e:#}", b.c.id));
+                (0, true)
+            }
+            None => (0, true),
+        };
+        // A missing audio segment is a gap played as silence, as in the sequential path.
+        if audio_in < d {
+            b.audio_end += d - audio_in;
+        }
+        b.next += 1;
+        b.push_joint(buffer, end);
+        b.rows.push(TrackRow {
+            index,
+            bytes,
+            start_s: start - turn.t0,
+            download_s: end - start,
+            buffer_s: b.audio_level(buffer),
+            missing,
+        });
+    }
+    buffer.advance(end);
+    if let Some(tl) = turn.timeline {
+        hold_latency(turn.ll, tl, buffer, end);
+    }
+    if !result.video.complete {
+        anyhow::bail!("download of segment {} stopped", turn.segment);
+    }
+    Ok((result.video, end - start))
 }

@@ -3,6 +3,13 @@
 //! 60-s buffer cap). Deterministic; sessions run in parallel on all cores. With
 //! [`SimConfig::audio_bps`], an audio track of that rate is fetched beside the video over the
 //! same link (the A/V model of [`crate::session`]).
+//!
+//! With [`SessionConfig::low_latency`] set, the trace plays a low-latency live channel: segment
+//! `k` of the session is produced on a clock, chunk `i` (of `c` seconds) out at the segment's
+//! start plus `(i + 1) c`; a segment is requestable once its first chunk is out, and each chunk
+//! moves over the link once it is out and the link is free (production and the trace both
+//! limit the download), the audio's chunk after the video's. The session joins
+//! [`LowLatency::aim_s`] behind the live edge, [`LL_JOIN_PHASE`] of a segment into it.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -13,8 +20,14 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use anyhow::{bail, Result};
 
 use crate::abr::Abr;
+use crate::cmaf::ChunkDone;
+use crate::estimator::Burst;
+use crate::lowlat::{self, LiveTimeline, LowLatency};
 use crate::report::SessionReport;
-use crate::session::{self, Clock, Companion, Fetched, Request, SessionConfig, Transport, Watch};
+use crate::session::{
+    self, ChunkEvent, ChunkedFetch, Clock, Companion, Fetched, OnChunk, Request, SessionConfig,
+    Transport, Watch,
+};
 use crate::trace::{Link, Trace, Transfer};
 use crate::video::Video;
 
@@ -70,6 +83,54 @@ impl Clock for SimClock {
     }
 }
 
+/// Where the live edge is in its segment when a simulated low-latency session joins, as a
+/// share of the segment duration.
+pub const LL_JOIN_PHASE: f64 = 0.3;
+
+/// A simulated low-latency channel: the session clock's time at which the start of the
+/// session's first segment was produced, and the chunking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SimLive {
+    timeline: LiveTimeline,
+    segment_s: f64,
+    chunk_s: f64,
+}
+
+impl SimLive {
+    /// The channel a session starting at time 0 joins with `ll`, `segment_s` segments.
+    fn join(ll: &LowLatency, segment_s: f64) -> SimLive {
+        let d = segment_s.max(0.01);
+        // The live edge at time 0: some whole segments in, plus the phase.
+        let edge = 10.0 * d + LL_JOIN_PHASE * d;
+        let (k0, skip) = lowlat::join_point(edge, ll.aim_s(), d);
+        SimLive {
+            timeline: LiveTimeline {
+                origin_s: k0 as f64 * d - edge,
+                skip_s: skip,
+            },
+            segment_s: d,
+            chunk_s: ll.chunk_s.clamp(0.01, d),
+        }
+    }
+
+    /// The media seconds of each chunk of a segment.
+    fn chunks(&self) -> Vec<f64> {
+        let n = ((self.segment_s / self.chunk_s) - 1e-9).ceil().max(1.0) as usize;
+        (0..n)
+            .map(|i| {
+                let start = i as f64 * self.chunk_s;
+                (self.segment_s - start).min(self.chunk_s)
+            })
+            .collect()
+    }
+
+    /// When chunk `i` of the session's segment `segment` is out.
+    fn chunk_out(&self, segment: usize, i: usize) -> f64 {
+        let seg_start = self.timeline.origin_s + segment as f64 * self.segment_s;
+        (seg_start + (i + 1) as f64 * self.chunk_s).min(seg_start + self.segment_s)
+    }
+}
+
 /// A link over a trace sharing the session's virtual clock.
 pub struct SimTransport<'a> {
     link: Link<&'a Trace>,
@@ -77,6 +138,7 @@ pub struct SimTransport<'a> {
     rtt_s: f64,
     check_every_s: f64,
     audio: Option<Companion>,
+    live: Option<SimLive>,
 }
 
 impl<'a> SimTransport<'a> {
@@ -87,7 +149,24 @@ impl<'a> SimTransport<'a> {
             rtt_s: cfg.rtt_s.max(0.0),
             check_every_s: cfg.check_every_s,
             audio: None,
+            live: None,
         }
+    }
+
+    /// Plays a low-latency live channel of `segment_s` segments (see the module doc).
+    pub fn low_latency(mut self, ll: &LowLatency, segment_s: f64) -> Self {
+        self.live = Some(SimLive::join(ll, segment_s));
+        self
+    }
+
+    /// Moves `bytes` produced at `out_s` once the link is free at `free_s`; (start, end).
+    fn move_chunk(&mut self, free_s: f64, out_s: f64, bytes: u64) -> (f64, f64) {
+        let start = free_s.max(out_s + self.rtt_s / 2.0);
+        let end = match self.link.transfer(start, bytes, 0.0, &mut |_, _| true) {
+            Transfer::Done { end_s } => end_s,
+            Transfer::Stopped { at_s, .. } => at_s,
+        };
+        (start, end)
     }
 
     /// Plays an audio track of `bps` beside `video`: one segment per video segment.
@@ -141,6 +220,98 @@ impl Transport for SimTransport<'_> {
         self.audio.clone()
     }
 
+    fn available_at(&self, segment: usize) -> Option<f64> {
+        self.live.map(|l| l.chunk_out(segment, 0))
+    }
+
+    fn companion_available_at(&self, index: usize) -> Option<f64> {
+        self.live.map(|l| l.chunk_out(index, 0))
+    }
+
+    fn live_timeline(&self) -> Option<LiveTimeline> {
+        self.live.map(|l| l.timeline)
+    }
+
+    fn fetch_chunked(
+        &mut self,
+        req: Request,
+        companion: Option<usize>,
+        on_chunk: &mut OnChunk<'_>,
+    ) -> impl Future<Output = Result<ChunkedFetch>> {
+        let Some(live) = self.live else {
+            return std::future::ready(Err(anyhow::anyhow!(
+                "chunked fetches need a low-latency channel"
+            )));
+        };
+        let chunks = live.chunks();
+        let audio_bytes_per_s = match (&self.audio, companion) {
+            (Some(a), Some(_)) => Some(a.bandwidth_bps as f64 / 8.0),
+            _ => None,
+        };
+        let mut free = self.clock.now() + self.rtt_s;
+        let (mut video_done, mut audio_done) = (0u64, 0u64);
+        let mut media_done = 0.0;
+        for (i, &media_s) in chunks.iter().enumerate() {
+            media_done += media_s;
+            // Equal shares of the segment per second of media; the last takes the rest.
+            let upto = if i + 1 == chunks.len() {
+                req.expected_bytes
+            } else {
+                (req.expected_bytes as f64 * media_done / live.segment_s).round() as u64
+            };
+            let bytes = upto.saturating_sub(video_done);
+            video_done = upto;
+            let out = live.chunk_out(req.segment, i);
+            let (start, end) = self.move_chunk(free, out, bytes);
+            free = end;
+            on_chunk(ChunkEvent {
+                companion: false,
+                chunk: ChunkDone {
+                    media_s,
+                    bytes,
+                    burst: Burst {
+                        bytes,
+                        duration_s: end - start,
+                    },
+                    at_s: end,
+                },
+            });
+            if let (Some(bps), Some(index)) = (audio_bytes_per_s, companion) {
+                let bytes = (bps * media_s).round() as u64;
+                audio_done += bytes;
+                let (start, end) = self.move_chunk(free, live.chunk_out(index, i), bytes);
+                free = end;
+                on_chunk(ChunkEvent {
+                    companion: true,
+                    chunk: ChunkDone {
+                        media_s,
+                        bytes,
+                        burst: Burst {
+                            bytes,
+                            duration_s: end - start,
+                        },
+                        at_s: end,
+                    },
+                });
+            }
+        }
+        self.clock.set(free);
+        std::future::ready(Ok(ChunkedFetch {
+            video: Fetched {
+                bytes: req.expected_bytes,
+                complete: true,
+                edge: None,
+            },
+            companion: audio_bytes_per_s.map(|_| {
+                Ok(Fetched {
+                    bytes: audio_done,
+                    complete: true,
+                    edge: None,
+                })
+            }),
+        }))
+    }
+
     fn fetch_companion(&mut self, index: usize) -> impl Future<Output = Result<Fetched>> {
         let Some(audio) = &self.audio else {
             return std::future::ready(Err(anyhow::anyhow!("no audio track")));
@@ -185,6 +356,9 @@ pub fn simulate(
     let mut transport = SimTransport::new(trace, &clock, cfg);
     if let Some(bps) = cfg.audio_bps {
         transport = transport.with_audio(bps, video);
+    }
+    if let Some(ll) = &cfg.session.low_latency {
+        transport = transport.low_latency(ll, video.segment_duration_s);
     }
     let mut report = run_ready(session::run(
         video,
@@ -804,5 +978,110 @@ mod shaped_dip_tests {
         let top = rungs.iter().position(|&q| q == 2).unwrap();
         let dip = top + rungs[top..].iter().position(|&q| q < 2).unwrap();
         assert!(rungs[dip..].contains(&2), "{rungs:?}");
+    }
+}
+
+/// Low-latency live in virtual time: chunked delivery on a production clock, the `ll` rule
+/// against the throughput baseline.
+#[cfg(test)]
+mod low_latency_tests {
+    use super::*;
+    use crate::abr::by_name;
+
+    /// The packager's default ladder, 2-s segments.
+    fn ladder(n: usize) -> Video {
+        Video::nominal("ll", vec![400e3, 800e3, 1400e3, 2800e3], 2.0, n).unwrap()
+    }
+
+    fn cfg() -> SimConfig {
+        let mut c = SimConfig {
+            audio_bps: Some(128e3),
+            ..SimConfig::default()
+        };
+        c.session.low_latency = Some(LowLatency::new(1.5, 0.5));
+        c
+    }
+
+    fn run(name: &str, trace: &Trace, n: usize) -> SessionReport {
+        let mut abr = by_name(name).unwrap();
+        simulate(trace, &ladder(n), abr.as_mut(), &cfg()).unwrap()
+    }
+
+    #[test]
+    fn chunks_are_produced_on_a_clock_and_requested_at_the_availability_start() {
+        let ll = LowLatency::new(1.5, 0.5);
+        let live = SimLive::join(&ll, 2.0);
+        // The edge at 20.6 s of media, 1.4 s behind: 19.2 s, 1.2 s into segment 9.
+        assert!((live.timeline.skip_s - 1.2).abs() < 1e-9);
+        assert!((live.timeline.origin_s + 2.6).abs() < 1e-9);
+        assert_eq!(live.chunks(), vec![0.5; 4]);
+        // Chunk 0 of segment 1 is out 0.5 s after its start; the last at its end.
+        assert!((live.chunk_out(1, 0) - (-2.6 + 2.5)).abs() < 1e-9);
+        assert!((live.chunk_out(1, 3) - (-2.6 + 4.0)).abs() < 1e-9);
+        let odd = SimLive::join(&LowLatency::new(1.5, 0.6), 2.0);
+        let c = odd.chunks();
+        assert_eq!(c.len(), 4);
+        assert!((c[3] - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_link_always_above_one_and_a_half_times_the_top_rung_never_stalls_and_holds_latency() {
+        // 4.4 Mb/s: 1.5x the top rung plus the audio; a steady link; and a rate that dips to
+        // 4.4 Mb/s for a second every 5 s from 8 Mb/s.
+        let steady = Trace::constant("1.5x", 1.5 * (2800e3 + 128e3), 1000.0).unwrap();
+        let fast = Trace::constant("fast", 50e6, 1000.0).unwrap();
+        let dips = Trace::new("dips", vec![(4.0, 8e6), (1.0, 4.4e6)]).unwrap();
+        for trace in [&steady, &fast, &dips] {
+            let r = run("ll", trace, 30);
+            let s = &r.summary;
+            assert_eq!(s.rebuffer_count, 0, "{}: {}", trace.name, r.table());
+            let (p50, p95) = (s.live_latency_p50_s.unwrap(), s.live_latency_p95_s.unwrap());
+            assert!(p50 <= 1.5 && p95 <= 2.0, "{}: {p50} {p95}", trace.name);
+            // The top rung is reached and held from the second half on.
+            assert!(
+                r.segments[15..].iter().all(|x| x.rung == 3),
+                "{}: {}",
+                trace.name,
+                r.table()
+            );
+        }
+    }
+
+    #[test]
+    fn the_throughput_rule_fed_paced_downloads_underestimates_the_link() {
+        // 10 Mb/s: every download takes as long as its production, so the throughput rule
+        // measures about the bitrate it fetched and stays low; the burst estimate sees the link.
+        let trace = Trace::constant("10M", 10e6, 1000.0).unwrap();
+        let ll = run("ll", &trace, 30);
+        let tput = run("throughput", &trace, 30);
+        let last_est = |r: &SessionReport| r.segments.last().unwrap().estimate_kbps.unwrap();
+        assert!((last_est(&ll) - 10_000.0).abs() < 100.0, "{}", ll.table());
+        assert!(last_est(&tput) < 5_000.0, "{}", tput.table());
+    }
+
+    #[test]
+    fn on_the_fixture_traces_it_stalls_no_more_than_the_baseline_at_a_higher_bitrate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/traces");
+        let traces = crate::trace::load_traces(&dir).unwrap();
+        assert!(!traces.is_empty());
+        let (mut ll_stalls, mut tput_stalls, mut ll_kbps, mut tput_kbps) = (0, 0, 0.0, 0.0);
+        for t in &traces {
+            let a = run("ll", t, 60);
+            let b = run("throughput", t, 60);
+            ll_stalls += a.summary.rebuffer_count;
+            tput_stalls += b.summary.rebuffer_count;
+            ll_kbps += a.summary.bitrate_kbps;
+            tput_kbps += b.summary.bitrate_kbps;
+            // Latency stays bounded: the rate rule catches up after what stalls cost.
+            let stall_s = a.summary.rebuffer_s;
+            assert!(
+                a.summary.live_latency_p50_s.unwrap() <= 1.5 + stall_s,
+                "{}: {}",
+                t.name,
+                a.table()
+            );
+        }
+        assert!(ll_stalls <= tput_stalls, "{ll_stalls} > {tput_stalls}");
+        assert!(ll_kbps > tput_kbps, "{ll_kbps} <= {tput_kbps}");
     }
 }

@@ -6,6 +6,7 @@ mod bba;
 mod bola;
 mod dynamic;
 mod hybrid;
+mod lowlat;
 pub mod mpc;
 pub mod optimal;
 mod throughput;
@@ -16,12 +17,13 @@ pub use bba::Bba;
 pub use bola::Bola;
 pub use dynamic::Dynamic;
 pub use hybrid::Hybrid;
+pub use lowlat::{LowLatencyRule, LowLatencyTuning};
 pub use mpc::RobustMpc;
 pub use throughput::ThroughputRule;
 
 use anyhow::{bail, Result};
 
-use crate::estimator::Sample;
+use crate::estimator::{Burst, Sample};
 use crate::video::Video;
 
 /// One finished (or abandoned) segment download.
@@ -98,6 +100,9 @@ pub trait Abr: Send {
     fn choose(&mut self, ctx: &AbrContext) -> Decision;
     /// Learns from a finished or abandoned download.
     fn on_download(&mut self, _download: &Download) {}
+    /// Learns from one chunk of a low-latency download as it completes (its burst: the bytes
+    /// over their time on the wire, see [`crate::estimator::Burst`]).
+    fn on_chunk(&mut self, _burst: &Burst) {}
     /// The algorithm's current throughput estimate, bits per second (for reports).
     fn estimate_bps(&self) -> Option<f64> {
         None
@@ -118,6 +123,7 @@ pub const NAMES: &[&str] = &[
     "mpc",
     "dynamic",
     "hybrid",
+    "ll",
 ];
 
 /// The offline optimum (dynamic programming over the known trace): not an online rule, so not
@@ -126,6 +132,9 @@ pub const OPTIMAL: &str = "optimal";
 
 /// The default algorithm.
 pub const DEFAULT: &str = "hybrid";
+
+/// The default algorithm of a low-latency live session.
+pub const DEFAULT_LOW_LATENCY: &str = "ll";
 
 /// Builds an algorithm by name (`default` means [`DEFAULT`]).
 pub fn by_name(name: &str) -> Result<Box<dyn Abr>> {
@@ -137,6 +146,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Abr>> {
         "mpc" | "robust-mpc" => Box::new(RobustMpc::default()),
         "dynamic" => Box::new(Dynamic::default()),
         "hybrid" | "default" => Box::new(Hybrid::default()),
+        "ll" | "low-latency" => Box::new(LowLatencyRule::default()),
         // Planned over the trace by the simulator (see `optimal`); unplanned elsewhere.
         OPTIMAL => Box::new(optimal::Scripted::default()),
         other => bail!("unknown ABR {other:?} (known: {})", NAMES.join(", ")),

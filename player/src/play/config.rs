@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::abr;
 use crate::session::SessionConfig;
 use crate::trace::Trace;
 
@@ -37,6 +36,12 @@ pub struct PlayConfig {
     pub system_roots: bool,
     /// Language of the audio track to play (BCP 47; the first audio AdaptationSet when absent).
     pub lang: Option<String>,
+    /// Play a live MPD in low-latency mode even when its SegmentTemplate does not signal it
+    /// (`availabilityTimeComplete="false"` with an availabilityTimeOffset turns it on anyway).
+    pub low_latency: bool,
+    /// The live latency to hold in low-latency mode, seconds (default: the MPD's
+    /// ServiceDescription, else [`crate::lowlat::DEFAULT_TARGET_LATENCY_S`]).
+    pub target_latency_s: Option<f64>,
     pub session: SessionConfig,
 }
 
@@ -46,7 +51,8 @@ impl PlayConfig {
             url,
             dns: None,
             bind: None,
-            abr: abr::DEFAULT.to_string(),
+            // `default`: the default rule, or the low-latency one in low-latency mode.
+            abr: "default".to_string(),
             shape: None,
             duration_s: None,
             timeout: Duration::from_secs(5),
@@ -56,6 +62,8 @@ impl PlayConfig {
             ca: Vec::new(),
             system_roots: true,
             lang: None,
+            low_latency: false,
+            target_latency_s: None,
             session: SessionConfig {
                 buffer: crate::buffer::BufferConfig {
                     max_s: 30.0,
@@ -64,6 +72,7 @@ impl PlayConfig {
                 abandonment: true,
                 play_out: true,
                 max_session_s: None,
+                low_latency: None,
             },
         }
     }

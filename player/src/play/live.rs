@@ -6,8 +6,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use anyhow::{anyhow, Result};
-use mpd::{MediaSegment, Mpd};
+use anyhow::{anyhow, bail, Result};
+use mpd::{ContentKind, MediaSegment, Mpd};
+
+use crate::lowlat::{LowLatency, DEFAULT_TARGET_LATENCY_S};
 
 /// Where a live session starts and when each of its segments is complete on the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +118,76 @@ pub fn presentation_delay_s(mpd: &Mpd, segment_s: f64) -> f64 {
     mpd.suggested_presentation_delay()
         .map(|d| d.as_secs_f64())
         .unwrap_or(3.0 * segment_s)
+}
+
+/// The low-latency signalling of a live MPD's video: the availabilityTimeOffset and
+/// availabilityTimeComplete of its first Period's first video Representation's
+/// SegmentTemplate (all levels merged).
+pub fn low_latency_signal(mpd: &Mpd) -> (Option<f64>, Option<bool>) {
+    let Some(period) = mpd.periods.first() else {
+        return (None, None);
+    };
+    let Some((set, rep)) = period
+        .adaptation_sets
+        .iter()
+        .filter(|s| s.kind() == ContentKind::Video)
+        .find_map(|s| s.representations.first().map(|r| (s, r)))
+    else {
+        return (None, None);
+    };
+    match mpd::effective_template(period, set, rep) {
+        Some(t) => (t.availability_time_offset, t.availability_time_complete),
+        None => (None, None),
+    }
+}
+
+/// Whether and how to play a live MPD with `segment_s` segments in low-latency mode: when
+/// `forced`, or when its SegmentTemplate says `availabilityTimeComplete="false"` with an
+/// availabilityTimeOffset. The knobs (target latency: `target_s`, else the ServiceDescription's,
+/// else [`DEFAULT_TARGET_LATENCY_S`]; chunk duration: segment minus offset; rate bounds
+/// narrowed to the ServiceDescription's PlaybackRate) and the availabilityTimeOffset used
+/// (seconds a segment is requested before it is complete). `None`: normal live.
+pub fn low_latency(
+    mpd: &Mpd,
+    segment_s: f64,
+    forced: bool,
+    target_s: Option<f64>,
+) -> Result<Option<(LowLatency, f64)>> {
+    let (offset, complete) = low_latency_signal(mpd);
+    let offset = offset.filter(|o| o.is_finite() && *o > 0.0);
+    let signalled = complete == Some(false) && offset.is_some();
+    if !forced && !signalled {
+        return Ok(None);
+    }
+    if let Some(t) = target_s {
+        if !(t.is_finite() && t > 0.0 && t <= 60.0) {
+            bail!("the target latency must be between 0 and 60 seconds (got {t})");
+        }
+    }
+    // An offset of a whole segment or more would ask for segments before anything of them
+    // exists.
+    let offset = offset
+        .map(|o| o.min(segment_s * 0.99))
+        .filter(|o| *o > 0.0)
+        .unwrap_or(0.0);
+    let chunk_s = segment_s - offset;
+    let service = mpd.service_descriptions.first();
+    let latency = service.and_then(|s| s.latency.as_ref());
+    let target = target_s
+        .or_else(|| {
+            latency
+                .and_then(|l| l.target)
+                .map(|ms| ms as f64 / 1000.0)
+                .filter(|t| *t > 0.0)
+        })
+        .unwrap_or(DEFAULT_TARGET_LATENCY_S);
+    let mut ll = LowLatency::new(target, chunk_s);
+    if let Some(min) = latency.and_then(|l| l.min) {
+        ll.min_latency_s = (min as f64 / 1000.0).min(target);
+    }
+    let rate = service.and_then(|s| s.playback_rate.as_ref());
+    ll = ll.with_rate_bounds(rate.and_then(|r| r.min), rate.and_then(|r| r.max));
+    Ok(Some((ll, offset)))
 }
 
 /// How often a live MPD is re-read: minimumUpdatePeriod, at least 0.5 s (`None`: never).
@@ -296,5 +368,46 @@ mod tests {
         assert!(at_epoch(1e300).is_err());
         let t = at_epoch(1_700_000_000.5).unwrap();
         assert_eq!(epoch_s(t), 1_700_000_000.5);
+    }
+
+    const LL_MPD: &str = r#"<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic"
+        profiles="urn:mpeg:dash:profile:isoff-live:2011" availabilityStartTime="2026-01-01T00:00:00Z"
+        minBufferTime="PT1S">
+      <ServiceDescription id="0"><Latency target="1200" min="800" max="3000"/>
+        <PlaybackRate min="0.95" max="1.2"/></ServiceDescription>
+      <Period id="p0" start="PT0S">
+        <AdaptationSet mimeType="video/mp4" codecs="avc1.64001f">
+          <SegmentTemplate timescale="1000" duration="2000" startNumber="1"
+              availabilityTimeOffset="1.5" availabilityTimeComplete="false"
+              initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Number$.m4s"/>
+          <Representation id="v" bandwidth="800000"/>
+        </AdaptationSet></Period></MPD>"#;
+
+    #[test]
+    fn low_latency_follows_the_mpd_signalling_and_its_service_description() {
+        let mpd = Mpd::parse(LL_MPD).unwrap();
+        assert_eq!(low_latency_signal(&mpd), (Some(1.5), Some(false)));
+        let (ll, offset) = low_latency(&mpd, 2.0, false, None).unwrap().unwrap();
+        assert_eq!(offset, 1.5);
+        assert!((ll.chunk_s - 0.5).abs() < 1e-12);
+        assert!((ll.target_latency_s - 1.2).abs() < 1e-12);
+        assert!((ll.min_latency_s - 0.8).abs() < 1e-12);
+        assert_eq!((ll.rate_min, ll.rate_max), (0.95, 1.1));
+        // A target asked for wins; a bad one is an error.
+        let (ll, _) = low_latency(&mpd, 2.0, false, Some(2.5)).unwrap().unwrap();
+        assert_eq!(ll.target_latency_s, 2.5);
+        assert!(low_latency(&mpd, 2.0, false, Some(-1.0)).is_err());
+        // A complete template is normal live unless forced; forced without an offset, the
+        // chunk is the segment and the target the default.
+        let plain = Mpd::parse(
+            &LL_MPD
+                .replace(" availabilityTimeOffset=\"1.5\" availabilityTimeComplete=\"false\"", "")
+                .replace("<ServiceDescription id=\"0\"><Latency target=\"1200\" min=\"800\" max=\"3000\"/>\n        <PlaybackRate min=\"0.95\" max=\"1.2\"/></ServiceDescription>", ""),
+        )
+        .unwrap();
+        assert_eq!(low_latency_signal(&plain), (None, None));
+        assert_eq!(low_latency(&plain, 2.0, false, None).unwrap(), None);
+        let (ll, offset) = low_latency(&plain, 2.0, true, None).unwrap().unwrap();
+        assert_eq!((offset, ll.chunk_s, ll.target_latency_s), (0.0, 2.0, 1.5));
     }
 }

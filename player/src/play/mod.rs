@@ -16,7 +16,9 @@
 //! - `live`: the live schedule (join point, the audio's beside the video, availability,
 //!   segment count, refresh), pure.
 //! - `transport`: the session's HTTP `Transport`: init segments, media URLs, the audio beside
-//!   the video, live MPD and HLS playlist refresh.
+//!   the video, live MPD and HLS playlist refresh; low-latency live: each segment requested at
+//!   its availability start, video and audio streamed side by side (`Net::get_streams`) and
+//!   read chunk by chunk (`crate::cmaf`).
 //! - `run`: [`play`], the orchestration, and its [`PlayReport`].
 
 mod clock;

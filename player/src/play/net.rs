@@ -161,6 +161,51 @@ impl HttpClient {
         }
     }
 
+    /// Starts sending `req` to `edge` (see [`HttpClient::request`]): a future owning what it
+    /// needs, so that several requests can be under way at once.
+    fn start(
+        &mut self,
+        edge: SocketAddr,
+        req: http::Request<Empty<Bytes>>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Resp, String>> + Send>> {
+        match self {
+            HttpClient::Plain(c) => Box::pin(send(c.request(req))),
+            HttpClient::Tls(c) => Box::pin(send(c.request(req))),
+            HttpClient::H3(clients) => {
+                let client = match clients.client(edge) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        return Box::pin(async move { Err(e) });
+                    }
+                };
+                let host = clients.host.clone();
+                Box::pin(async move {
+                    let (mut parts, _) = req.into_parts();
+                    let authority = parts
+                        .headers
+                        .remove(http::header::HOST)
+                        .and_then(|h| h.to_str().ok().map(str::to_string))
+                        .unwrap_or(host);
+                    let path = parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .to_string();
+                    parts.uri = format!("https://{authority}{path}")
+                        .parse()
+                        .map_err(|e| format!("{e}"))?;
+                    let req = http::Request::from_parts(parts, ());
+                    client
+                        .send(req)
+                        .await
+                        .map(|r| Resp::H3(Box::new(r)))
+                        .map_err(|e| format!("{e:#}"))
+                })
+            }
+        }
+    }
+
     /// Sends `req` (whose URI names the edge dialled, its Host header the site) to `edge`.
     async fn request(
         &mut self,
@@ -216,6 +261,16 @@ pub struct Net {
     pub failovers: u32,
     pub resolutions: u32,
 }
+
+/// One stream of [`Net::get_streams`] that ended: its bytes and the edge that sent them.
+#[derive(Debug)]
+pub struct StreamEnd {
+    pub bytes: u64,
+    pub edge: SocketAddr,
+}
+
+/// What a body-reading task passes on: its stream, then a piece, the end, or an error.
+type Piece = (usize, Result<Option<Bytes>>);
 
 /// A finished body transfer.
 pub struct Body {
@@ -432,6 +487,173 @@ impl Net {
             }
         }
         Err(last_err.unwrap_or_else(|| anyhow!("{url}: failed")))
+    }
+
+    /// The GET request for `url` (with `range`) to `edge`.
+    fn build(
+        &self,
+        url: &Url,
+        range: Option<&str>,
+        edge: SocketAddr,
+    ) -> Result<http::Request<Empty<Bytes>>> {
+        if url.host_str() != Some(self.host.as_str()) {
+            bail!(
+                "{url}: segments on another host than {} are not supported",
+                self.host
+            );
+        }
+        let mut path = url.path().to_string();
+        if let Some(q) = url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let uri: http::Uri = format!("{}://{edge}{path}", self.client.scheme())
+            .parse()
+            .map_err(|e| anyhow!("{url}: bad URI: {e}"))?;
+        let host_header = match url.port() {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        };
+        let mut req = http::Request::get(uri).header(http::header::HOST, host_header);
+        if let Some(r) = range {
+            req = req.header(http::header::RANGE, r);
+        }
+        req.body(Empty::<Bytes>::new())
+            .map_err(|e| anyhow!("{url}: {e}"))
+    }
+
+    /// Several GETs at once to one address (a low-latency video segment and its audio), their
+    /// bodies read side by side as they stream: `sink(stream, bytes, session time)` for every
+    /// piece that arrives (after shaping, which paces all streams as one link). The addresses
+    /// are tried in failover order until one answers every request's headers; after that, a
+    /// stream that fails is that stream's error. The outer error: no address answered.
+    pub async fn get_streams(
+        &mut self,
+        reqs: &[(Url, Option<String>)],
+        sink: &mut dyn FnMut(usize, &[u8], f64),
+    ) -> Result<Vec<Result<StreamEnd>>> {
+        let start = self.current;
+        let order = failover::round_order(start, self.resolved.addrs.len(), 0);
+        let mut last_err = None;
+        for (attempt, addr) in order.into_iter().enumerate() {
+            self.current = addr;
+            let edge = self.edge();
+            let mut pending = Vec::with_capacity(reqs.len());
+            for (url, range) in reqs {
+                let req = self.build(url, range.as_deref(), edge)?;
+                pending.push(self.client.start(edge, req));
+            }
+            let mut heads = Vec::with_capacity(pending.len());
+            let mut failed = None;
+            for (i, f) in pending.into_iter().enumerate() {
+                match tokio::time::timeout(self.timeout, f).await {
+                    Err(_) => failed = Some(anyhow!("{} via {edge}: timeout", reqs[i].0)),
+                    Ok(Err(e)) => failed = Some(anyhow!("{} via {edge}: {e}", reqs[i].0)),
+                    Ok(Ok(r)) if r.status().is_server_error() => {
+                        failed = Some(anyhow!("{} via {edge}: HTTP {}", reqs[i].0, r.status()))
+                    }
+                    Ok(Ok(r)) => heads.push(r),
+                }
+            }
+            if let Some(e) = failed {
+                tracing::warn!("{e:#}");
+                last_err = Some(e);
+                if failover::counts_as_failover(0, attempt) {
+                    self.failovers += 1;
+                }
+                continue;
+            }
+            return Ok(self.read_streams(reqs, heads, edge, sink).await);
+        }
+        self.current = start;
+        Err(last_err.unwrap_or_else(|| anyhow!("no address to fetch from")))
+    }
+
+    /// Reads the bodies of `heads` side by side (see [`Net::get_streams`]).
+    async fn read_streams(
+        &mut self,
+        reqs: &[(Url, Option<String>)],
+        heads: Vec<Resp>,
+        edge: SocketAddr,
+        sink: &mut dyn FnMut(usize, &[u8], f64),
+    ) -> Vec<Result<StreamEnd>> {
+        let n = heads.len();
+        let mut out: Vec<Option<Result<StreamEnd>>> = (0..n).map(|_| None).collect();
+        let mut bytes = vec![0u64; n];
+        // One slot per stream: a task reads ahead by one piece at most, so a shaped link
+        // still holds the sender back.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(n.max(1));
+        let mut tasks = Vec::with_capacity(n);
+        for (i, mut resp) in heads.into_iter().enumerate() {
+            let status = resp.status();
+            let range = reqs[i].1.as_deref();
+            let refused = if !status.is_success() {
+                Some(anyhow!("{}: HTTP {status}", reqs[i].0))
+            } else if range.is_some() && status != http::StatusCode::PARTIAL_CONTENT {
+                Some(anyhow!(
+                    "{}: asked for a range, got HTTP {status}: the server does not honour Range requests",
+                    reqs[i].0
+                ))
+            } else {
+                None
+            };
+            if let Some(e) = refused {
+                out[i] = Some(Err(e));
+                continue;
+            }
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let piece = resp.chunk().await;
+                    let end = !matches!(piece, Ok(Some(_)));
+                    if tx.send((i, piece)).await.is_err() || end {
+                        break;
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        while out.iter().any(Option::is_none) {
+            let (i, piece) = match tokio::time::timeout(self.timeout, rx.recv()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(_) => {
+                    for (k, o) in out.iter_mut().enumerate() {
+                        if o.is_none() {
+                            *o = Some(Err(anyhow!("{} via {edge}: body stalled", reqs[k].0)));
+                        }
+                    }
+                    break;
+                }
+            };
+            match piece {
+                Ok(Some(data)) => {
+                    bytes[i] += data.len() as u64;
+                    if let Some(shaper) = &mut self.shaper {
+                        let now = self.clock.now();
+                        let until = shaper.pace(now, data.len() as u64);
+                        if until > now {
+                            self.clock.sleep((until - now).min(3600.0)).await;
+                        }
+                    }
+                    sink(i, &data, self.clock.now());
+                }
+                Ok(None) => {
+                    out[i] = Some(Ok(StreamEnd {
+                        bytes: bytes[i],
+                        edge,
+                    }))
+                }
+                Err(e) => out[i] = Some(Err(anyhow!("{} via {edge}: {e:#}", reqs[i].0))),
+            }
+        }
+        for t in tasks {
+            t.abort();
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(k, o)| o.unwrap_or_else(|| Err(anyhow!("{}: the body ended early", reqs[k].0))))
+            .collect()
     }
 
     /// Fetches a whole document (MPD, time endpoint).

@@ -18,6 +18,7 @@ use super::live::{self, LiveSchedule};
 use super::net::Net;
 use super::transport::{HttpTransport, Live};
 use crate::abr;
+use crate::lowlat::LowLatency;
 use crate::manifest::Title;
 use crate::report::SessionReport;
 use crate::session::{self, Clock};
@@ -32,6 +33,9 @@ pub struct PlayReport {
     pub addresses: Vec<String>,
     pub live: bool,
     pub clock_offset_s: f64,
+    /// Low-latency mode: the latency held, the chunk duration and the playback-rate bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_latency: Option<LowLatency>,
     pub failovers: u32,
     pub resolutions: u32,
     pub session: SessionReport,
@@ -119,7 +123,7 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
         let (mut title, hls_live) =
             hls::title(&mut net, &cfg.url, &text, cfg.lang.as_deref()).await?;
         let Some(hls_live) = hls_live else {
-            return run_title(cfg, clock, net, title, None, false, 0.0).await;
+            return run_title(cfg, clock, net, title, None, false, 0.0, None).await;
         };
         // Live HLS: the newest segment listed has just been completed; play three target
         // durations behind it (RFC 8216 6.3.3).
@@ -156,13 +160,16 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
             audio,
             hls_audio: hls_live.audio,
             lang: cfg.lang.clone(),
+            chunked: None,
+            skip_s: 0.0,
         };
-        return run_title(cfg, clock, net, title, Some(live), true, 0.0).await;
+        return run_title(cfg, clock, net, title, Some(live), true, 0.0, None).await;
     }
     let text = String::from_utf8(text).map_err(|_| anyhow!("{}: MPD is not UTF-8", cfg.url))?;
     let mpd = Mpd::parse(&text).map_err(|e| anyhow!("{}: {e}", cfg.url))?;
     let dynamic = mpd.is_dynamic();
     let mut live = None;
+    let mut low_latency = None;
     let offset_s = if dynamic {
         clock_offset(&mut net, &clock, &mpd, &cfg.url).await
     } else {
@@ -177,12 +184,25 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
             bail!("cannot play this MPD: dynamic without availabilityStartTime");
         };
         let ast_s = ast.timestamp_millis() as f64 / 1000.0;
-        let delay_s = live::presentation_delay_s(&mpd, title.video.segment_duration_s);
+        let segment_s = title.video.segment_duration_s;
+        low_latency = live::low_latency(&mpd, segment_s, cfg.low_latency, cfg.target_latency_s)?;
+        let delay_s = match &low_latency {
+            Some((ll, _)) => ll.aim_s(),
+            None => live::presentation_delay_s(&mpd, segment_s),
+        };
         let duration = cfg.duration_s.unwrap_or(30.0);
         let Some(schedule) =
             LiveSchedule::join(&title.rungs[0].media, ast_s, delay_s, duration, server_now)
         else {
             bail!("cannot play this MPD: no live segment is available yet");
+        };
+        // Low latency joins inside the segment, `delay_s` behind the edge.
+        let skip_s = match &low_latency {
+            Some(_) => {
+                let start = schedule.first_end_epoch_s - schedule.segment_s;
+                (server_now - delay_s - start).clamp(0.0, schedule.segment_s)
+            }
+            None => 0.0,
         };
         title.video.num_segments = schedule.count;
         title.video.sizes = None;
@@ -203,6 +223,8 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
             audio,
             hls_audio: None,
             lang: cfg.lang.clone(),
+            chunked: low_latency.as_ref().map(|(_, offset)| *offset),
+            skip_s,
         });
         title
     } else {
@@ -210,10 +232,22 @@ pub async fn play_with_clock(cfg: &PlayConfig, clock: Arc<WallClock>) -> Result<
         load_indexes(&mut net, &mut t).await?;
         t
     };
-    run_title(cfg, clock, net, title, live, dynamic, offset_s).await
+    run_title(
+        cfg,
+        clock,
+        net,
+        title,
+        live,
+        dynamic,
+        offset_s,
+        low_latency.map(|(ll, _)| ll),
+    )
+    .await
 }
 
-/// Plays a title (from an MPD or an HLS playlist) and reports.
+/// Plays a title (from an MPD or an HLS playlist) and reports; `low_latency` for a live MPD
+/// played in low-latency mode.
+#[allow(clippy::too_many_arguments)]
 async fn run_title(
     cfg: &PlayConfig,
     clock: Arc<WallClock>,
@@ -222,6 +256,7 @@ async fn run_title(
     live: Option<Live>,
     dynamic: bool,
     offset_s: f64,
+    low_latency: Option<LowLatency>,
 ) -> Result<PlayReport> {
     // Live: the session's length; on demand: as many segments as the duration asked for.
     let mut session_cfg = cfg.session;
@@ -233,7 +268,12 @@ async fn run_title(
     if live.is_some() {
         session_cfg.max_session_s = Some(cfg.duration_s.unwrap_or(30.0));
     }
-    let mut abr = abr::by_name(&cfg.abr)?;
+    session_cfg.low_latency = low_latency;
+    let name = match (&low_latency, cfg.abr.as_str()) {
+        (Some(_), "default") => abr::DEFAULT_LOW_LATENCY,
+        (_, name) => name,
+    };
+    let mut abr = abr::by_name(name)?;
     let video = title.video.clone();
     let mut transport = HttpTransport::new(net, title, cfg.url.clone(), live, clock.clone());
     let session = session::run(
@@ -252,6 +292,7 @@ async fn run_title(
         addresses: resolved.addrs.iter().map(|a| a.to_string()).collect(),
         live: dynamic,
         clock_offset_s: offset_s,
+        low_latency,
         failovers: net.failovers,
         resolutions: net.resolutions,
         session,

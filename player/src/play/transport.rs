@@ -4,7 +4,7 @@
 //! audio's) and MPD (or HLS playlist) refreshes when minimumUpdatePeriod has passed (or when
 //! a wanted number is not listed yet). Wall time is read from the injected [`WallClock`] only.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
@@ -14,8 +14,12 @@ use url::Url;
 use super::clock::WallClock;
 use super::live::{self, LiveSchedule};
 use super::net::Net;
+use crate::cmaf::{ChunkReader, InitInfo};
+use crate::lowlat::LiveTimeline;
 use crate::manifest::{Title, Track};
-use crate::session::{Clock, Companion, Fetched, Request, Transport, Watch};
+use crate::session::{
+    ChunkEvent, ChunkedFetch, Clock, Companion, Fetched, OnChunk, Request, Transport, Watch,
+};
 
 /// A segment's URL, its byte range (a `Range` header value) and the init segment it needs.
 type Located = (Url, Option<String>, Option<mpd::SegmentRef>);
@@ -37,6 +41,11 @@ pub struct Live {
     pub hls_audio: Option<Url>,
     /// The audio language asked for (`--lang`), for the MPD's refreshes.
     pub lang: Option<String>,
+    /// Low latency: each segment is requested this long before it is complete (its
+    /// availabilityTimeOffset) and read chunk by chunk; `None`: requested once complete.
+    pub chunked: Option<f64>,
+    /// Seconds of the first segment skipped to join (low latency).
+    pub skip_s: f64,
 }
 
 /// The HTTP transport the session drives.
@@ -48,6 +57,8 @@ pub struct HttpTransport {
     inits: HashSet<(Url, Option<String>)>,
     live: Option<Live>,
     clock: Arc<WallClock>,
+    /// Low latency: what each init segment says (by URL and range), read once.
+    init_infos: HashMap<(Url, Option<String>), Option<InitInfo>>,
 }
 
 impl HttpTransport {
@@ -66,7 +77,118 @@ impl HttpTransport {
             inits: HashSet::new(),
             live,
             clock,
+            init_infos: HashMap::new(),
         }
+    }
+
+    /// Low latency: fetches an init segment once and reads its tracks; the bytes fetched
+    /// (0 when it already was) and its tracks (`None` when unreadable: the segment is then
+    /// credited whole).
+    async fn init_info(
+        &mut self,
+        init: Option<mpd::SegmentRef>,
+    ) -> Result<(u64, Option<InitInfo>)> {
+        let Some(init) = init else {
+            return Ok((0, None));
+        };
+        let range = init.range.as_ref().map(|r| r.to_header());
+        let key = (init.url.clone(), range.clone());
+        if let Some(info) = self.init_infos.get(&key) {
+            return Ok((0, info.clone()));
+        }
+        let b = self
+            .net
+            .get(&init.url, range.as_deref(), true, None, 0)
+            .await?;
+        let info = match InitInfo::parse(b.data.as_deref().unwrap_or_default()) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!("{}: {e:#}; its segments are credited whole", init.url);
+                None
+            }
+        };
+        self.inits.insert(key.clone());
+        self.init_infos.insert(key, info.clone());
+        Ok((b.bytes, info))
+    }
+
+    /// Low latency: streams `streams` (video first, then the audio) side by side, reading
+    /// their chunks as they arrive and passing each to `on_chunk`. A stream that fails after
+    /// some bytes is fetched again once, crediting only what the first try had not.
+    async fn stream_chunks(
+        &mut self,
+        streams: Vec<(Url, Option<String>, Option<InitInfo>)>,
+        on_chunk: &mut OnChunk<'_>,
+    ) -> Result<Vec<Result<Fetched>>> {
+        let n = streams.len();
+        let reqs: Vec<(Url, Option<String>)> = streams
+            .iter()
+            .map(|(u, r, _)| (u.clone(), r.clone()))
+            .collect();
+        let mut credited = vec![0.0f64; n];
+        let mut results: Vec<Option<Result<Fetched>>> = (0..n).map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..n).collect();
+        for attempt in 0..2 {
+            let mut readers: Vec<Option<ChunkReader>> = streams
+                .iter()
+                .map(|(_, _, info)| info.clone().map(ChunkReader::new))
+                .collect();
+            let these: Vec<(Url, Option<String>)> = todo.iter().map(|&i| reqs[i].clone()).collect();
+            let ends = {
+                let mut sink = |k: usize, data: &[u8], at: f64| {
+                    let i = todo[k];
+                    let Some(r) = &mut readers[i] else { return };
+                    match r.feed(data, at) {
+                        Ok(done) => {
+                            for mut c in done {
+                                // A refetch credits only the media the first try had not.
+                                let fresh = (r.media_s - credited[i]).min(c.media_s);
+                                if fresh <= 1e-9 {
+                                    continue;
+                                }
+                                c.media_s = fresh;
+                                credited[i] += fresh;
+                                on_chunk(ChunkEvent {
+                                    companion: i > 0,
+                                    chunk: c,
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("{}: {e:#}; the segment is credited whole", reqs[i].0);
+                            readers[i] = None;
+                        }
+                    }
+                };
+                self.net.get_streams(&these, &mut sink).await?
+            };
+            let mut again = Vec::new();
+            for (k, end) in ends.into_iter().enumerate() {
+                let i = todo[k];
+                match end {
+                    Ok(e) => {
+                        results[i] = Some(Ok(Fetched {
+                            bytes: e.bytes,
+                            complete: true,
+                            edge: Some(e.edge.to_string()),
+                        }))
+                    }
+                    Err(e) if attempt == 0 => {
+                        tracing::warn!("{e:#}; fetching it again");
+                        again.push(i);
+                    }
+                    Err(e) => results[i] = Some(Err(e)),
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            todo = again;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(anyhow!("not fetched"))))
+            .collect())
     }
 
     pub fn net(&self) -> &Net {
@@ -125,6 +247,9 @@ impl HttpTransport {
                 update_every_s: Some(p),
                 ..
             }) => *p,
+            Some(Live {
+                chunked: Some(_), ..
+            }) => 0.1,
             Some(_) => 0.5,
         };
         if let Ok(u) = self.media_url(segment, track) {
@@ -212,7 +337,14 @@ impl HttpTransport {
         let text = self.net.get_bytes(&self.url).await?;
         let mpd = Mpd::parse(&String::from_utf8_lossy(&text))
             .map_err(|e| anyhow!("{}: {e}", self.url))?;
-        let at = live::at_epoch(self.server_now_s(offset))?;
+        // Low latency asks for each segment the moment its first chunk is out: list a little
+        // ahead so that clock jitter does not hide it (it is requested on schedule anyway).
+        let ahead = if self.live.as_ref().and_then(|l| l.chunked).is_some() {
+            0.25
+        } else {
+            0.0
+        };
+        let at = live::at_epoch(self.server_now_s(offset) + ahead)?;
         let title = Title::from_mpd_lang(&mpd, &self.url, SegmentsAt::Live(at), lang.as_deref())?;
         if title.rungs.len() == self.title.rungs.len() {
             self.title.rungs = title.rungs;
@@ -300,13 +432,85 @@ impl Transport for HttpTransport {
         let live = self.live.as_ref()?;
         let server_now = self.server_now_s(live.offset_s);
         let schedule = live.audio.as_ref()?;
-        Some(self.clock.now() + schedule.available_in(index, server_now))
+        // Low latency: the audio's chunks are as long as the video's.
+        let early = live.chunked.map_or(0.0, |offset| {
+            let chunk_s = live.schedule.segment_s - offset;
+            (schedule.segment_s - chunk_s).max(0.0)
+        });
+        Some(self.clock.now() + schedule.available_in(index, server_now) - early)
     }
 
     fn available_at(&self, segment: usize) -> Option<f64> {
         let live = self.live.as_ref()?;
         let server_now = self.server_now_s(live.offset_s);
-        Some(self.clock.now() + live.schedule.available_in(segment, server_now))
+        let early = live.chunked.unwrap_or(0.0);
+        Some(self.clock.now() + live.schedule.available_in(segment, server_now) - early)
+    }
+
+    fn live_timeline(&self) -> Option<LiveTimeline> {
+        let live = self.live.as_ref()?;
+        let server_now = self.server_now_s(live.offset_s);
+        let first_start = live.schedule.first_end_epoch_s - live.schedule.segment_s;
+        Some(LiveTimeline {
+            origin_s: self.clock.now() - (server_now - first_start),
+            skip_s: live.skip_s,
+        })
+    }
+
+    async fn fetch_chunked(
+        &mut self,
+        req: Request,
+        companion: Option<usize>,
+        on_chunk: &mut OnChunk<'_>,
+    ) -> Result<ChunkedFetch> {
+        if self.live.as_ref().and_then(|l| l.chunked).is_none() {
+            let mut keep = |_: u64, _: u64, _: f64| true;
+            let video = self.fetch(req, &mut keep).await?;
+            let companion = match companion {
+                Some(i) => Some(self.fetch_companion(i).await),
+                None => None,
+            };
+            return Ok(ChunkedFetch { video, companion });
+        }
+        self.refresh(false).await?;
+        let (url, range, init) = self.locate(req.segment, Track::Video(req.rung)).await?;
+        let (video_init, info) = self.init_info(init).await?;
+        let mut streams = vec![(url, range, info)];
+        let mut audio_init = 0;
+        let mut audio_err = None;
+        if let Some(index) = companion {
+            let found = match self.locate(index, Track::Audio).await {
+                Ok((u, r, init)) => self.init_info(init).await.map(|(b, i)| (u, r, b, i)),
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok((u, r, b, i)) => {
+                    audio_init = b;
+                    streams.push((u, r, i));
+                }
+                Err(e) => audio_err = Some(e),
+            }
+        }
+        let mut ends = self.stream_chunks(streams, on_chunk).await?.into_iter();
+        let video = ends
+            .next()
+            .unwrap_or_else(|| Err(anyhow!("segment {} not fetched", req.segment)))?;
+        let companion = companion.map(|_| match (audio_err, ends.next()) {
+            (Some(e), _) => Err(e),
+            (None, Some(Ok(f))) => Ok(Fetched {
+                bytes: f.bytes + audio_init,
+                ..f
+            }),
+            (None, Some(Err(e))) => Err(e),
+            (None, None) => Err(anyhow!("the audio was not fetched")),
+        });
+        Ok(ChunkedFetch {
+            video: Fetched {
+                bytes: video.bytes + video_init,
+                ..video
+            },
+            companion,
+        })
     }
 }
 
@@ -352,6 +556,8 @@ mod tests {
             audio: None,
             hls_audio: None,
             lang: None,
+            chunked: None,
+            skip_s: 0.0,
         };
         let vod = HttpTransport::new(
             Net::new(&cfg, clock.clone()).await.unwrap(),
