@@ -5,7 +5,7 @@
 # output; blocks of benchmarks not run are kept, as is the hand-written analysis above.
 #
 #   scripts/bench.sh            all benchmarks (about 35 minutes)
-#   scripts/bench.sh edge dns   only those (package, origin, edge, edge-tls, edge-disk, dns, abr, fuzz, soak)
+#   scripts/bench.sh edge dns   only those (package, origin, edge, edge-tls, edge-disk, dns, abr, ll, fuzz, soak)
 #
 # The test suite (scripts/test.sh) does not need the peers; this script installs them.
 #
@@ -25,9 +25,10 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 cargo build --release --quiet
 cargo build --release --quiet -p edge --example h3load
+cargo build --release --quiet -p cdn-tests --example ll_bench
 
 which=("$@")
-[ "${#which[@]}" -gt 0 ] || which=(package origin edge edge-tls edge-disk dns abr fuzz soak)
+[ "${#which[@]}" -gt 0 ] || which=(package origin edge edge-tls edge-disk dns abr ll fuzz soak)
 
 traces=../shared/traces
 [ -d "$traces" ] || traces=player/tests/fixtures
@@ -62,10 +63,12 @@ for w in "${which[@]}"; do
     dns) block=(dns "DNS router (vs Knot DNS, dnsperf)" "dns-router/bench/bench.sh 8 3") ;;
     abr) block=(abr "ABR simulation (Pensieve traces and video)" \
       "./target/release/cdn simulate --abr all --trace $traces/pensieve-cooked/cooked_traces --video $traces/pensieve-video") ;;
+    ll) block=(ll "Low-latency live (our player and dash.js, per chunk duration, against the normal live channel)" \
+      "./target/release/examples/ll_bench --seconds 30 --chunks 0.25,0.5,1.0") ;;
     fuzz) block=(fuzz "Fuzzing (cargo fuzz, 60 s per target, from the committed corpora)" "fuzz/run.sh 60") ;;
     soak) block=(soak "Soak (50 players for 10 minutes through the router and edges, edge 1 restarted halfway)" \
       "scripts/soak.sh --players 50 --minutes 10") ;;
-    *) echo "unknown benchmark $w (package, origin, edge, edge-tls, edge-disk, dns, abr, fuzz, soak)" >&2; exit 2 ;;
+    *) echo "unknown benchmark $w (package, origin, edge, edge-tls, edge-disk, dns, abr, ll, fuzz, soak)" >&2; exit 2 ;;
   esac
   echo "bench.sh: running $w" >&2
   out=$(mktemp)

@@ -184,3 +184,162 @@ async fn a_live_session_keeps_fetching_what_is_published_while_it_runs() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The highest video and the audio `@bandwidth` of the test title, bits per second.
+fn top_rung_with_audio(t: &cdn_tests::TestStack) -> f64 {
+    let text = std::fs::read_to_string(t.content.path().join("vod/demo/manifest.mpd"))
+        .expect("the test title's MPD");
+    let mpd = mpd::Mpd::parse(&text).expect("it parses");
+    let mut video = 0u64;
+    let mut audio = 0u64;
+    for set in &mpd.periods[0].adaptation_sets {
+        let is_audio = set.content_type.as_deref() == Some("audio");
+        for r in &set.representations {
+            let slot = if is_audio { &mut audio } else { &mut video };
+            *slot = (*slot).max(r.bandwidth);
+        }
+    }
+    assert!(video > 0 && audio > 0, "the title has video and audio");
+    (video + audio) as f64
+}
+
+fn low_latency_config(t: &cdn_tests::TestStack, region: u8, host: u8, seconds: f64) -> PlayConfig {
+    let path = format!(
+        "/live/{}/manifest.mpd",
+        t.stack.config.low_latency_channel()
+    );
+    let mut cfg = PlayConfig::new(t.content_url(&path).parse().unwrap());
+    cfg.dns = Some(t.stack.dns.dns_addr());
+    cfg.bind = Some(IpAddr::from([127, t.octet, region, host]));
+    cfg.duration_s = Some(seconds);
+    cfg
+}
+
+/// `cdn play` on the low-latency channel through an edge, found through the router: low-latency
+/// mode turns on from the MPD alone; on a free link it holds under two seconds behind live
+/// without a stall; through a link of a constant 1.5 times the top rung (with audio), still no
+/// stall and at most 2.5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_latency_live_plays_under_two_seconds_behind_through_an_edge() {
+    let t = cdn_tests::TestStack::start().await.expect("stack starts");
+    let free = low_latency_config(&t, 1, 10, 30.0);
+    let mut shaped = low_latency_config(&t, 2, 10, 30.0);
+    let rate = 1.5 * top_rung_with_audio(&t);
+    shaped.shape = Some(Trace::constant("1.5x top rung", rate, 1000.0).unwrap());
+    let (free, shaped) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(90), play(&free)),
+        tokio::time::timeout(Duration::from_secs(90), play(&shaped)),
+    );
+    for (name, report, p50_max, p95_max) in [
+        ("free link", free, 1.5, Some(2.0)),
+        ("1.5x the top rung", shaped, 2.5, None),
+    ] {
+        let report = report
+            .unwrap_or_else(|_| panic!("{name}: playback ends"))
+            .unwrap_or_else(|e| panic!("{name}: playback works: {e:#}"));
+        let s = &report.session.summary;
+        eprintln!(
+            "low latency, {name}: p50 {:?} s, p95 {:?} s, {} stalls, {:.0} kb/s, {} segments",
+            s.live_latency_p50_s,
+            s.live_latency_p95_s,
+            s.rebuffer_count,
+            s.bitrate_kbps,
+            s.segments
+        );
+        assert!(report.live, "{name}");
+        assert!(
+            report.low_latency.is_some(),
+            "{name}: low-latency mode from the MPD"
+        );
+        assert_eq!(s.rebuffer_count, 0, "{name}: stalled\n{}", report.table());
+        assert_eq!(s.missing_segments, 0, "{name}\n{}", report.table());
+        assert!(
+            s.segments >= 13,
+            "{name}: 30 s is 15 segments of 2 s\n{}",
+            report.table()
+        );
+        let p50 = s.live_latency_p50_s.expect("latency measured");
+        let p95 = s.live_latency_p95_s.expect("latency measured");
+        assert!(p50 <= p50_max, "{name}: p50 {p50} s\n{}", report.table());
+        if let Some(max) = p95_max {
+            assert!(p95 <= max, "{name}: p95 {p95} s\n{}", report.table());
+        }
+        assert!(p50 > 0.0, "{name}: a latency below zero is a clock error");
+    }
+    t.stack.shutdown().await;
+}
+
+/// Fifty low-latency players on one edge: the origin is asked once for each chunked segment of
+/// each rung they play, however many players want it while it is being produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_low_latency_players_on_one_edge_cost_the_origin_one_request_per_segment() {
+    let proxy = cdn_tests::Interposer::start(IpAddr::from([127, 0, 0, 1]))
+        .await
+        .expect("interposer starts");
+    let upstream = proxy.url();
+    let t = cdn_tests::TestStack::start_with(|c| c.edge_upstream = Some(upstream))
+        .await
+        .expect("stack starts");
+    proxy.forward_to(t.stack.origin.local_addr());
+    let players: Vec<_> = (0..50u8)
+        .map(|i| {
+            let mut cfg = low_latency_config(&t, 1, 10 + i, 20.0);
+            // One rung for everybody would prove nothing about rungs: half are held low.
+            if i % 2 == 1 {
+                cfg.shape = Some(Trace::constant("low", 1.2e6, 1000.0).unwrap());
+            }
+            cfg
+        })
+        .collect();
+    // The player's future stays on its thread (as `cdn play`'s does): one local set for all.
+    let local = tokio::task::LocalSet::new();
+    let tasks: Vec<_> = players
+        .into_iter()
+        .map(|cfg| {
+            local.spawn_local(async move {
+                tokio::time::timeout(Duration::from_secs(90), play(&cfg))
+                    .await
+                    .expect("playback ends")
+                    .expect("playback works")
+            })
+        })
+        .collect();
+    let reports = local
+        .run_until(async {
+            let mut reports = Vec::new();
+            for task in tasks {
+                reports.push(task.await.expect("a player task"));
+            }
+            reports
+        })
+        .await;
+    let channel = format!("/live/{}/", t.stack.config.low_latency_channel());
+    let counts = proxy.counts();
+    let segments: Vec<(&String, &u64)> = counts
+        .iter()
+        .filter(|(p, _)| p.starts_with(&channel) && p.ends_with(".m4s"))
+        .collect();
+    let repeated: Vec<_> = segments.iter().filter(|(_, n)| **n > 1).collect();
+    let rungs: std::collections::BTreeSet<&str> = segments
+        .iter()
+        .filter_map(|(p, _)| p[channel.len()..].split('/').next())
+        .collect();
+    let played: usize = reports.iter().map(|r| r.session.summary.segments).sum();
+    eprintln!(
+        "50 low-latency players: {played} segments played, {} origin requests for {} segment URLs of {} representations",
+        segments.iter().map(|(_, n)| **n).sum::<u64>(),
+        segments.len(),
+        rungs.len()
+    );
+    assert!(
+        repeated.is_empty(),
+        "asked the origin more than once: {repeated:?}"
+    );
+    assert!(rungs.len() >= 3, "video rungs and audio: {rungs:?}");
+    assert!(played >= 50 * 8, "{played} segments");
+    for r in &reports {
+        assert_eq!(r.session.summary.missing_segments, 0, "{}", r.table());
+    }
+    t.stack.shutdown().await;
+    proxy.shutdown().await;
+}
