@@ -1,11 +1,11 @@
 //! Low-latency live, measured: for each chunk duration tried, a stack on free loopback addresses
 //! whose low-latency channel uses it; our player (`cdn play`, low-latency mode, through edge 1)
-//! and dash.js in headless Chromium (low-latency mode, through edge 2) play it at once for the
-//! given time. Then the same two on the normal live channel. Prints one row per player and
+//! dash.js in headless Chromium (low-latency mode, through edge 2) and hls.js (LL-HLS, through
+//! edge 3) play it at once for the given time. Then the same three on the normal live channel. Prints one row per player and
 //! configuration: live latency p50/p95, stalls, mean video bitrate and requests per second.
 //!
 //! Our player's requests are counted at its edge (`edge_requests_total`, it is alone there);
-//! dash.js's from the browser's Resource Timing (tests/js/play.mjs).
+//! the browsers' from Resource Timing (tests/js/play.mjs).
 //!
 //! `cargo run --release -p cdn-tests --example ll_bench -- [--seconds 30] [--chunks 0.25,0.5,1.0]`
 //! (`scripts/bench.sh ll`). Needs node, chromium and the npm packages of tests/js.
@@ -77,13 +77,14 @@ fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     Some(values[i.min(values.len() - 1)])
 }
 
-/// Plays `url` with dash.js in Chromium for `seconds` (low-latency mode when asked).
-fn dashjs(url: &str, seconds: u32, low_latency: bool) -> Result<serde_json::Value> {
+/// Plays `url` with `player` (dashjs, hlsjs) in Chromium for `seconds` (low-latency mode when
+/// asked).
+fn browser(player: &str, url: &str, seconds: u32, low_latency: bool) -> Result<serde_json::Value> {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     let node = common::tools::find("node").context("node is missing (apt-get install nodejs)")?;
     let mut cmd = Command::new(node);
     cmd.current_dir(&js)
-        .args(["play.mjs", "dashjs", url, &seconds.to_string()]);
+        .args(["play.mjs", player, url, &seconds.to_string()]);
     if low_latency {
         cmd.args(["0", "0", "lowlatency"]);
     }
@@ -101,7 +102,7 @@ fn dashjs(url: &str, seconds: u32, low_latency: bool) -> Result<serde_json::Valu
     reports.pop().context("no session report")
 }
 
-fn dashjs_row(config: &str, r: &serde_json::Value) -> Row {
+fn browser_row(config: &str, player: &'static str, r: &serde_json::Value) -> Row {
     // Latency samples after the first 10 s: [t, player's latency, wall-clock latency, rate].
     let mut lat: Vec<f64> = r["latency"]
         .as_array()
@@ -116,7 +117,8 @@ fn dashjs_row(config: &str, r: &serde_json::Value) -> Row {
         .into_iter()
         .flatten()
         .filter_map(|s| s[1].as_f64())
-        .sum();
+        .sum::<f64>()
+        + 0.0;
     let bws: Vec<f64> = r["bandwidths"]
         .as_array()
         .into_iter()
@@ -131,7 +133,7 @@ fn dashjs_row(config: &str, r: &serde_json::Value) -> Row {
     });
     Row {
         config: config.into(),
-        player: "dash.js",
+        player,
         p50: percentile(&mut lat.clone(), 50.0),
         p95: percentile(&mut lat, 95.0),
         stalls,
@@ -148,19 +150,26 @@ async fn edge_requests(edge: SocketAddr) -> f64 {
     }
 }
 
-/// Our player and dash.js at once on `path` of a stack: ours through edge 1, dash.js through
-/// edge 2.
+/// Our player, dash.js and hls.js at once on a channel of a stack: ours through edge 1, dash.js
+/// through edge 2, hls.js (on the channel's HLS playlists) through edge 3.
 async fn run_pair(t: &TestStack, config: &str, path: &str, seconds: u32) -> Result<Vec<Row>> {
     let low_latency = path.contains("-ll/");
     let edge1 = t.stack.config.edges[0].listen;
     let edge2 = t.stack.config.edges[1].listen;
+    let edge3 = t.stack.config.edges[2].listen;
     let mut pc = PlayConfig::new(mpd::Url::parse(&t.content_url(path))?);
     pc.dns = Some(t.stack.dns.dns_addr());
     pc.bind = Some(IpAddr::V4(Ipv4Addr::new(127, t.octet, 1, 10)));
     pc.duration_s = Some(f64::from(seconds));
     let before = edge_requests(edge1).await;
     let browser_url = format!("http://{edge2}{path}");
-    let browser = tokio::task::spawn_blocking(move || dashjs(&browser_url, seconds, low_latency));
+    let hls_url = format!(
+        "http://{edge3}{}",
+        path.replace("manifest.mpd", "master.m3u8")
+    );
+    let dash =
+        tokio::task::spawn_blocking(move || browser("dashjs", &browser_url, seconds, low_latency));
+    let hls = tokio::task::spawn_blocking(move || browser("hlsjs", &hls_url, seconds, low_latency));
     let ours = play(&pc).await.context("our player")?;
     let after = edge_requests(edge1).await;
     let s = &ours.session.summary;
@@ -175,8 +184,10 @@ async fn run_pair(t: &TestStack, config: &str, path: &str, seconds: u32) -> Resu
         kbps: Some(s.bitrate_kbps),
         requests_per_s: Some((after - before) / played),
     }];
-    let dash = browser.await?.context("dash.js")?;
-    rows.push(dashjs_row(config, &dash));
+    let dash = dash.await?.context("dash.js")?;
+    rows.push(browser_row(config, "dash.js", &dash));
+    let hls = hls.await?.context("hls.js")?;
+    rows.push(browser_row(config, "hls.js", &hls));
     Ok(rows)
 }
 
@@ -221,7 +232,8 @@ async fn main() -> Result<()> {
     }
     println!(
         "\nLatency: now minus the wall-clock time of the media at the playhead (ours: sampled in \
-         the session after its start; dash.js: getCurrentLiveLatency() after the first 10 s). \
+         the session after its start; dash.js: getCurrentLiveLatency(), hls.js: hls.latency, \
+         after the first 10 s). \
          Requests: every request of one viewer, manifests included."
     );
     Ok(())

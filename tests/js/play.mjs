@@ -1,7 +1,7 @@
 // Plays streams with dash.js, hls.js or Shaka Player in headless Chromium and prints what happened
 // as one JSON line: an array with one report per session, in the order given.
 //
-// usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS [replay]] [-- PLAYER URL SECONDS ...]
+// usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS [replay|lowlatency]] [-- PLAYER URL SECONDS ...]
 //
 // PLAYER is dashjs, hlsjs or shaka; URL is an MPD (dashjs, shaka) or an HLS multivariant playlist
 // (hlsjs, shaka). Sessions run at once, each in its own page and browser context of one Chromium.
@@ -10,7 +10,10 @@
 // THROTTLE_KBPS is given, that page's network is throttled to that rate for the first
 // THROTTLE_SECONDS, then released, so that the ABR has to use more than one quality (0 0 for no
 // throttling). With `replay`, a stream that ends is played once more from the start (a seek to 0),
-// and the session ends at its second end: a short VOD title then plays twice its length.
+// and the session ends at its second end: a short VOD title then plays twice its length. With
+// `lowlatency`, the player runs in its low-latency mode: dash.js with live catch-up and the
+// low-latency throughput estimate (its latency target from the MPD's ServiceDescription), hls.js
+// with `lowLatencyMode` and playback-rate catch-up.
 //
 // A report holds the playhead sampled every 250 ms (`times`), the seconds played (`played`: the
 // sum of forward steps of the playhead between samples, so seeks and live-edge jumps don't count),
@@ -19,6 +22,14 @@
 // held (`source_buffers`), the video bandwidths played, what the player says about audio, and
 // the player's errors (fatal) and warnings (recoverable), and how many of the page's fetches
 // went over each protocol (Resource Timing's nextHopProtocol: `h3`, `h2`, `http/1.1`).
+// Of a live stream, it also holds the player's latency sampled with the playhead once playing
+// (`latency`: [seconds since start, the player's own latency, latency from the wall clock,
+// playback rate] every 250 ms; dash.js: getCurrentLiveLatency() and now - timeAsUTC(); hls.js:
+// hls.latency and now - playingDate) and its target latency. Every session reports each
+// `waiting` of the video element after it first played (`stalls`: start and length in seconds),
+// the stream fetches by kind (`requests`: count and per second over the whole session and after
+// its first 10 s, from Resource Timing), the fetches that failed or got an HTTP error
+// (`failed_requests`) and the page's console errors.
 //
 // HTTP/3: with QUIC_ORIGINS=HOST:PORT[,...] and TRUST_CERT=PEM in the environment, Chromium
 // speaks QUIC to those origins from the first request (--origin-to-force-quic-on) and accepts the
@@ -32,7 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const usage = 'usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS [replay]] [-- PLAYER URL SECONDS ...]';
+const usage = 'usage: node play.mjs PLAYER URL SECONDS [THROTTLE_KBPS THROTTLE_SECONDS [replay|lowlatency]] [-- PLAYER URL SECONDS ...]';
 
 const libraries = {
   dashjs: 'node_modules/dashjs/dist/modern/umd/dash.all.min.js',
@@ -40,28 +51,44 @@ const libraries = {
   shaka: 'node_modules/shaka-player/dist/shaka-player.compiled.js',
 };
 
-// Per player: starts playback of `url` into `video`, reporting through `report`, and returns a
-// function sampling the current video bandwidth and what the player knows of audio.
+// Per player: starts playback of `url` into `video` (in the player's low-latency mode when
+// `lowLatency`), reporting through `report`, and returns a function sampling the current video
+// bandwidth, what the player knows of audio, and its live latency.
 const starters = {
-  dashjs: `(video, url, report) => {
+  dashjs: `(video, url, report, lowLatency) => {
     const player = dashjs.MediaPlayer().create();
     player.on(dashjs.MediaPlayer.events.ERROR, (e) => {
       report.errors.push('dash.js: ' + JSON.stringify(e.error || e).slice(0, 300));
     });
+    if (lowLatency) {
+      player.updateSettings({
+        streaming: {
+          liveCatchup: { enabled: true, mode: 'liveCatchupModeDefault' },
+          abr: {
+            rules: { throughputRule: { active: true }, bolaRule: { active: false } },
+            throughput: { lowLatencyDownloadTimeCalculationMode: 'lowLatencyDownloadTimeCalculationModeMoofParsing' },
+          },
+        },
+      });
+    }
     player.initialize(video, url, true);
     return () => {
       const rep = player.getCurrentRepresentationForType && player.getCurrentRepresentationForType('video');
       const audio = player.getCurrentTrackFor && player.getCurrentTrackFor('audio');
+      const live = video.currentTime > 0 && player.isDynamic();
       return {
         bandwidth: rep && rep.bandwidth,
         audio: audio ? 'track ' + (audio.codec || audio.mimeType || '?') : null,
         audio_buffer: player.getBufferLength ? player.getBufferLength('audio') : null,
+        latency: live ? player.getCurrentLiveLatency() : undefined,
+        wall_latency: live ? Date.now() / 1000 - player.timeAsUTC() : null,
+        target_latency: live ? player.getTargetLiveDelay() : null,
       };
     };
   }`,
-  hlsjs: `(video, url, report) => {
+  hlsjs: `(video, url, report, lowLatency) => {
     if (!Hls.isSupported()) report.errors.push('hls.js: MediaSource is not supported');
-    const hls = new Hls();
+    const hls = new Hls(lowLatency ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.1 } : {});
     hls.on(Hls.Events.ERROR, (event, data) => {
       const text = 'hls.js: ' + data.type + ' ' + data.details + (data.reason ? ' ' + data.reason : '')
         + (data.error ? ' ' + String(data.error).slice(0, 200) : '')
@@ -74,10 +101,16 @@ const starters = {
     return () => {
       const level = hls.levels && hls.levels[hls.currentLevel];
       const track = hls.audioTracks && hls.audioTracks[hls.audioTrack];
+      const details = hls.latestLevelDetails;
+      const live = video.currentTime > 0 && details && details.live;
+      const date = hls.playingDate;
       return {
         bandwidth: level && level.bitrate,
         audio: track ? 'track ' + (track.name || '?') + ' of group ' + track.groupId : null,
         audio_buffer: null,
+        latency: live ? hls.latency : undefined,
+        wall_latency: live && date ? (Date.now() - date.getTime()) / 1000 : null,
+        target_latency: live ? hls.targetLatency : null,
       };
     };
   }`,
@@ -115,8 +148,25 @@ const page = (player) => `<!doctype html><html><body>
 <script>
   const report = window.report = {
     errors: [], warnings: [], bandwidths: [], times: [], audio: null, audio_buffer: 0,
+    latency: [], target_latency: null, stalls: [], started: null,
   };
   const video = document.getElementById('v');
+  // Stalls: each 'waiting' after playback first started, until the playhead moves again.
+  let playing = false;
+  let waitingSince = null;
+  const secondsIn = () => (performance.now() - report.started) / 1000;
+  video.addEventListener('playing', () => {
+    playing = true;
+    if (waitingSince !== null) {
+      report.stalls[report.stalls.length - 1][1] = secondsIn() - waitingSince;
+      waitingSince = null;
+    }
+  });
+  video.addEventListener('waiting', () => {
+    if (!playing || waitingSince !== null) return;
+    waitingSince = secondsIn();
+    report.stalls.push([waitingSince, null]);
+  });
   // Unmuted (the browser runs with an autoplay policy that allows it) but silent.
   video.volume = 0;
   video.addEventListener('error', () => {
@@ -125,13 +175,20 @@ const page = (player) => `<!doctype html><html><body>
   });
   // Called once the page has loaded and its network conditions are set.
   window.start = () => {
-    const sample = (${starters[player]})(video, new URLSearchParams(location.search).get('url'), report);
+    report.started = performance.now();
+    const query = new URLSearchParams(location.search);
+    const sample = (${starters[player]})(video, query.get('url'), report, query.get('ll') === '1');
     setInterval(() => {
       let now = {};
       try { now = sample() || {}; } catch (e) { report.warnings.push('sampling: ' + String(e).slice(0, 200)); }
       if (now.bandwidth && !report.bandwidths.includes(now.bandwidth)) report.bandwidths.push(now.bandwidth);
       if (now.audio) report.audio = now.audio;
       if (now.audio_buffer > report.audio_buffer) report.audio_buffer = now.audio_buffer;
+      if (now.target_latency !== undefined && now.target_latency !== null) report.target_latency = now.target_latency;
+      if (now.latency !== undefined) {
+        const number = (x) => (typeof x === 'number' && isFinite(x) ? Math.round(x * 1000) / 1000 : null);
+        report.latency.push([number(secondsIn()), number(now.latency), number(now.wall_latency), video.playbackRate]);
+      }
       report.times.push(video.currentTime);
       for (const b of window.__sourceBuffers) {
         try {
@@ -144,8 +201,10 @@ const page = (player) => `<!doctype html><html><body>
   };
 </script></body></html>`;
 
-// Runs in every page before its scripts: remembers each SourceBuffer a player creates.
+// Runs in every page before its scripts: remembers each SourceBuffer a player creates, and keeps
+// every Resource Timing entry (the default buffer holds 250).
 const recordSourceBuffers = () => {
+  performance.setResourceTimingBufferSize(100000);
   window.__sourceBuffers = [];
   for (const name of ['MediaSource', 'ManagedMediaSource']) {
     const ctor = window[name];
@@ -168,7 +227,7 @@ function parseSessions(args) {
     rest = end < 0 ? [] : rest.slice(end + 1);
     const [player, url, seconds, throttleKbps, throttleSeconds, mode] = own;
     if (!libraries[player] || !url || !(Number(seconds) > 0) || own.length > 6
-        || (mode !== undefined && mode !== 'replay')) {
+        || (mode !== undefined && mode !== 'replay' && mode !== 'lowlatency')) {
       console.error(usage);
       process.exit(2);
     }
@@ -179,6 +238,7 @@ function parseSessions(args) {
       throttleKbps: throttleKbps ? Number(throttleKbps) : 0,
       throttleSeconds: throttleSeconds ? Number(throttleSeconds) : 0,
       replay: mode === 'replay',
+      lowLatency: mode === 'lowlatency',
     });
   }
   if (!sessions.length) {
@@ -213,13 +273,57 @@ const pageBase = `http://127.0.0.1:${server.address().port}/`;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The kind of a stream fetch, from its URL: LL-HLS parts are `<N>.<i>.m4s`, segments `<N>.m4s`
+// (or any other media file), blocking playlist reloads carry `_HLS_msn`.
+function requestKind(url) {
+  const u = new URL(url);
+  const file = u.pathname.split('/').pop();
+  if (/^\d+\.\d+\.m4s$/.test(file)) return 'part';
+  if (file.startsWith('init')) return 'init';
+  if (/\.(m4s|mp4|m4a|m4v)$/.test(file)) return 'segment';
+  if (file.endsWith('.m3u8')) return u.searchParams.has('_HLS_msn') ? 'playlist_blocking' : 'playlist';
+  if (file.endsWith('.mpd')) return 'mpd';
+  if (u.pathname === '/time') return 'time';
+  return 'other';
+}
+
+// Stream fetches by kind: how many, and per second over the session and after its first 10 s.
+function requestRates(entries, seconds) {
+  const steady = Math.max(seconds - 10, 0);
+  const out = {};
+  for (const e of entries) {
+    const kind = requestKind(e.url);
+    const k = (out[kind] = out[kind] || { count: 0, per_second: 0, after_10s: 0, after_10s_per_second: 0 });
+    k.count += 1;
+    if (e.start >= 10) k.after_10s += 1;
+  }
+  const round = (x) => Math.round(x * 100) / 100;
+  for (const k of Object.values(out)) {
+    k.per_second = seconds > 0 ? round(k.count / seconds) : null;
+    k.after_10s_per_second = steady > 0 ? round(k.after_10s / steady) : null;
+  }
+  return out;
+}
+
 async function play(browser, session) {
-  const pageUrl = `${pageBase}?player=${session.player}&url=${encodeURIComponent(session.url)}`;
+  const pageUrl = `${pageBase}?player=${session.player}&url=${encodeURIComponent(session.url)}`
+    + (session.lowLatency ? '&ll=1' : '');
   const context = await browser.newContext();
   try {
     const tab = await context.newPage();
     const pageErrors = [];
     tab.on('pageerror', (e) => pageErrors.push('page: ' + String(e).slice(0, 300)));
+    const failed = [];
+    const consoleErrors = [];
+    tab.on('requestfailed', (r) => {
+      failed.push(r.method() + ' ' + r.url() + ': ' + ((r.failure() && r.failure().errorText) || 'failed'));
+    });
+    tab.on('response', (r) => {
+      if (r.status() >= 400) failed.push(r.request().method() + ' ' + r.url() + ': HTTP ' + r.status());
+    });
+    tab.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text().slice(0, 300));
+    });
     await tab.addInitScript(recordSourceBuffers);
     await tab.goto(pageUrl);
     const cdp = await context.newCDPSession(tab);
@@ -276,6 +380,9 @@ async function play(browser, session) {
         decoded_frames: v.webkitDecodedFrameCount,
         dropped_frames: quality.droppedVideoFrames,
         source_buffers: window.__sourceBuffers.map((b) => ({ mime: b.mime, max_seconds: b.max_seconds })),
+        fetches: performance.getEntriesByType('resource')
+          .filter((e) => !e.name.startsWith(location.origin))
+          .map((e) => ({ url: e.name, start: (e.startTime - window.report.started) / 1000 })),
         protocols: performance.getEntriesByType('resource')
           .filter((e) => !e.name.startsWith(location.origin))
           .reduce((n, e) => {
@@ -319,6 +426,13 @@ async function play(browser, session) {
       player_audio: r.audio,
       player_audio_buffer: r.audio_buffer,
       bandwidths: r.bandwidths,
+      latency: r.latency,
+      target_latency: r.target_latency,
+      stalls: r.stalls,
+      requests: requestRates(got.fetches, (Date.now() - start) / 1000),
+      failed_requests: failed.slice(0, 30),
+      failed_request_count: failed.length,
+      console_errors: consoleErrors.slice(0, 20),
       errors: r.errors.concat(pageErrors),
       warnings: r.warnings.slice(0, 20),
     };

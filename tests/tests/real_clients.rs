@@ -1,6 +1,7 @@
 //! Third-party clients against the whole stack, over real sockets: ffprobe and ffmpeg read the
 //! MPDs through an edge; dash.js, hls.js and Shaka Player play DASH and HLS, VOD and live, with
-//! sound in headless Chromium from a page on another origin (so CORS is exercised); GStreamer's
+//! sound in headless Chromium from a page on another origin (so CORS is exercised), and dash.js
+//! and hls.js in their low-latency modes hold the low-latency channel's latency; GStreamer's
 //! playbin plays the HLS title to its end; and a real Prometheus server scrapes every service.
 
 use std::path::Path;
@@ -99,14 +100,16 @@ async fn ffprobe_and_ffmpeg_read_vod_and_live_through_an_edge() {
 }
 
 /// One playback of tests/js/play.mjs: a player (`dashjs`, `hlsjs` or `shaka`), the stream's URL,
-/// the most seconds it may play, an optional throttle (kb/s for the first seconds), and whether
-/// a stream that ends is played once more from the start.
+/// the most seconds it may play, an optional throttle (kb/s for the first seconds), whether
+/// a stream that ends is played once more from the start, and whether the player runs in its
+/// low-latency mode.
 struct Session {
     player: &'static str,
     url: String,
     seconds: u32,
     throttle: Option<(u32, u32)>,
     replay: bool,
+    low_latency: bool,
 }
 
 impl Session {
@@ -117,6 +120,15 @@ impl Session {
             seconds,
             throttle: None,
             replay: false,
+            low_latency: false,
+        }
+    }
+
+    /// A live session with the player in its low-latency mode.
+    fn low_latency(player: &'static str, url: String, seconds: u32) -> Session {
+        Session {
+            low_latency: true,
+            ..Session::new(player, url, seconds)
         }
     }
 
@@ -211,13 +223,20 @@ fn play_in_chromium_with(sessions: &[Session], env: &[(&str, String)]) -> Vec<se
         if i > 0 {
             cmd.arg("--");
         }
+        assert!(
+            !(s.replay && s.low_latency),
+            "a session replays VOD or plays live"
+        );
         cmd.args([s.player, &s.url, &s.seconds.to_string()]);
-        if s.throttle.is_some() || s.replay {
+        if s.throttle.is_some() || s.replay || s.low_latency {
             let (kbps, secs) = s.throttle.unwrap_or((0, 0));
             cmd.args([kbps.to_string(), secs.to_string()]);
         }
         if s.replay {
             cmd.arg("replay");
+        }
+        if s.low_latency {
+            cmd.arg("lowlatency");
         }
     }
     // The longest session, plus the browser's start and stop and the page loads.
@@ -338,6 +357,112 @@ fn assert_played_live(r: &serde_json::Value) {
     assert_eq!(r["paused"], false, "{what}: live playback paused: {r}");
 }
 
+/// Seconds of a low-latency session, and the first of them (start-up and catch-up) whose latency
+/// is not judged.
+const LL_SECONDS: u32 = 30;
+const LL_SETTLE: f64 = 10.0;
+/// The latency target the stack's low-latency channel signals (ServiceDescription, and
+/// PART-HOLD-BACK), seconds.
+const LL_TARGET: f64 = 1.5;
+
+/// p50, p95 and max of `values` (nearest rank), `None` when empty.
+fn percentiles(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (!v.is_empty()).then(|| (rank(0.5), rank(0.95), v[v.len() - 1]))
+}
+
+/// A low-latency live session: [`assert_played_live`], the player's latency target is `target`
+/// seconds (the channel's signalled target), and after the first [`LL_SETTLE`] seconds the
+/// player's own latency was sampled throughout and never above `max_latency` seconds. Prints the
+/// latency figures, the stalls and the requests per second by kind, and returns them as JSON.
+fn assert_low_latency(r: &serde_json::Value, target: f64, max_latency: f64) -> serde_json::Value {
+    assert_played_live(r);
+    let what = format!("{} {}", r["player"], r["url"]);
+    let samples: Vec<&Vec<serde_json::Value>> = r["latency"]
+        .as_array()
+        .expect("latency samples in the report")
+        .iter()
+        .filter_map(|s| s.as_array())
+        .filter(|s| s[0].as_f64().is_some_and(|t| t >= LL_SETTLE))
+        .collect();
+    let column = |i: usize| -> Vec<Option<f64>> { samples.iter().map(|s| s[i].as_f64()).collect() };
+    let latency = column(1);
+    let wall: Vec<f64> = column(2).into_iter().flatten().collect();
+    let rates: Vec<f64> = column(3).into_iter().flatten().collect();
+    // Sampled every 250 ms: most of the samples of the judged seconds are there.
+    let expected = (f64::from(LL_SECONDS) - LL_SETTLE) * 4.0;
+    assert!(
+        latency.len() as f64 >= 0.75 * expected,
+        "{what}: {} latency samples after {LL_SETTLE} s, want about {expected}: {r}",
+        latency.len()
+    );
+    assert!(
+        latency.iter().all(Option::is_some),
+        "{what}: the player gave no latency for some samples after {LL_SETTLE} s: {:?}",
+        r["latency"]
+    );
+    let latency: Vec<f64> = latency.into_iter().flatten().collect();
+    let (p50, p95, max) = percentiles(&latency).expect("latency samples");
+    let wall_stats = percentiles(&wall);
+    let stalls = r["stalls"].as_array().expect("stalls in the report");
+    let stalled = stalls
+        .iter()
+        .filter_map(|s| s[1].as_f64())
+        .fold(0.0, |a, b| a + b);
+    let requests: serde_json::Map<String, serde_json::Value> = r["requests"]
+        .as_object()
+        .expect("requests in the report")
+        .iter()
+        .map(|(kind, k)| (kind.clone(), k["after_10s_per_second"].clone()))
+        .collect();
+    let summary = serde_json::json!({
+        "player": r["player"],
+        "url": r["url"],
+        "target_latency_s": r["target_latency"],
+        "latency_after_10s_s": { "p50": p50, "p95": p95, "max": max, "samples": latency.len() },
+        "wall_clock_latency_after_10s_s": wall_stats.map(|(p50, p95, max)| {
+            serde_json::json!({ "p50": p50, "p95": p95, "max": max })
+        }),
+        "playback_rate_min_max": [
+            rates.iter().copied().reduce(f64::min),
+            rates.iter().copied().reduce(f64::max),
+        ],
+        "stalls": stalls.len(),
+        "stalled_s": stalled,
+        "bandwidths": r["bandwidths"],
+        "requests_per_second_after_10s": requests,
+        "requests": r["requests"],
+        "failed_requests": r["failed_requests"],
+    });
+    eprintln!("low-latency playback: {summary}");
+    // Cancelled fetches are the player's choice; an HTTP error means it asked for what the
+    // channel does not have (e.g. a segment before the MPD says it is available).
+    let http_errors: Vec<&str> = r["failed_requests"]
+        .as_array()
+        .expect("failed_requests in the report")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .filter(|f| f.contains(": HTTP "))
+        .collect();
+    assert!(
+        http_errors.is_empty(),
+        "{what}: requests answered with an HTTP error: {http_errors:?}"
+    );
+    let got_target = r["target_latency"].as_f64();
+    assert!(
+        got_target.is_some_and(|t| (t - target).abs() < 0.01),
+        "{what}: the player's latency target is {got_target:?} s, the channel signals {target} s: {summary}"
+    );
+    assert!(
+        max <= max_latency,
+        "{what}: live latency above {max_latency} s after the first {LL_SETTLE} s: {summary}\n{:?}",
+        r["latency"]
+    );
+    summary
+}
+
 /// The test title's HLS playlists are in the content root the stack serves.
 fn assert_title_has_hls(t: &TestStack) {
     let master = t.content.path().join("vod/demo/master.m3u8");
@@ -398,6 +523,49 @@ async fn hlsjs_plays_hls_vod_and_live_with_sound_through_an_edge_cross_origin() 
     let reports = tokio::task::block_in_place(|| play_in_chromium(&sessions));
     assert_played_vod_twice(&reports[0]);
     assert_played_live(&reports[1]);
+    t.stack.shutdown().await;
+}
+
+/// dash.js in its low-latency mode (live catch-up, the throughput rule with the chunk-burst
+/// estimate) on the LL-DASH channel through an edge: its latency target comes from the MPD's
+/// ServiceDescription, and it stays within 2.5 s of the live edge with sound.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashjs_plays_low_latency_dash_within_2_5_s_through_an_edge() {
+    let t = TestStack::start().await.expect("stack starts");
+    let edge = t.stack.edge_addrs()[0].1;
+    let channel = t.stack.config.low_latency_channel();
+    let session = Session::low_latency(
+        "dashjs",
+        format!("http://{edge}/live/{channel}/manifest.mpd"),
+        LL_SECONDS,
+    );
+    let reports = tokio::task::block_in_place(|| play_in_chromium(&[session]));
+    assert_low_latency(&reports[0], LL_TARGET, 2.5);
+    t.stack.shutdown().await;
+}
+
+/// hls.js with `lowLatencyMode` on the LL-HLS channel through an edge: parts, preload hints and
+/// blocking playlist reloads keep it within 3 s of the live edge with sound, its target being
+/// the playlist's PART-HOLD-BACK.
+#[tokio::test(flavor = "multi_thread")]
+async fn hlsjs_plays_low_latency_hls_within_3_s_through_an_edge() {
+    let t = TestStack::start().await.expect("stack starts");
+    let edge = t.stack.edge_addrs()[1].1;
+    let channel = t.stack.config.low_latency_channel();
+    let session = Session::low_latency(
+        "hlsjs",
+        format!("http://{edge}/live/{channel}/master.m3u8"),
+        LL_SECONDS,
+    );
+    let reports = tokio::task::block_in_place(|| play_in_chromium(&[session]));
+    let summary = assert_low_latency(&reports[0], LL_TARGET, 3.0);
+    let parts = summary["requests_per_second_after_10s"]["part"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        parts > 0.0,
+        "hls.js fetched no LL-HLS parts after the first {LL_SETTLE} s: {summary}"
+    );
     t.stack.shutdown().await;
 }
 
