@@ -3,14 +3,16 @@
 //! top-level boxes that reports each completed chunk (a `moof` and the `mdat` after it, with
 //! any `styp`/`prft`/`emsg` before them counted in the chunk's bytes) with its media duration
 //! (the sum of its `trun` sample durations, or sample count times the `tfhd`/`trex` default,
-//! over the track timescale) and the timing of its bytes (for the burst estimate of
-//! [`crate::estimator::Burst`]).
+//! over the track timescale; the `moof` is decoded with mp4-atom) and the timing of its bytes
+//! (for the burst estimate of [`crate::estimator::Burst`]). Of the init segment only the three
+//! fields above are read, leniently, so any codec's sample entries are fine.
 //!
 //! Pure and bounded: boxes other than `mdat` are kept only until complete and may not exceed
 //! [`MAX_BOX`]; `mdat` payloads are counted, never kept. Malformed input is an error, never a
 //! panic.
 
 use anyhow::{anyhow, bail, Result};
+use mp4_atom::{Decode, Moof};
 
 use crate::estimator::Burst;
 
@@ -167,70 +169,30 @@ impl InitInfo {
     }
 }
 
-/// Media seconds a `moof` describes (the first track fragment's samples).
-pub fn moof_duration_s(moof_body: &[u8], init: &InitInfo) -> Result<f64> {
-    for (kind, traf) in children(moof_body)? {
-        if &kind != b"traf" {
-            continue;
-        }
-        let mut track: Option<&TrackInfo> = None;
-        let mut default_duration = 0u32;
-        let mut ticks = 0u64;
-        for (k, b) in children(traf)? {
-            match &k {
-                b"tfhd" => {
-                    let flags = be32(b, 0)? & 0x00ff_ffff;
-                    let id = be32(b, 4)?;
-                    track = Some(
-                        init.track(id)
-                            .ok_or_else(|| anyhow!("`tfhd` names track {id}, not in the init"))?,
-                    );
-                    default_duration = track.map_or(0, |t| t.default_sample_duration);
-                    let mut at = 8;
-                    if flags & 0x1 != 0 {
-                        at += 8;
-                    }
-                    if flags & 0x2 != 0 {
-                        at += 4;
-                    }
-                    if flags & 0x8 != 0 {
-                        default_duration = be32(b, at)?;
-                    }
-                }
-                b"trun" => {
-                    let flags = be32(b, 0)? & 0x00ff_ffff;
-                    let count = be32(b, 4)? as u64;
-                    let mut at = 8;
-                    if flags & 0x1 != 0 {
-                        at += 4;
-                    }
-                    if flags & 0x4 != 0 {
-                        at += 4;
-                    }
-                    if flags & 0x100 == 0 {
-                        ticks += count * default_duration as u64;
-                        continue;
-                    }
-                    let per = 4 * [0x100, 0x200, 0x400, 0x800]
-                        .iter()
-                        .filter(|&&f| flags & f != 0)
-                        .count();
-                    if (b.len() as u64) < at as u64 + count * per as u64 {
-                        bail!("`trun` lists {count} samples but is cut off");
-                    }
-                    for i in 0..count as usize {
-                        ticks += be32(b, at + i * per)? as u64;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(t) = track else {
-            bail!("`traf` without `tfhd`");
-        };
-        return Ok(ticks as f64 / t.timescale as f64);
-    }
-    bail!("`moof` without `traf`")
+/// Media seconds a `moof` (the whole box, header included) describes: its first track
+/// fragment's sample durations (from the `trun`, else the `tfhd` default, else the init's
+/// `trex`) over its track's timescale.
+pub fn moof_duration_s(moof: &[u8], init: &InitInfo) -> Result<f64> {
+    let moof = Moof::decode(&mut &moof[..]).map_err(|e| anyhow!("`moof`: {e}"))?;
+    let traf = moof
+        .traf
+        .first()
+        .ok_or_else(|| anyhow!("`moof` without `traf`"))?;
+    let id = traf.tfhd.track_id;
+    let track = init
+        .track(id)
+        .ok_or_else(|| anyhow!("`tfhd` names track {id}, not in the init"))?;
+    let default = traf
+        .tfhd
+        .default_sample_duration
+        .unwrap_or(track.default_sample_duration);
+    let ticks: u64 = traf
+        .trun
+        .iter()
+        .flat_map(|run| run.samples.iter())
+        .map(|e| u64::from(e.duration.unwrap_or(default)))
+        .sum();
+    Ok(ticks as f64 / f64::from(track.timescale))
 }
 
 /// A chunk completed while streaming.
@@ -342,7 +304,7 @@ impl ChunkReader {
             data = &data[n..];
             if self.pending.len() as u64 == size {
                 if &kind == b"moof" {
-                    let d = moof_duration_s(&self.pending[hl..], &self.init)?;
+                    let d = moof_duration_s(&self.pending, &self.init)?;
                     self.moof_media_s = Some(d);
                 }
                 self.pending.clear();
