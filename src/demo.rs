@@ -1,8 +1,9 @@
-//! `cdn demo`: the stack of `cdn up`, then four players at once, resolved through the router:
+//! `cdn demo`: the stack of `cdn up`, then five players at once, resolved through the router:
 //! VOD from region 1, VOD from region 2 throttled to a varying trace (the ABR visibly adapts),
-//! a second VOD player in region 1 a few seconds later (served from that edge's cache), and a
-//! live player in region 3. Prints what each saw and the edges' cache figures, writes JSON
-//! reports and SVG plots under `DATA/reports/`, and stops everything.
+//! a second VOD player in region 1 a few seconds later (served from that edge's cache), and in
+//! region 3 a live player and a low-latency live player. Prints what each saw (live players:
+//! their latency behind live) and the edges' cache figures, writes JSON reports and SVG plots
+//! under `DATA/reports/`, and stops everything.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -90,6 +91,7 @@ async fn play_all(stack: &Stack, data: &Path, live_seconds: f64) -> Result<usize
 
     let vod = format!("/vod/{}/manifest.mpd", cfg.title);
     let live = format!("/live/{}/manifest.mpd", cfg.live_channel);
+    let low_latency = format!("/live/{}/manifest.mpd", cfg.low_latency_channel());
     let players = vec![
         Player {
             name: "vod-region1",
@@ -111,6 +113,14 @@ async fn play_all(stack: &Stack, data: &Path, live_seconds: f64) -> Result<usize
             name: "live-region3",
             path: live,
             bind: client_of(cfg, 2, 0),
+            delay: Duration::ZERO,
+            shape: None,
+            duration_s: Some(live_seconds),
+        },
+        Player {
+            name: "live-ll-region3",
+            path: low_latency,
+            bind: client_of(cfg, 2, 1),
             delay: Duration::ZERO,
             shape: None,
             duration_s: Some(live_seconds),
@@ -322,6 +332,16 @@ fn print_player(name: &str, r: &PlayReport) -> bool {
         s.qoe_lin,
         if s.missing_segments > 0 { format!(", {} MISSING", s.missing_segments) } else { String::new() }
     );
+    if let (Some(p50), Some(p95)) = (s.live_latency_p50_s, s.live_latency_p95_s) {
+        println!(
+            "   latency {p50:.2} s behind live (p50), {p95:.2} s (p95){}",
+            if r.low_latency.is_some() {
+                ", low-latency mode"
+            } else {
+                ""
+            }
+        );
+    }
     for e in &r.session.errors {
         println!("   error   {e}");
     }

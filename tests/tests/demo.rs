@@ -53,6 +53,7 @@ async fn demo_runs_and_writes_reports_and_plots() {
         "vod-region2-throttled",
         "live-region3",
         "vod-region1-second",
+        "live-ll-region3",
     ];
     let mut edges = Vec::new();
     for name in names {
@@ -67,6 +68,16 @@ async fn demo_runs_and_writes_reports_and_plots() {
             std::fs::read_to_string(reports.join(format!("{name}.svg"))).expect("plot written");
         assert!(svg.contains("<svg"), "{name}: not an SVG");
         edges.push(segments[0]["edge"].as_str().unwrap_or("").to_string());
+        if name == "live-ll-region3" {
+            assert!(
+                report["low_latency"].is_object(),
+                "{name}: low-latency mode is on"
+            );
+            let p50 = report["session"]["summary"]["live_latency_p50_s"]
+                .as_f64()
+                .expect("live latency reported");
+            assert!(p50 > 0.0 && p50 < 3.0, "{name}: {p50} s behind live");
+        }
         if name == "vod-region2-throttled" {
             let mut rungs: Vec<u64> = segments.iter().filter_map(|s| s["rung"].as_u64()).collect();
             rungs.sort();
@@ -158,7 +169,7 @@ async fn watch_page_lists_the_content_and_plays_vod_and_live_through_the_edges()
             .collect()
     };
     assert_eq!(names("titles"), ["demo", "second"], "{catalog}");
-    assert_eq!(names("channels"), ["demo"], "{catalog}");
+    assert_eq!(names("channels"), ["demo", "demo-ll"], "{catalog}");
     let listed_edges: Vec<&str> = catalog["edges"]
         .as_array()
         .unwrap()
@@ -180,11 +191,11 @@ async fn watch_page_lists_the_content_and_plays_vod_and_live_through_the_edges()
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-output");
     std::fs::create_dir_all(&out).unwrap();
     let out = std::fs::canonicalize(out).unwrap();
-    // Two tabs at once, each playing VOD then live, through different edges and with both
-    // players for each kind of stream.
+    // Two tabs at once, each playing VOD then live (the second the low-latency channel),
+    // through different edges and with both players for each kind of stream.
     let tabs = [
         "titles/demo/dash@0,channels/demo/hls@0",
-        "titles/second/hls@1,channels/demo/dash@1",
+        "titles/second/hls@1,channels/demo-ll/dash@1",
     ];
     let seconds = 10;
     let mut cmd = tokio::process::Command::new(node);
@@ -218,7 +229,7 @@ async fn watch_page_lists_the_content_and_plays_vod_and_live_through_the_edges()
         );
         assert_eq!(
             tab["listed"]["Live channels"],
-            serde_json::json!(["demo"]),
+            serde_json::json!(["demo", "demo-ll"]),
             "{tab}"
         );
         assert_eq!(tab["edges"].as_array().unwrap().len(), 3, "{tab}");
@@ -252,6 +263,12 @@ async fn watch_page_lists_the_content_and_plays_vod_and_live_through_the_edges()
             if s["kind"] == "channels" {
                 let l = leading_number(latency).unwrap_or(0.0);
                 assert!(l > 0.0 && l < 60.0, "{what}: live latency {latency:?}: {s}");
+                if s["name"] == "demo-ll" {
+                    assert!(
+                        l < 3.0,
+                        "{what}: low-latency channel {latency:?} behind: {s}"
+                    );
+                }
             } else {
                 assert_eq!(latency, "not live", "{what}: {s}");
             }
