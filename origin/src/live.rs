@@ -810,17 +810,7 @@ async fn segment<'a>(
         return Answer::NotFoundFor(&ctx.config.cache_control.live_unavailable);
     }
     let j = k % plan.count;
-    let vod_number = r.vod_start + j;
-    let key = format!(
-        "vod/{}/{}",
-        ch.title,
-        r.media.expand(&TemplateVars {
-            representation_id: rep,
-            bandwidth: r.bandwidth,
-            number: vod_number,
-            time: 0,
-        })
-    );
+    let key = vod_key(ch, r, rep, j);
     let src = match ctx.storage.open(&key).await {
         Ok(Some(o)) => o,
         Ok(None) => {
@@ -848,6 +838,20 @@ async fn segment<'a>(
         content_type: mp4_type(r),
         cache_control: Cow::Borrowed(&ctx.config.cache_control.segment),
     }
+}
+
+/// The storage key of VOD segment `j` (0-based in the loop) of representation `rep`.
+fn vod_key(ch: &Channel, r: &RepPlan, rep: &str, j: u64) -> String {
+    format!(
+        "vod/{}/{}",
+        ch.title,
+        r.media.expand(&TemplateVars {
+            representation_id: rep,
+            bandwidth: r.bandwidth,
+            number: r.vod_start + j,
+            time: 0,
+        })
+    )
 }
 
 /// A VOD segment whose head (before `mdat`) was rewritten; the rest streams from storage.

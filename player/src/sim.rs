@@ -264,35 +264,13 @@ impl Transport for SimTransport<'_> {
             let out = live.chunk_out(req.segment, i);
             let (start, end) = self.move_chunk(free, out, bytes);
             free = end;
-            on_chunk(ChunkEvent {
-                companion: false,
-                chunk: ChunkDone {
-                    media_s,
-                    bytes,
-                    burst: Burst {
-                        bytes,
-                        duration_s: end - start,
-                    },
-                    at_s: end,
-                },
-            });
+            on_chunk(moved(false, media_s, bytes, start, end));
             if let (Some(bps), Some(index)) = (audio_bytes_per_s, companion) {
                 let bytes = (bps * media_s).round() as u64;
                 audio_done += bytes;
                 let (start, end) = self.move_chunk(free, live.chunk_out(index, i), bytes);
                 free = end;
-                on_chunk(ChunkEvent {
-                    companion: true,
-                    chunk: ChunkDone {
-                        media_s,
-                        bytes,
-                        burst: Burst {
-                            bytes,
-                            duration_s: end - start,
-                        },
-                        at_s: end,
-                    },
-                });
+                on_chunk(moved(true, media_s, bytes, start, end));
             }
         }
         self.clock.set(free);
@@ -445,6 +423,22 @@ pub fn simulate_many(
         }
     }
     Ok(by_abr)
+}
+
+/// A chunk of `bytes` holding `media_s` seconds that moved over the link from `start` to `end`.
+fn moved(companion: bool, media_s: f64, bytes: u64, start: f64, end: f64) -> ChunkEvent {
+    ChunkEvent {
+        companion,
+        chunk: ChunkDone {
+            media_s,
+            bytes,
+            burst: Burst {
+                bytes,
+                duration_s: end - start,
+            },
+            at_s: end,
+        },
+    }
 }
 
 #[cfg(test)]

@@ -217,16 +217,7 @@ pub(super) async fn media<'a>(
         return unavailable;
     }
     let j = k % plan.count;
-    let key = format!(
-        "vod/{}/{}",
-        ch.title,
-        r.media.expand(&TemplateVars {
-            representation_id: rep,
-            bandwidth: r.bandwidth,
-            number: r.vod_start + j,
-            time: 0,
-        })
-    );
+    let key = vod_key(ch, r, rep, j);
     let split = match live
         .splits
         .get(ctx.storage, &key, t.chunk_ticks, r.duration)

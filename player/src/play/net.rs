@@ -212,34 +212,7 @@ impl HttpClient {
         edge: SocketAddr,
         req: http::Request<Empty<Bytes>>,
     ) -> Result<Resp, String> {
-        match self {
-            HttpClient::Plain(c) => send(c.request(req)).await,
-            HttpClient::Tls(c) => send(c.request(req)).await,
-            HttpClient::H3(clients) => {
-                let client = clients.client(edge).map_err(|e| format!("{e:#}"))?;
-                // HTTP/3 names the site in :authority, taken from the URI.
-                let (mut parts, _) = req.into_parts();
-                let authority = parts
-                    .headers
-                    .remove(http::header::HOST)
-                    .and_then(|h| h.to_str().ok().map(str::to_string))
-                    .unwrap_or_else(|| clients.host.clone());
-                let path = parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .to_string();
-                parts.uri = format!("https://{authority}{path}")
-                    .parse()
-                    .map_err(|e| format!("{e}"))?;
-                let req = http::Request::from_parts(parts, ());
-                client
-                    .send(req)
-                    .await
-                    .map(|r| Resp::H3(Box::new(r)))
-                    .map_err(|e| format!("{e:#}"))
-            }
-        }
+        self.start(edge, req).await
     }
 }
 
