@@ -63,7 +63,7 @@ for w in "${which[@]}"; do
     dns) block=(dns "DNS router (vs Knot DNS, dnsperf)" "dns-router/bench/bench.sh 8 3") ;;
     abr) block=(abr "ABR simulation (Pensieve traces and video)" \
       "./target/release/cdn simulate --abr all --trace $traces/pensieve-cooked/cooked_traces --video $traces/pensieve-video") ;;
-    ll) block=(ll "Low-latency live (our player and dash.js, per chunk duration, against the normal live channel)" \
+    ll) block=(ll "Low-latency live (our player, dash.js and hls.js, per chunk duration, against the normal live channel)" \
       "./target/release/examples/ll_bench --seconds 30 --chunks 0.25,0.5,1.0") ;;
     fuzz) block=(fuzz "Fuzzing (cargo fuzz, 60 s per target, from the committed corpora)" "fuzz/run.sh 60") ;;
     soak) block=(soak "Soak (50 players for 10 minutes through the router and edges, edge 1 restarted halfway)" \
