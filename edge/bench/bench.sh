@@ -4,7 +4,8 @@
 #
 #   1. Cache hits: wrk with fixed connections on a 2 KiB MPD and a 1 MiB segment, each server
 #      pinned to core 0 (one worker: TOKIO_WORKER_THREADS=1, nginx worker_processes 1), wrk on
-#      core 1. Requests/s and p99 latency, median of ROUNDS interleaved rounds.
+#      core 1. Requests/s and p99 latency, median of ROUNDS interleaved rounds, and the server's
+#      CPU time per request (utime + stime from /proc over the run).
 #   2. Miss storm: STORM concurrent requests (warm keep-alive connections) for one uncached key;
 #      origin fetches counted from the origin's /metrics, latency to the full body. Against nginx
 #      with and without proxy_cache_lock, and Varnish.
@@ -85,6 +86,7 @@ wait_port $P_ORIGIN
 TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 0 "$CDN" edge --listen 127.0.0.1:$P_EDGE \
     --upstream http://127.0.0.1:$P_ORIGIN --name edge-bench --cache-size 512MiB >"$WORK/edge.log" 2>&1 &
 PIDS+=($!)
+EDGE_PID=$!
 wait_port $P_EDGE
 
 # nginx: memory-backed proxy_cache, revalidation, stale serving, keep-alive upstream; one server
@@ -129,6 +131,7 @@ http {
 EOF
 taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
 PIDS+=($!)
+NGINX_PID=$!
 wait_port $P_NGINX
 
 # Varnish: malloc storage, default VCL behaviour (honours Cache-Control, waiting list).
@@ -139,7 +142,18 @@ EOF
 taskset -c 0 varnishd -F -j none -a 127.0.0.1:$P_VARNISH -f "$WORK/default.vcl" -s malloc,512m \
     -n "$WORK/varnish" -p thread_pools=1 >"$WORK/varnish.log" 2>&1 &
 PIDS+=($!)
+VARNISH_PID=$!
 wait_port $P_VARNISH
+
+# The processes that serve hits: our edge, nginx's one worker, Varnish's cache process (the
+# masters only supervise); the CPU each spends per request is reported beside its rate.
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+VARNISH_CHILD=$(pgrep -P "$VARNISH_PID" | head -1)
+[ -n "$NGINX_WORKER" ] && [ -n "$VARNISH_CHILD" ] || { echo "no nginx worker or varnish child" >&2; exit 1; }
+declare -A SPID=([edge]=$EDGE_PID [nginx]=$NGINX_WORKER [varnish]=$VARNISH_CHILD)
+HZ=$(getconf CLK_TCK)
+# CPU ticks (user + system, every thread) a process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 declare -A PORT=([edge]=$P_EDGE [nginx]=$P_NGINX [varnish]=$P_VARNISH)
 
@@ -152,17 +166,22 @@ run_wrk() {
         END { printf "%.0f %.3f\n", rps, p99 }'
 }
 
-declare -A RPS P99
+declare -A RPS P99 CPU
 for r in $(seq 1 "$ROUNDS"); do
     for obj in mpd seg; do
         path=$MPD_PATH; [ "$obj" = seg ] && path=$SEG_PATH
         for srv in edge nginx varnish; do
             url="http://127.0.0.1:${PORT[$srv]}$path"
             curl -s -o /dev/null "$url"; curl -s -o /dev/null "$url"
+            t0=$(cpu_ticks "${SPID[$srv]}")
             read -r rps p99 < <(run_wrk "$url")
+            t1=$(cpu_ticks "${SPID[$srv]}")
+            us=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="$rps" -v d="$DURATION" \
+                'BEGIN { printf "%.1f", t / hz * 1e6 / (r * d) }')
             RPS[$srv.$obj]+="$rps "
             P99[$srv.$obj]+="$p99 "
-            echo "round $r $obj $srv: $rps req/s, p99 ${p99} ms" >&2
+            CPU[$srv.$obj]+="$us "
+            echo "round $r $obj $srv: $rps req/s, p99 ${p99} ms, server CPU $us us/req" >&2
         done
     done
 done
@@ -172,17 +191,23 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 echo
 echo "## Cache hits (wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS interleaved rounds)"
 echo
-echo "| object | server | req/s | p99 ms | edge req/s ratio |"
-echo "| --- | --- | ---: | ---: | ---: |"
+echo "| object | server | req/s | p99 ms | edge req/s ratio | server CPU us/req | edge per-CPU ratio |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
 for obj in mpd seg; do
     e=$(echo "${RPS[edge.$obj]}" | median)
+    ec=$(echo "${CPU[edge.$obj]}" | median)
     for srv in edge nginx varnish; do
         m=$(echo "${RPS[$srv.$obj]}" | median)
         p=$(echo "${P99[$srv.$obj]}" | median)
+        c=$(echo "${CPU[$srv.$obj]}" | median)
         ratio=$(awk -v a="$e" -v b="$m" 'BEGIN { printf "%.2f", a / b }')
-        echo "| $obj | $srv | $m | $p | $ratio |"
+        cratio=$(awk -v a="$c" -v b="$ec" 'BEGIN { printf "%.2f", a / b }')
+        echo "| $obj | $srv | $m | $p | $ratio | $c | $cratio |"
     done
 done
+echo
+echo "Per-CPU ratio: requests per second of server CPU, the edge's over that server's: what each"
+echo "spends per request, whichever side (server or the one wrk thread) limited the rate."
 
 echo
 echo "## Miss storm ($STORM concurrent requests for one uncached 1 MiB key, warm connections, $STORMS rounds)"

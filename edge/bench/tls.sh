@@ -6,7 +6,10 @@
 #   1. Cache hits over HTTPS (HTTP/1.1 keep-alive, wrk -t1 -cCONNS): a 2 KiB MPD and a 1 MiB
 #      segment. Servers pinned to core 0 (one worker each), wrk on core 1.
 #   2. New TLS connections/s: wrk with `Connection: close` on the 2 KiB MPD (a full TLS 1.3
-#      handshake per request; wrk does not resume sessions).
+#      handshake per request; wrk does not resume sessions). One wrk thread doing the client
+#      side of every handshake (including the certificate check) can be what limits this case,
+#      so each case also reports the server's CPU time per request (utime + stime of the
+#      server process from /proc, over the run): what the server spends, whoever is slower.
 #   3. HTTP/2 and HTTP/3 hits of our edge with the same client shape (edge/examples/h3load.rs:
 #      H3CONNS connections x H3STREAMS requests in flight), 2 KiB and 1 MiB.
 #
@@ -80,6 +83,7 @@ TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 0 "$CDN" edge --listen 127.0.0.1
     --upstream http://127.0.0.1:$P_ORIGIN --name edge-tls --cache-size 256MiB \
     --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" >"$WORK/edge.log" 2>&1 &
 PIDS+=($!)
+EDGE_PID=$!
 wait_url "https://127.0.0.1:$P_EDGE/"
 
 cat >"$WORK/nginx.conf" <<EOF
@@ -111,7 +115,15 @@ http {
 EOF
 taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
 PIDS+=($!)
+NGINX_PID=$!
 wait_url "https://127.0.0.1:$P_NGINX/"
+# The one nginx worker (the master only supervises).
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+[ -n "$NGINX_WORKER" ] || { echo "no nginx worker process" >&2; exit 1; }
+declare -A SPID=([edge]=$EDGE_PID [nginx]=$NGINX_WORKER)
+HZ=$(getconf CLK_TCK)
+# CPU ticks (user + system, every thread) a process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 declare -A PORT=([edge]=$P_EDGE [nginx]=$P_NGINX)
 for srv in edge nginx; do
@@ -137,20 +149,26 @@ run_wrk() {
               printf "%.0f %.3f\n", rps, p99 }'
 }
 
-declare -A RPS P99
+declare -A RPS P99 CPU
 CASES=("mpd" "seg" "new")
 for r in $(seq 1 "$ROUNDS"); do
     for c in "${CASES[@]}"; do
         for srv in edge nginx; do
             base="https://127.0.0.1:${PORT[$srv]}"
+            t0=$(cpu_ticks "${SPID[$srv]}")
             case $c in
                 mpd) read -r rps p99 < <(run_wrk "$base$MPD_PATH") ;;
                 seg) read -r rps p99 < <(run_wrk "$base$SEG_PATH") ;;
                 new) read -r rps p99 < <(run_wrk "$base$MPD_PATH" -H "Connection: close") ;;
             esac
+            t1=$(cpu_ticks "${SPID[$srv]}")
+            # Server CPU microseconds per request over the run.
+            us=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="$rps" -v d="$DURATION" \
+                'BEGIN { printf "%.1f", t / hz * 1e6 / (r * d) }')
             RPS[$c-$srv]+="$rps "
             P99[$c-$srv]+="$p99 "
-            echo "round $r $c $srv: $rps req/s, p99 $p99 ms" >&2
+            CPU[$c-$srv]+="$us "
+            echo "round $r $c $srv: $rps req/s, p99 $p99 ms, server CPU $us us/req" >&2
         done
     done
     for c in mpd seg; do
@@ -175,8 +193,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 echo
 echo "## HTTPS (TLS 1.3, ECDSA P-256; wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS interleaved rounds)"
 echo
-echo "| case | edge req/s | nginx req/s | ratio | edge p99 ms | nginx p99 ms |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+echo "| case | edge req/s | nginx req/s | ratio | edge p99 ms | nginx p99 ms | edge CPU us/req | nginx CPU us/req | per CPU |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for c in "${CASES[@]}"; do
     case $c in
         mpd) name="2 KiB hit, keep-alive" ;;
@@ -184,8 +202,11 @@ for c in "${CASES[@]}"; do
         new) name="new TLS connection per request (2 KiB)" ;;
     esac
     e=$(echo "${RPS[$c-edge]}" | median); n=$(echo "${RPS[$c-nginx]}" | median)
-    echo "| $name | $e | $n | $(awk -v a="$e" -v b="$n" 'BEGIN { printf "%.2f", a / b }') | $(echo "${P99[$c-edge]}" | median) | $(echo "${P99[$c-nginx]}" | median) |"
+    ec=$(echo "${CPU[$c-edge]}" | median); nc=$(echo "${CPU[$c-nginx]}" | median)
+    echo "| $name | $e | $n | $(awk -v a="$e" -v b="$n" 'BEGIN { printf "%.2f", a / b }') | $(echo "${P99[$c-edge]}" | median) | $(echo "${P99[$c-nginx]}" | median) | $ec | $nc | $(awk -v a="$nc" -v b="$ec" 'BEGIN { printf "%.2f", a / b }') |"
 done
+echo
+echo "per CPU: requests per second of server CPU, ours over nginx's (nginx CPU us/req over ours)."
 echo
 echo "## Our edge: HTTP/2 and HTTP/3 ($H3CONNS connections x $H3STREAMS streams, edge/examples/h3load.rs)"
 echo
