@@ -25,7 +25,7 @@ WORK=$(mktemp -d /tmp/edge-bench.XXXXXX)
 SHM=$(mktemp -d /dev/shm/edge-bench-nginx.XXXXXX)
 chmod 777 "$SHM"
 
-P_ORIGIN=18000 P_EDGE=18080 P_NGINX=18081 P_VARNISH=18082 P_NGINX_NOLOCK=18083
+P_ORIGIN=18000 P_EDGE=18080 P_NGINX=18081 P_VARNISH=18082 P_NGINX_NOLOCK=18083 P_FLOOR=18090
 
 for tool in wrk nginx varnishd taskset curl; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
@@ -41,10 +41,12 @@ trap cleanup EXIT
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     echo "building release binaries..." >&2
-    (cd "$ROOT_DIR" && cargo build --release --bin cdn -q && cargo build --release -p edge --example storm -q)
+    (cd "$ROOT_DIR" && cargo build --release --bin cdn -q && cargo build --release -p edge --example storm -q \
+        && cargo build --release -p edge --example hyper_floor -q)
 fi
 CDN="$ROOT_DIR/target/release/cdn"
 STORM_BIN="$ROOT_DIR/target/release/examples/storm"
+FLOOR_BIN="$ROOT_DIR/target/release/examples/hyper_floor"
 
 # Content: a 2 KiB MPD and a 1 MiB segment.
 mkdir -p "$WORK/content/vod/demo/v0"
@@ -145,17 +147,24 @@ PIDS+=($!)
 VARNISH_PID=$!
 wait_port $P_VARNISH
 
+# hyper alone (edge/examples/hyper_floor.rs): the same 2 KiB body with no logic at all, the floor
+# of the HTTP stack the edge is built on, for the 2 KiB case only.
+taskset -c 0 "$FLOOR_BIN" 127.0.0.1:$P_FLOOR >"$WORK/floor.log" 2>&1 &
+PIDS+=($!)
+FLOOR_PID=$!
+wait_port $P_FLOOR
+
 # The processes that serve hits: our edge, nginx's one worker, Varnish's cache process (the
 # masters only supervise); the CPU each spends per request is reported beside its rate.
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
 VARNISH_CHILD=$(pgrep -P "$VARNISH_PID" | head -1)
 [ -n "$NGINX_WORKER" ] && [ -n "$VARNISH_CHILD" ] || { echo "no nginx worker or varnish child" >&2; exit 1; }
-declare -A SPID=([edge]=$EDGE_PID [nginx]=$NGINX_WORKER [varnish]=$VARNISH_CHILD)
+declare -A SPID=([edge]=$EDGE_PID [nginx]=$NGINX_WORKER [varnish]=$VARNISH_CHILD [hyper-floor]=$FLOOR_PID)
 HZ=$(getconf CLK_TCK)
 # CPU ticks (user + system, every thread) a process has used so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-declare -A PORT=([edge]=$P_EDGE [nginx]=$P_NGINX [varnish]=$P_VARNISH)
+declare -A PORT=([edge]=$P_EDGE [nginx]=$P_NGINX [varnish]=$P_VARNISH [hyper-floor]=$P_FLOOR)
 
 # wrk output -> "rps p99_ms"
 run_wrk() {
@@ -170,7 +179,9 @@ declare -A RPS P99 CPU
 for r in $(seq 1 "$ROUNDS"); do
     for obj in mpd seg; do
         path=$MPD_PATH; [ "$obj" = seg ] && path=$SEG_PATH
-        for srv in edge nginx varnish; do
+        servers=(edge nginx varnish)
+        [ "$obj" = mpd ] && servers+=(hyper-floor)
+        for srv in "${servers[@]}"; do
             url="http://127.0.0.1:${PORT[$srv]}$path"
             curl -s -o /dev/null "$url"; curl -s -o /dev/null "$url"
             t0=$(cpu_ticks "${SPID[$srv]}")
@@ -196,7 +207,9 @@ echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
 for obj in mpd seg; do
     e=$(echo "${RPS[edge.$obj]}" | median)
     ec=$(echo "${CPU[edge.$obj]}" | median)
-    for srv in edge nginx varnish; do
+    servers=(edge nginx varnish)
+    [ "$obj" = mpd ] && servers+=(hyper-floor)
+    for srv in "${servers[@]}"; do
         m=$(echo "${RPS[$srv.$obj]}" | median)
         p=$(echo "${P99[$srv.$obj]}" | median)
         c=$(echo "${CPU[$srv.$obj]}" | median)
@@ -208,6 +221,8 @@ done
 echo
 echo "Per-CPU ratio: requests per second of server CPU, the edge's over that server's: what each"
 echo "spends per request, whichever side (server or the one wrk thread) limited the rate."
+echo "hyper-floor: hyper alone answering the same 2 KiB with no logic (edge/examples/hyper_floor.rs),"
+echo "the most the edge's HTTP stack does here: its rate over nginx's bounds what any hyper-based edge can reach."
 
 echo
 echo "## Miss storm ($STORM concurrent requests for one uncached 1 MiB key, warm connections, $STORMS rounds)"
