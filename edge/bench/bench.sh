@@ -27,17 +27,8 @@ chmod 777 "$SHM"
 
 P_ORIGIN=18000 P_EDGE=18080 P_NGINX=18081 P_VARNISH=18082 P_NGINX_NOLOCK=18083 P_FLOOR=18090
 
-for tool in wrk nginx varnishd taskset curl; do
-    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
-
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK" "$SHM"
-}
-trap cleanup EXIT
+source "$ROOT_DIR/scripts/bench-lib.sh"
+require_tools wrk nginx varnishd taskset curl
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     echo "building release binaries..." >&2
@@ -69,15 +60,6 @@ open(os.path.join(d, "v0", "1.m4s"), "wb").write(os.urandom(1 << 20))
 PY
 MPD_PATH=/vod/demo/manifest.mpd
 SEG_PATH=/vod/demo/v0/1.m4s
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not come up" >&2
-    exit 1
-}
 
 # Origin (ours; all three caches use it).
 taskset -c 0 "$CDN" origin --root "$WORK/content" --listen 127.0.0.1:$P_ORIGIN >"$WORK/origin.log" 2>&1 &
@@ -160,9 +142,6 @@ NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
 VARNISH_CHILD=$(pgrep -P "$VARNISH_PID" | head -1)
 [ -n "$NGINX_WORKER" ] && [ -n "$VARNISH_CHILD" ] || { echo "no nginx worker or varnish child" >&2; exit 1; }
 declare -A SPID=([edge]=$EDGE_PID [nginx]=$NGINX_WORKER [varnish]=$VARNISH_CHILD [hyper-floor]=$FLOOR_PID)
-HZ=$(getconf CLK_TCK)
-# CPU ticks (user + system, every thread) a process has used so far.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 declare -A PORT=([edge]=$P_EDGE [nginx]=$P_NGINX [varnish]=$P_VARNISH [hyper-floor]=$P_FLOOR)
 
@@ -187,8 +166,7 @@ for r in $(seq 1 "$ROUNDS"); do
             t0=$(cpu_ticks "${SPID[$srv]}")
             read -r rps p99 < <(run_wrk "$url")
             t1=$(cpu_ticks "${SPID[$srv]}")
-            us=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="$rps" -v d="$DURATION" \
-                'BEGIN { printf "%.1f", t / hz * 1e6 / (r * d) }')
+            us=$(us_per_request "$t0" "$t1" "$rps" "$DURATION")
             RPS[$srv.$obj]+="$rps "
             P99[$srv.$obj]+="$p99 "
             CPU[$srv.$obj]+="$us "
@@ -196,8 +174,6 @@ for r in $(seq 1 "$ROUNDS"); do
         done
     done
 done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
 echo "## Cache hits (wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS interleaved rounds)"

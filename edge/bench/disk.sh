@@ -28,17 +28,8 @@ chmod 755 "$WORK"
 
 P_ORIGIN=18100 P_EDGE=18180 P_NGINX=18181 P_MEM=18182
 
-for tool in wrk nginx taskset curl python3; do
-    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
-
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT_DIR/scripts/bench-lib.sh"
+require_tools wrk nginx taskset curl python3
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     echo "building the release binary..." >&2
@@ -57,15 +48,6 @@ for i in range(n):
 with open(os.path.join(d, "small.m4s"), "wb") as f:
     f.write(os.urandom(2048))
 PY
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not come up" >&2
-    exit 1
-}
 
 # One sample's value from /metrics (names carry the constant label edge="NAME").
 # (awk reads to the end: an early exit could kill curl with SIGPIPE and, under pipefail, the run.)
@@ -162,8 +144,6 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 tier_hits=$(curl -s "http://127.0.0.1:$P_EDGE/metrics" | grep '^edge_tier_hits_total' || true)
 origin_after=$(metric $P_EDGE edge_upstream_bytes_total)
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
 echo "## Hits beyond memory ($OBJECTS x 1 MiB, uniform random, wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS rounds)"

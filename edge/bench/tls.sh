@@ -31,17 +31,8 @@ chmod 777 "$SHM"
 
 P_ORIGIN=18200 P_EDGE=18280 P_NGINX=18281
 
-for tool in wrk nginx openssl taskset curl; do
-    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
-
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK" "$SHM"
-}
-trap cleanup EXIT
+source "$ROOT_DIR/scripts/bench-lib.sh"
+require_tools wrk nginx openssl taskset curl
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     echo "building release binaries..." >&2
@@ -65,15 +56,6 @@ open(os.path.join(d, "v0", "1.m4s"), "wb").write(os.urandom(1 << 20))
 PY
 MPD_PATH=/vod/demo/manifest.mpd
 SEG_PATH=/vod/demo/v0/1.m4s
-
-wait_url() {
-    for _ in $(seq 1 100); do
-        curl -sk -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "$1 did not come up" >&2
-    exit 1
-}
 
 taskset -c 0 "$CDN" origin --root "$WORK/content" --listen 127.0.0.1:$P_ORIGIN >"$WORK/origin.log" 2>&1 &
 PIDS+=($!)
@@ -121,9 +103,6 @@ wait_url "https://127.0.0.1:$P_NGINX/"
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
 [ -n "$NGINX_WORKER" ] || { echo "no nginx worker process" >&2; exit 1; }
 declare -A SPID=([edge]=$EDGE_PID [nginx]=$NGINX_WORKER)
-HZ=$(getconf CLK_TCK)
-# CPU ticks (user + system, every thread) a process has used so far.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 declare -A PORT=([edge]=$P_EDGE [nginx]=$P_NGINX)
 for srv in edge nginx; do
@@ -163,8 +142,7 @@ for r in $(seq 1 "$ROUNDS"); do
             esac
             t1=$(cpu_ticks "${SPID[$srv]}")
             # Server CPU microseconds per request over the run.
-            us=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="$rps" -v d="$DURATION" \
-                'BEGIN { printf "%.1f", t / hz * 1e6 / (r * d) }')
+            us=$(us_per_request "$t0" "$t1" "$rps" "$DURATION")
             RPS[$c-$srv]+="$rps "
             P99[$c-$srv]+="$p99 "
             CPU[$c-$srv]+="$us "
@@ -187,8 +165,6 @@ for r in $(seq 1 "$ROUNDS"); do
         done
     done
 done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
 echo "## HTTPS (TLS 1.3, ECDSA P-256; wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS interleaved rounds)"

@@ -22,17 +22,8 @@ ROOT_DIR=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/origin-bench.XXXXXX)
 P_ORIGIN=18100 P_NGINX=18101 P_ORIGIN_C=18102 P_NGINX_C=18103
 
-for tool in wrk nginx taskset curl python3; do
-    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
-
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT_DIR/scripts/bench-lib.sh"
+require_tools wrk nginx taskset curl python3
 
 # The origin alone (origin/examples/origin.rs runs origin::cli::run, the code of `cdn origin`).
 echo "building the release binary..." >&2
@@ -61,15 +52,6 @@ PY
 chmod -R a+rX "$WORK"  # nginx workers run as www-data
 MPD_PATH=/vod/demo/manifest.mpd
 SEG_PATH=/vod/demo/v0/1.m4s
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not come up" >&2
-    exit 1
-}
 
 start_origin() { # port cache_ms
     cat >"$WORK/origin-$1.toml" <<EOF2
