@@ -1216,54 +1216,36 @@ mod tests {
 
     #[test]
     fn a_held_request_is_not_aged_by_its_wait() {
-        // Sent at 100, held by the upstream until 103 and dated then: fresh for its max-age.
-        let h = headers(&[("cache-control", "max-age=2"), ("date", &date(103))]);
-        let f = Freshness::new(
-            &PolicyConfig::default(),
-            StatusCode::OK,
-            &h,
-            at(100),
-            at(103),
-        );
+        // Every request here is sent at 100 and answered at 103.
+        let held = |fields: &[(&str, &str)]| {
+            Freshness::new(
+                &PolicyConfig::default(),
+                StatusCode::OK,
+                &headers(fields),
+                at(100),
+                at(103),
+            )
+        };
+        // Held by the upstream until 103 and dated then: fresh for its whole max-age.
+        let f = held(&[("cache-control", "max-age=2"), ("date", &date(103))]);
         assert_eq!(f.initial_age, Duration::ZERO);
         assert!(f.is_fresh(at(104)) && !f.is_fresh(at(105)));
         // An Age from an upstream cache that held it still counts.
-        let h = headers(&[
+        let f = held(&[
             ("cache-control", "max-age=2"),
             ("date", &date(103)),
             ("age", "1"),
         ]);
-        let f = Freshness::new(
-            &PolicyConfig::default(),
-            StatusCode::OK,
-            &h,
-            at(100),
-            at(103),
-        );
         assert_eq!(f.initial_age, Duration::from_secs(1));
         // Dated before the request was sent (a stored copy upstream): the whole delay counts.
-        let h = headers(&[
+        let f = held(&[
             ("cache-control", "max-age=60"),
             ("date", &date(99)),
             ("age", "5"),
         ]);
-        let f = Freshness::new(
-            &PolicyConfig::default(),
-            StatusCode::OK,
-            &h,
-            at(100),
-            at(103),
-        );
         assert_eq!(f.initial_age, Duration::from_secs(8));
         // No Date: the whole delay counts.
-        let h = headers(&[("cache-control", "max-age=60")]);
-        let f = Freshness::new(
-            &PolicyConfig::default(),
-            StatusCode::OK,
-            &h,
-            at(100),
-            at(103),
-        );
+        let f = held(&[("cache-control", "max-age=60")]);
         assert_eq!(f.initial_age, Duration::from_secs(3));
     }
 

@@ -63,11 +63,6 @@ pub struct Placement {
 }
 
 impl Split {
-    /// The number of chunk slots (`ceil(segment duration / chunk duration)`).
-    pub fn slots(&self) -> usize {
-        self.chunks.len()
-    }
-
     /// Whether chunk slot `i` holds samples.
     pub fn has(&self, i: usize) -> bool {
         self.chunks.get(i).is_some_and(|c| !c.is_empty())
@@ -383,7 +378,7 @@ mod tests {
         // 60 frames of 1 tick at timescale 30: a 2 s segment, 0.5 s chunks of 15 frames.
         let seg = segment(60, 1, 300);
         let split = split(&seg, 15, 60).unwrap();
-        assert_eq!(split.slots(), 4);
+        assert_eq!(split.chunks.len(), 4);
         assert_eq!(split.base_decode_time(), 300);
         let mut payload = Vec::new();
         for i in 0..4 {
@@ -449,7 +444,7 @@ mod tests {
         // slot 2 gets 30 and 40; a 40-tick segment has 3 slots, the 5th sample (40) goes to 2.
         let seg = segment(5, 10, 0);
         let split = split(&seg, 15, 40).unwrap();
-        assert_eq!(split.slots(), 3);
+        assert_eq!(split.chunks.len(), 3);
         assert!(split.has(0) && split.has(1) && split.has(2));
         // Chunks of 1 tick in a 50-tick segment: most slots are empty.
         let split = super::split(&seg, 1, 50).unwrap();

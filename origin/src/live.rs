@@ -192,26 +192,22 @@ impl Live {
                 ));
             }
         };
-        let answer = match (tail, ch.ll) {
-            ("manifest.mpd", _) => manifest(ctx, req, ch, &plan),
-            ("master.m3u8", _) => hls_master(ch, &plan),
-            (t, Some(ll)) if t.ends_with(".m3u8") && !t.contains('/') => {
-                ll::hls_media(ctx, req, ch, ll, &plan, &t[..t.len() - ".m3u8".len()]).await
-            }
-            (t, Some(ll)) if !t.ends_with("/init.mp4") => match t.split_once('/') {
-                Some((rep, file)) => ll::media(self, ctx, ch, ll, &plan, rep, file).await,
-                None => Answer::NotFound,
+        let playlist = tail
+            .strip_suffix(".m3u8")
+            .filter(|t| !t.contains('/') && *t != "master");
+        let answer = match (tail, playlist, tail.split_once('/')) {
+            ("manifest.mpd", _, _) => manifest(ctx, req, ch, &plan),
+            ("master.m3u8", _, _) => hls_master(ch, &plan),
+            (_, Some(rep), _) => match ch.ll {
+                Some(ll) => ll::hls_media(ctx, req, ch, ll, &plan, rep).await,
+                None => hls_media(ctx, ch, &plan, rep),
             },
-            (tail, _) => match tail {
-                t if t.ends_with(".m3u8") && !t.contains('/') => {
-                    hls_media(ctx, ch, &plan, &t[..t.len() - ".m3u8".len()])
-                }
-                _ => match tail.split_once('/') {
-                    Some((rep, "init.mp4")) => init(ctx, &plan, rep).await,
-                    Some((rep, file)) => segment(ctx, ch, &plan, rep, file).await,
-                    None => Answer::NotFound,
-                },
+            (_, None, Some((rep, "init.mp4"))) => init(ctx, &plan, rep).await,
+            (_, None, Some((rep, file))) => match ch.ll {
+                Some(ll) => ll::media(self, ctx, ch, ll, &plan, rep, file).await,
+                None => segment(ctx, ch, &plan, rep, file).await,
             },
+            (_, None, None) => Answer::NotFound,
         };
         Some((answer, kind))
     }

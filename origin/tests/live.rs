@@ -714,7 +714,10 @@ fn ll_content() -> Content {
     c
 }
 
-async fn start_ll(c: &Content, clock: Arc<origin::ManualClock>) -> origin::Origin {
+/// An origin with the low-latency channel `ll` of `c`, on a clock `ms` after its
+/// availabilityStartTime.
+async fn start_ll(c: &Content, ms: u64) -> (origin::Origin, Arc<origin::ManualClock>) {
+    let clock = Arc::new(origin::ManualClock::new(ast() + Duration::from_millis(ms)));
     let mut cfg = config(&c.root);
     cfg.channels.insert(
         "ll".into(),
@@ -728,7 +731,10 @@ async fn start_ll(c: &Content, clock: Arc<origin::ManualClock>) -> origin::Origi
             target_latency_secs: None,
         }),
     );
-    origin::spawn_with_clock(cfg, clock).await.unwrap()
+    (
+        origin::spawn_with_clock(cfg, clock.clone()).await.unwrap(),
+        clock,
+    )
 }
 
 /// The top-level boxes of `b`: (type, start, end).
@@ -824,8 +830,7 @@ async fn timed_get(addr: std::net::SocketAddr, target: &str) -> (Resp, Vec<(Dura
 #[tokio::test]
 async fn low_latency_mpd_signals_chunked_availability() {
     let c = ll_content();
-    let clock = Arc::new(origin::ManualClock::new(ast() + Duration::from_secs(100)));
-    let o = start_ll(&c, clock).await;
+    let (o, _) = start_ll(&c, 100_000).await;
     let r = get(o.local_addr(), "/live/ll/manifest.mpd", &[]).await;
     assert_eq!(r.status, 200);
     let mpd = Mpd::parse(&r.text()).unwrap();
@@ -853,10 +858,7 @@ async fn low_latency_mpd_signals_chunked_availability() {
 async fn low_latency_segment_streams_its_chunks_as_they_are_produced() {
     let c = ll_content();
     // 0.6 s into segment 51 (k = 50): its first chunk is out, the second at +0.4 s.
-    let clock = Arc::new(origin::ManualClock::new(
-        ast() + Duration::from_millis(100_600),
-    ));
-    let o = start_ll(&c, clock.clone()).await;
+    let (o, clock) = start_ll(&c, 100_600).await;
     let addr = o.local_addr();
     let (r, timed) = timed_get(addr, "/live/ll/v1/51.m4s").await;
     assert_eq!(r.status, 200);
@@ -935,10 +937,7 @@ async fn low_latency_segment_streams_its_chunks_as_they_are_produced() {
 async fn low_latency_early_requests_are_held_or_refused() {
     let c = ll_content();
     // 0.6 s into segment 51.
-    let clock = Arc::new(origin::ManualClock::new(
-        ast() + Duration::from_millis(100_600),
-    ));
-    let o = start_ll(&c, clock).await;
+    let (o, _) = start_ll(&c, 100_600).await;
     let addr = o.local_addr();
     // More than a segment before its first chunk: 404 at once, with a short max-age.
     let t0 = std::time::Instant::now();
@@ -975,10 +974,7 @@ async fn low_latency_early_requests_are_held_or_refused() {
 async fn low_latency_hls_lists_parts_and_blocks_reloads() {
     let c = ll_content();
     // 1.2 s into segment 51: parts 51.0 and 51.1 are out.
-    let clock = Arc::new(origin::ManualClock::new(
-        ast() + Duration::from_millis(101_200),
-    ));
-    let o = start_ll(&c, clock).await;
+    let (o, _) = start_ll(&c, 101_200).await;
     let addr = o.local_addr();
     let r = get(addr, "/live/ll/v1.m3u8", &[]).await;
     assert_eq!(r.status, 200);

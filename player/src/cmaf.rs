@@ -172,7 +172,7 @@ impl InitInfo {
 /// Media seconds a `moof` (the whole box, header included) describes: its first track
 /// fragment's sample durations (from the `trun`, else the `tfhd` default, else the init's
 /// `trex`) over its track's timescale.
-pub fn moof_duration_s(moof: &[u8], init: &InitInfo) -> Result<f64> {
+fn moof_duration_s(moof: &[u8], init: &InitInfo) -> Result<f64> {
     let moof = Moof::decode(&mut &moof[..]).map_err(|e| anyhow!("`moof`: {e}"))?;
     let traf = moof
         .traf
@@ -343,11 +343,6 @@ impl ChunkReader {
         self.first_read = None;
         Ok(Some(c))
     }
-
-    /// Whether the stream ended between boxes (not inside one).
-    pub fn at_box_boundary(&self) -> bool {
-        self.pending.is_empty() && self.mdat_left == 0
-    }
 }
 
 #[cfg(test)]
@@ -458,7 +453,10 @@ pub(crate) mod tests {
             assert!((got[2].media_s - 0.52).abs() < 1e-9);
             assert_eq!(got.iter().map(|c| c.bytes).sum::<u64>(), seg.len() as u64);
             assert!((r.media_s - 1.48).abs() < 1e-9);
-            assert!(r.at_box_boundary());
+            assert!(
+                r.pending.is_empty() && r.mdat_left == 0,
+                "ends between boxes"
+            );
         }
     }
 

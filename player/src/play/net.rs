@@ -303,32 +303,8 @@ impl Net {
         watch: &mut Option<&mut Watch<'_>>,
         expected: u64,
     ) -> Result<Body, FetchFailure> {
-        if url.host_str() != Some(self.host.as_str()) {
-            return Err(FetchFailure::Fatal(anyhow!(
-                "{url}: segments on another host than {} are not supported",
-                self.host
-            )));
-        }
         let edge = self.edge();
-        let mut path = url.path().to_string();
-        if let Some(q) = url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        let uri: http::Uri = format!("{}://{edge}{path}", self.client.scheme())
-            .parse()
-            .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: bad URI: {e}")))?;
-        let host_header = match url.port() {
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.clone(),
-        };
-        let mut req = http::Request::get(uri).header(http::header::HOST, host_header);
-        if let Some(r) = range {
-            req = req.header(http::header::RANGE, r);
-        }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchFailure::Fatal(anyhow!("{url}: {e}")))?;
+        let req = self.build(url, range, edge).map_err(FetchFailure::Fatal)?;
         let t0 = self.clock.now();
         let mut resp = match tokio::time::timeout(self.timeout, self.client.request(edge, req))
             .await
